@@ -1,0 +1,168 @@
+"""Desired per-switch OpenFlow state as plain, hashable data, and the diff between two states.
+
+This is the contract between the pure core (compiler, table model, tests) and the os-ken
+shell (ofmsg, app). Nothing here knows about sockets or os-ken.
+
+Match fields use os-ken's OFPMatch keyword names (``in_port``, ``eth_type``, ``eth_dst``,
+``ipv4_dst`` ...). A masked field is a ``(value, mask)`` tuple, e.g.
+``("ipv4_dst", ("10.10.3.0", "255.255.255.0"))``.
+
+Actions are tuples:
+    ("output", port)           port: int, or "controller" / "in_port"
+    ("group", group_id)
+    ("set_field", field, value)
+    ("push_vlan", ethertype)   ("pop_vlan",)
+    ("dec_nw_ttl",)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+# The pipeline. Numbers are OpenFlow table ids.
+T_INGRESS = 0  # control traffic to the controller, detour tags, broadcast filter, upload meters
+T_ROUTE = 1  # first-hop routing between OPD subnets (gateway MAC rewrite)
+T_FWD = 2  # destination lookup (eth_dst) -> out port in metadata, download meters at last hop
+T_EGRESS = 3  # out port -> fast-failover group (or plain output on edge ports)
+
+Match = tuple[tuple[str, Any], ...]
+Action = tuple
+
+
+def match(**fields: Any) -> Match:
+    """A canonical (sorted) match tuple from keyword fields."""
+    return tuple(sorted(fields.items()))
+
+
+@dataclass(frozen=True)
+class Flow:
+    table: int
+    priority: int
+    match: Match
+    actions: tuple[Action, ...] = ()  # apply-actions
+    goto: int | None = None
+    meter: int | None = None
+    metadata: tuple[int, int] | None = None  # write-metadata (value, mask)
+
+    @property
+    def key(self) -> tuple[int, int, Match]:
+        """OpenFlow identifies a flow entry by table, priority and match."""
+        return (self.table, self.priority, self.match)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    actions: tuple[Action, ...]
+    watch_port: int | None = None  # fast-failover liveness
+    weight: int = 0
+
+
+@dataclass(frozen=True)
+class Group:
+    group_id: int
+    type: str  # "all", "ff", "indirect", "select"
+    buckets: tuple[Bucket, ...]
+
+
+@dataclass(frozen=True)
+class Meter:
+    meter_id: int
+    rate_kbps: int
+    burst_kbit: int
+
+
+@dataclass
+class SwitchState:
+    flows: dict[tuple, Flow] = field(default_factory=dict)
+    groups: dict[int, Group] = field(default_factory=dict)
+    meters: dict[int, Meter] = field(default_factory=dict)
+
+    def add_flow(self, flow: Flow) -> None:
+        if flow.key in self.flows and self.flows[flow.key] != flow:
+            raise ValueError(f"conflicting flows for {flow.key}: {self.flows[flow.key]} vs {flow}")
+        self.flows[flow.key] = flow
+
+    def add_group(self, group: Group) -> None:
+        self.groups[group.group_id] = group
+
+    def add_meter(self, meter: Meter) -> None:
+        self.meters[meter.meter_id] = meter
+
+    def copy(self) -> "SwitchState":
+        return SwitchState(dict(self.flows), dict(self.groups), dict(self.meters))
+
+
+DesiredState = dict[int, SwitchState]  # dpid -> state
+
+
+@dataclass
+class Changes:
+    """What to send to one switch to turn ``actual`` into ``desired``, in a safe order."""
+
+    meters_add: list[Meter] = field(default_factory=list)
+    meters_mod: list[Meter] = field(default_factory=list)
+    groups_add: list[Group] = field(default_factory=list)
+    groups_mod: list[Group] = field(default_factory=list)
+    flows_add: list[Flow] = field(default_factory=list)  # also used for modify (same key)
+    flows_del: list[Flow] = field(default_factory=list)
+    groups_del: list[int] = field(default_factory=list)
+    meters_del: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return any(
+            (self.meters_add, self.meters_mod, self.groups_add, self.groups_mod,
+             self.flows_add, self.flows_del, self.groups_del, self.meters_del)
+        )
+
+    def count(self) -> int:
+        return sum(
+            len(x)
+            for x in (self.meters_add, self.meters_mod, self.groups_add, self.groups_mod,
+                      self.flows_add, self.flows_del, self.groups_del, self.meters_del)
+        )
+
+
+def _split(actual: dict, desired: dict) -> tuple[list, list, list]:
+    added = [v for k, v in desired.items() if k not in actual]
+    changed = [v for k, v in desired.items() if k in actual and actual[k] != v]
+    removed = [k for k in actual if k not in desired]
+    return added, changed, removed
+
+
+def diff(actual: SwitchState, desired: SwitchState) -> Changes:
+    """The minimal changes from ``actual`` to ``desired``.
+
+    Order of application (meters, groups, flows added; then flows, groups, meters removed)
+    keeps every flow's references valid at every step.
+    """
+    ch = Changes()
+    ch.meters_add, ch.meters_mod, ch.meters_del = _split(actual.meters, desired.meters)
+    ch.groups_add, ch.groups_mod, ch.groups_del = _split(actual.groups, desired.groups)
+    added, changed, removed = _split(actual.flows, desired.flows)
+    ch.flows_add = added + changed
+    ch.flows_del = [actual.flows[k] for k in removed]
+    return ch
+
+
+def apply(state: SwitchState, ch: Changes) -> SwitchState:
+    """``state`` after ``ch`` (what the switch holds once the changes are sent)."""
+    out = state.copy()
+    for m in ch.meters_add + ch.meters_mod:
+        out.meters[m.meter_id] = m
+    for g in ch.groups_add + ch.groups_mod:
+        out.groups[g.group_id] = g
+    for f in ch.flows_add:
+        out.flows[f.key] = f
+    for f in ch.flows_del:
+        out.flows.pop(f.key, None)
+    for gid in ch.groups_del:
+        out.groups.pop(gid, None)
+    for mid in ch.meters_del:
+        out.meters.pop(mid, None)
+    return out
+
+
+def total_flows(state: DesiredState | Iterable[SwitchState]) -> int:
+    states = state.values() if isinstance(state, dict) else state
+    return sum(len(s.flows) for s in states)
