@@ -1,0 +1,355 @@
+"""(graph, policies) -> desired per-switch OpenFlow state. Pure: no os-ken, no sockets, no clock.
+
+The pipeline (table ids in controller.state):
+
+T_INGRESS  LLDP and ARP to the controller (ARP is answered or flooded by the controller
+           over edge ports only, so it can never loop); detour-tagged frames follow their
+           detour; broadcast/multicast arriving on a non-tree inter-switch port is dropped;
+           upload meters on frames entering from an OPD's hosts.
+T_ROUTE    first-hop routing between subnets: frames to the gateway MAC for a known host
+           get their MACs rewritten (and TTL decremented), so no separate router is needed;
+           unknown hosts of a declared subnet go to the controller (it ARPs for them);
+           everything else to the gateway goes to the ISP router (default route).
+T_FWD      eth_dst of a known host -> the out port (in metadata) on the shortest path;
+           download meters at the host's own switch; broadcast -> the flood group
+           (edge ports plus the spanning tree).
+T_EGRESS   out port -> a fast-failover group whose first bucket is the port itself and
+           whose backup bucket sends the frame along a detour that avoids the link
+           (inter-switch ports), or a plain output (edge ports).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Iterable, Protocol
+
+import networkx as nx
+
+from controller.graph import HostEntry, Network
+from controller.state import (
+    T_EGRESS, T_FWD, T_INGRESS, T_ROUTE, Bucket, DesiredState, Flow, Group, Meter, SwitchState, match,
+)
+
+GATEWAY_MAC = "02:4b:4e:44:00:01"  # the virtual router MAC every gateway address answers with
+ETH_LLDP = 0x88CC
+ETH_ARP = 0x0806
+ETH_IP = 0x0800
+ETH_VLAN = 0x8100
+MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")  # the group bit: broadcast and multicast
+METADATA_MASK = 0xFFFFFFFF
+# Group ids: a port's protection group has the port's number; its turn-back twin sets bit 16.
+TURNBACK_GROUP = 0x10000
+FLOOD_GROUP = 0xFFFF0001
+MAX_DETOUR_VID = 4094
+OFPVID_PRESENT = 0x1000
+
+# Meters count whole Ethernet frames, while an OPD's promise is what its applications
+# get. A full-size TCP segment carries 1448 payload bytes in a 1514-byte frame (with
+# timestamps), so the meter runs 1514/1448 above the cap to deliver the cap as goodput.
+FRAME_OVERHEAD = 1514 / 1448
+DEFAULT_BURST_SECONDS = 1.0
+
+
+class PolicyLike(Protocol):
+    id: str
+    subnets: tuple[str, ...]
+    download_kbps: int
+    upload_kbps: int
+    burst_kbit: int | None
+
+
+@dataclass(frozen=True)
+class MeterPlan:
+    opd: str
+    upload_id: int
+    download_id: int
+
+
+def meter_rate(cap_kbps: int) -> int:
+    return int(round(cap_kbps * FRAME_OVERHEAD))
+
+
+def meter_burst(rate_kbps: int, burst_kbit: int | None) -> int:
+    return burst_kbit if burst_kbit else max(1, int(rate_kbps * DEFAULT_BURST_SECONDS))
+
+
+class Compiler:
+    """Keeps the few facts that must stay stable between compilations (meter ids)."""
+
+    def __init__(self) -> None:
+        self._meter_ids: dict[str, int] = {}
+
+    def meter_ids(self, opd: str) -> MeterPlan:
+        n = self._meter_ids.get(opd)
+        if n is None:
+            used = set(self._meter_ids.values())
+            n = next(i for i in range(len(used) + 1) if i not in used)
+            self._meter_ids[opd] = n
+        return MeterPlan(opd, 2 * n + 1, 2 * n + 2)
+
+    def forget_meters(self, keep: Iterable[str]) -> None:
+        keep = set(keep)
+        for opd in [o for o in self._meter_ids if o not in keep]:
+            del self._meter_ids[opd]
+
+    def compile(self, net: Network, policies: dict[str, PolicyLike] | None = None, now: float = 0.0,
+                protect: bool = True) -> DesiredState:
+        policies = policies or {}
+        self.forget_meters(policies)
+        return _Build(net, policies, now, self, protect).run()
+
+
+def compile_network(net: Network, policies: dict[str, Any] | None = None, now: float = 0.0,
+                    protect: bool = True) -> DesiredState:
+    """One-shot compilation (fresh meter ids); the controller keeps a Compiler instead."""
+    return Compiler().compile(net, policies, now, protect)
+
+
+# ---- paths -----------------------------------------------------------------------------
+
+def best_edges(g: nx.MultiGraph) -> nx.Graph:
+    """Collapse parallel links to the best one (lowest cost, then lowest key) per switch pair."""
+    simple = nx.Graph()
+    simple.add_nodes_from(g.nodes)
+    for u, v, k, d in g.edges(keys=True, data=True):
+        if u == v:
+            continue
+        cur = simple.get_edge_data(u, v)
+        if cur is None or (d["cost"], k) < (cur["cost"], cur["key"]):
+            simple.add_edge(u, v, key=k, ports=d["ports"], cost=d["cost"])
+    return simple
+
+
+def next_hops(g: nx.Graph, dst: int) -> dict[int, int]:
+    """For every switch that can reach ``dst``: the neighbour on its shortest path to it.
+
+    Ties are broken by the lowest neighbour dpid so the result is deterministic.
+    """
+    pred, _dist = nx.dijkstra_predecessor_and_distance(g, dst, weight="cost")
+    return {s: min(p) for s, p in pred.items() if p}
+
+
+def spanning_tree(g: nx.Graph) -> set[tuple[int, int]]:
+    """(dpid, port) of every inter-switch port on the broadcast spanning tree."""
+    tree = nx.minimum_spanning_tree(g, weight="cost", algorithm="kruskal")
+    out = set()
+    for u, v in tree.edges():
+        ports = g[u][v]["ports"]
+        out.add((u, ports[u]))
+        out.add((v, ports[v]))
+    return out
+
+
+# ---- the build ---------------------------------------------------------------------------
+
+class _Build:
+    def __init__(self, net: Network, policies: dict[str, PolicyLike], now: float, comp: Compiler,
+                 protect: bool) -> None:
+        self.net = net
+        self.policies = policies
+        self.now = now
+        self.comp = comp
+        self.protect = protect
+        self.mg = net.graph()
+        self.g = best_edges(self.mg)
+        self.state: DesiredState = {dpid: SwitchState() for dpid in self.g.nodes}
+        self.edge = {dpid: net.edge_ports(dpid, now) for dpid in self.g.nodes}
+        # Hosts are only usable where their switch is present and their port is an edge port.
+        self.peer: dict[tuple[int, int], tuple[int, int]] = {}
+        for d1, p1, d2, p2 in net.links:
+            self.peer[(d1, p1)] = (d2, p2)
+            self.peer[(d2, p2)] = (d1, p1)
+        self.detours = self._plan_detours() if protect else {}
+        self.hosts: list[HostEntry] = sorted(
+            (h for h in net.hosts.values() if h.dpid in self.state and h.port in self.edge[h.dpid]),
+            key=lambda h: h.mac,
+        )
+
+    def run(self) -> DesiredState:
+        for dpid in self.state:
+            self._base(dpid)
+        self._flood()
+        self._forwarding()
+        self._routing()
+        self._meters()
+        return self.state
+
+    def add(self, dpid: int, flow: Flow) -> None:
+        self.state[dpid].add_flow(flow)
+
+    # control traffic and table chaining
+    def _base(self, dpid: int) -> None:
+        ctrl = (("output", "controller"),)
+        self.add(dpid, Flow(T_INGRESS, 1000, match(eth_type=ETH_LLDP), ctrl))
+        self.add(dpid, Flow(T_INGRESS, 1000, match(eth_type=ETH_ARP), ctrl))
+        self.add(dpid, Flow(T_INGRESS, 0, (), goto=T_ROUTE))
+        self.add(dpid, Flow(T_ROUTE, 0, (), goto=T_FWD))
+
+    def _flood(self) -> None:
+        tree = spanning_tree(self.g)
+        for dpid in self.state:
+            tree_ports = sorted(p for d, p in tree if d == dpid)
+            out = sorted(set(self.edge[dpid]) | set(tree_ports))
+            # An ALL group never sends a frame back out of its in_port (OVS drops that).
+            self.state[dpid].add_group(Group(FLOOD_GROUP, "all", tuple(Bucket((("output", p),)) for p in out)))
+            self.add(dpid, Flow(T_FWD, 50, match(eth_dst=MULTICAST), (("group", FLOOD_GROUP),)))
+            for p in sorted(self.net.link_ports(dpid) - set(tree_ports)):
+                self.add(dpid, Flow(T_INGRESS, 500, match(in_port=p, eth_dst=MULTICAST), ()))
+
+    def _out_port(self, s: int, nh: int) -> int:
+        return self.g[s][nh]["ports"][s]
+
+    def _forwarding(self) -> None:
+        by_switch: dict[int, list[HostEntry]] = {}
+        for h in self.hosts:
+            by_switch.setdefault(h.dpid, []).append(h)
+        used_ports: dict[int, set[int]] = {d: set() for d in self.state}
+        for dst, hosts in by_switch.items():
+            hops = next_hops(self.g, dst)
+            for h in hosts:
+                used_ports[dst].add(h.port)
+                self._to_port(dst, h, h.port)
+                for s, nh in hops.items():
+                    port = self._out_port(s, nh)
+                    used_ports[s].add(port)
+                    self._to_port(s, h, port)
+        for s, ports in used_ports.items():
+            linked = self.net.link_ports(s)
+            for port in sorted(ports):
+                if port in linked and self.protect:
+                    flows = self._protection_groups(s, port)
+                else:
+                    flows = [Flow(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)), (("output", port),))]
+                for f in flows:
+                    self.add(s, f)
+        if self.protect:
+            self._detour_flows()
+
+    def _to_port(self, s: int, h: HostEntry, port: int) -> None:
+        self.add(s, Flow(T_FWD, 100, match(eth_dst=h.mac), metadata=(port, METADATA_MASK), goto=T_EGRESS))
+
+    # fast failover: detours around each inter-switch link --------------------------
+    def _protection_groups(self, s: int, port: int) -> list[Flow]:
+        """The FF group for ``port`` (and its turn-back twin); returns the egress flows using them."""
+        entry = self.detours.get((s, port))
+        primary = Bucket((("output", port),), watch_port=port)
+        if not entry:
+            self.state[s].add_group(Group(port, "ff", (primary,)))
+            return [Flow(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)), (("group", port),))]
+        vid, hops = entry
+        first = hops[0][1]
+        tag = (("push_vlan", ETH_VLAN), ("set_field", "vlan_vid", vid | OFPVID_PRESENT))
+        self.state[s].add_group(Group(port, "ff", (primary, Bucket(tag + (("output", first),), watch_port=first))))
+        # A frame that came in by the detour's first port has to turn back: OpenFlow only
+        # sends a frame out of its own in_port when told so explicitly.
+        back = TURNBACK_GROUP | port
+        self.state[s].add_group(Group(back, "ff", (primary, Bucket(tag + (("output", "in_port"),), watch_port=first))))
+        return [
+            Flow(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)), (("group", port),)),
+            Flow(T_EGRESS, 110, match(metadata=(port, METADATA_MASK), in_port=first), (("group", back),)),
+        ]
+
+    def _plan_detours(self) -> dict[tuple[int, int], tuple[int, list[tuple[int, int]]]]:
+        """For each directed link (s -> n, leaving s by port): a path s ... n that avoids it.
+
+        Returns (s, port) -> (vid, [(switch, out_port), ...]). Ending the detour at n keeps
+        it loop-free: s only sends to n what n is nearer to, so n's own shortest path
+        never comes back over the failed link.
+        """
+        plan = {}
+        vid = 1
+        for key in sorted(self.net.links):
+            d1, p1, d2, p2 = key
+            if d1 == d2:
+                continue
+            parallel = sorted(k for k in self.mg[d1][d2] if k != key)
+            for s, port, n in ((d1, p1, d2), (d2, p2, d1)):
+                if vid > MAX_DETOUR_VID:
+                    return plan  # beyond 4094 directed links the rest stay unprotected
+                if parallel:
+                    # A parallel link is the shortest detour there is.
+                    other = self.mg[d1][d2][parallel[0]]["ports"][s]
+                    plan[(s, port)] = (vid, [(s, other)])
+                    vid += 1
+                    continue
+                hidden = {d1, d2}
+                try:
+                    path = nx.bidirectional_dijkstra(
+                        self.g, s, n, weight=lambda u, v, d: None if {u, v} == hidden else d["cost"])[1]
+                except nx.NetworkXNoPath:
+                    continue
+                plan[(s, port)] = (vid, [(a, self.g[a][b]["ports"][a]) for a, b in zip(path, path[1:])])
+                vid += 1
+        return plan
+
+    def _detour_flows(self) -> None:
+        for (vid, hops) in self.detours.values():
+            tagged = vid | OFPVID_PRESENT
+            # After the first hop, switches follow the tag; the last one pops it and forwards as usual.
+            for (prev_sw, prev_out), (sw, out) in zip(hops, hops[1:]):
+                in_port = self.peer[(prev_sw, prev_out)][1]
+                self.add(sw, Flow(T_INGRESS, 900, match(in_port=in_port, vlan_vid=tagged), (("output", out),)))
+            end_sw, end_port = self.peer[hops[-1]]
+            self.add(end_sw, Flow(T_INGRESS, 900, match(in_port=end_port, vlan_vid=tagged), (("pop_vlan",),),
+                                  goto=T_FWD))
+
+    # routing between subnets -------------------------------------------------------
+    def _routing(self) -> None:
+        topo = self.net.topology
+        if not topo or not topo.subnets:
+            return
+        first_hops = [d for d in self.state if self.edge[d]]
+        router = self.net.uplink_router()
+        for h in self.hosts:
+            if not h.ip or not self.net.subnet_of(h.ip):
+                continue
+            for d in first_hops:
+                self.add(d, Flow(T_ROUTE, 200, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=h.ip), (
+                    ("set_field", "eth_src", GATEWAY_MAC), ("set_field", "eth_dst", h.mac), ("dec_nw_ttl",),
+                ), goto=T_FWD))
+        for s in topo.subnets.values():
+            net = ipaddress.IPv4Network(s.cidr)
+            for d in first_hops:
+                self.add(d, Flow(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC,
+                                                     ipv4_dst=(str(net.network_address), str(net.netmask))),
+                                 (("output", "controller"),)))
+        if router and router.dpid in self.state:
+            for d in first_hops:
+                self.add(d, Flow(T_ROUTE, 50, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC), (
+                    ("set_field", "eth_src", GATEWAY_MAC), ("set_field", "eth_dst", router.mac), ("dec_nw_ttl",),
+                ), goto=T_FWD))
+
+    # per-OPD meters -----------------------------------------------------------------
+    def _meters(self) -> None:
+        for opd in sorted(self.policies):
+            pol = self.policies[opd]
+            ids = self.comp.meter_ids(opd)
+            nets = [ipaddress.IPv4Network(c) for c in pol.subnets]
+            members = [h for h in self.hosts if h.ip and any(ipaddress.IPv4Address(h.ip) in n for n in nets)]
+            switches = sorted({h.dpid for h in members})
+            up_rate, down_rate = meter_rate(pol.upload_kbps), meter_rate(pol.download_kbps)
+            for d in switches:
+                st = self.state[d]
+                st.add_meter(Meter(ids.upload_id, up_rate, meter_burst(up_rate, pol.burst_kbit)))
+                st.add_meter(Meter(ids.download_id, down_rate, meter_burst(down_rate, pol.burst_kbit)))
+                ports = sorted({h.port for h in members if h.dpid == d})
+                for n in nets:
+                    m = (str(n.network_address), str(n.netmask))
+                    for p in ports:
+                        # Traffic inside the OPD's own subnets is not its upload or download.
+                        for inner in nets:
+                            im = (str(inner.network_address), str(inner.netmask))
+                            self.add(d, Flow(T_INGRESS, 310, match(in_port=p, eth_type=ETH_IP, ipv4_src=m, ipv4_dst=im),
+                                             goto=T_ROUTE))
+                        self.add(d, Flow(T_INGRESS, 300, match(in_port=p, eth_type=ETH_IP, ipv4_src=m),
+                                         meter=ids.upload_id, goto=T_ROUTE))
+                for h in members:
+                    if h.dpid != d:
+                        continue
+                    base = dict(metadata=(h.port, METADATA_MASK), goto=T_EGRESS)
+                    for inner in nets:
+                        im = (str(inner.network_address), str(inner.netmask))
+                        self.add(d, Flow(T_FWD, 210, match(eth_dst=h.mac, eth_type=ETH_IP, ipv4_src=im), **base))
+                    self.add(d, Flow(T_FWD, 200, match(eth_dst=h.mac, eth_type=ETH_IP), meter=ids.download_id,
+                                     **base))

@@ -1,0 +1,280 @@
+"""The one owner of the intranet graph: switches, links, ports and hosts.
+
+Pure Python over NetworkX: the os-ken shell feeds it events (switch up, port status,
+LLDP sightings, ARP sightings) and reads snapshots from it. Time is passed in by the
+caller (``now``), never read here.
+
+Nodes of the graph are switch dpids. Links are edges of a MultiGraph (two switches may
+be joined by several links), keyed by ``(dpid_a, port_a, dpid_b, port_b)`` with
+``dpid_a < dpid_b`` (or equal dpids ordered by port).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from controller.topology import Topology
+
+# OSPF-style cost: a reference bandwidth over the link capacity. Unknown capacity costs
+# as a 1 Gbit/s link, so declared capacities only ever make a link look better or worse.
+REFERENCE_MBPS = 100_000
+DEFAULT_CAPACITY_MBPS = 1000
+
+LinkKey = tuple[int, int, int, int]
+
+
+def link_key(d1: int, p1: int, d2: int, p2: int) -> LinkKey:
+    return (d1, p1, d2, p2) if (d1, p1) <= (d2, p2) else (d2, p2, d1, p1)
+
+
+def cost(capacity_mbps: float | None) -> int:
+    return max(1, int(REFERENCE_MBPS / (capacity_mbps or DEFAULT_CAPACITY_MBPS)))
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    mac: str
+    ip: str | None
+    dpid: int
+    port: int
+
+
+@dataclass
+class PortInfo:
+    up: bool = True
+    since: float = 0.0  # when it came up (for the edge-port probation)
+
+
+@dataclass
+class LinkInfo:
+    key: LinkKey
+    capacity_mbps: float | None = None
+    last_seen: float = 0.0
+    declared: bool = False
+
+    def port_of(self, dpid: int) -> int:
+        d1, p1, d2, p2 = self.key
+        return p1 if dpid == d1 else p2
+
+    def peer(self, dpid: int) -> tuple[int, int]:
+        d1, p1, d2, p2 = self.key
+        return (d2, p2) if dpid == d1 else (d1, p1)
+
+
+@dataclass
+class Network:
+    """Switches, links and hosts as seen now. ``topology`` (declared) is optional."""
+
+    topology: Topology | None = None
+    # A port with no LLDP heard on it for this long (seconds) counts as a host (edge) port.
+    edge_probation: float = 2.0
+    ports: dict[int, dict[int, PortInfo]] = field(default_factory=dict)
+    links: dict[LinkKey, LinkInfo] = field(default_factory=dict)
+    hosts: dict[str, HostEntry] = field(default_factory=dict)  # mac -> entry
+    version: int = 0  # bumped on every change that can alter forwarding
+
+    def __post_init__(self) -> None:
+        self._declared_caps: dict[tuple[int, int], float | None] = {}
+        self._declared_host_ports: set[tuple[int, int]] = set()
+        self._declared_link_ports: set[tuple[int, int]] = set()
+        if self.topology:
+            t = self.topology
+            for l in t.links:
+                a, b = t.switches[l.a].dpid, t.switches[l.b].dpid
+                self._declared_caps[(a, l.a_port)] = l.capacity_mbps
+                self._declared_caps[(b, l.b_port)] = l.capacity_mbps
+                self._declared_link_ports |= {(a, l.a_port), (b, l.b_port)}
+            for h in t.hosts:
+                self._declared_host_ports.add((t.switches[h.switch].dpid, h.port))
+
+    # ---- switches and ports -------------------------------------------------------
+    def switch_up(self, dpid: int, ports: dict[int, bool], now: float) -> None:
+        self.ports[dpid] = {p: PortInfo(up, now) for p, up in ports.items()}
+        self.version += 1
+
+    def switch_down(self, dpid: int) -> None:
+        self.ports.pop(dpid, None)
+        for key in [k for k in self.links if dpid in (k[0], k[2])]:
+            del self.links[key]
+        for mac in [m for m, h in self.hosts.items() if h.dpid == dpid]:
+            del self.hosts[mac]
+        self.version += 1
+
+    def port_status(self, dpid: int, port: int, up: bool, now: float) -> list[LinkKey]:
+        """A port went up or down. Returns the links lost with it."""
+        sw = self.ports.setdefault(dpid, {})
+        old = sw.get(port)
+        if old is None or old.up != up:
+            sw[port] = PortInfo(up, now)
+            self.version += 1
+        if up:
+            return []
+        lost = [k for k in self.links if (k[0], k[1]) == (dpid, port) or (k[2], k[3]) == (dpid, port)]
+        for k in lost:
+            del self.links[k]
+        for mac in [m for m, h in self.hosts.items() if (h.dpid, h.port) == (dpid, port)]:
+            del self.hosts[mac]
+        return lost
+
+    def port_up(self, dpid: int, port: int) -> bool:
+        info = self.ports.get(dpid, {}).get(port)
+        return bool(info and info.up)
+
+    # ---- links ---------------------------------------------------------------------
+    def link_seen(self, src: int, src_port: int, dst: int, dst_port: int, now: float) -> bool:
+        """An LLDP frame from (src, src_port) arrived at (dst, dst_port). True if the link is new."""
+        if src not in self.ports or dst not in self.ports:
+            return False
+        if not (self.port_up(src, src_port) and self.port_up(dst, dst_port)):
+            return False
+        key = link_key(src, src_port, dst, dst_port)
+        info = self.links.get(key)
+        if info:
+            info.last_seen = now
+            return False
+        # A port belongs to one link: a re-cabled port replaces its old link.
+        for other in [k for k in self.links if {(k[0], k[1]), (k[2], k[3])} & {(src, src_port), (dst, dst_port)}]:
+            del self.links[other]
+        cap = self._declared_caps.get((src, src_port))
+        self.links[key] = LinkInfo(key, cap, now, (src, src_port) in self._declared_caps)
+        # Hosts wrongly learned on what is now known to be a switch port are forgotten.
+        for mac in [m for m, h in self.hosts.items() if (h.dpid, h.port) in ((src, src_port), (dst, dst_port))]:
+            del self.hosts[mac]
+        self.version += 1
+        return True
+
+    def expire_links(self, now: float, timeout: float) -> list[LinkKey]:
+        """Links whose LLDP has not been heard for ``timeout`` seconds are removed (silent failure)."""
+        dead = [k for k, l in self.links.items() if now - l.last_seen > timeout]
+        for k in dead:
+            del self.links[k]
+        if dead:
+            self.version += 1
+        return dead
+
+    def link_ports(self, dpid: int) -> set[int]:
+        out = set()
+        for k in self.links:
+            if k[0] == dpid:
+                out.add(k[1])
+            if k[2] == dpid:
+                out.add(k[3])
+        return out
+
+    def edge_ports(self, dpid: int, now: float) -> list[int]:
+        """Ports where hosts may live: up, not part of a link, past probation (or declared host ports)."""
+        linked = self.link_ports(dpid)
+        out = []
+        for p, info in self.ports.get(dpid, {}).items():
+            if not info.up or p in linked or (dpid, p) in self._declared_link_ports:
+                continue
+            if (dpid, p) in self._declared_host_ports or now - info.since >= self.edge_probation:
+                out.append(p)
+        return sorted(out)
+
+    def is_edge_port(self, dpid: int, port: int, now: float) -> bool:
+        return port in self.edge_ports(dpid, now)
+
+    # ---- hosts ---------------------------------------------------------------------
+    def learn_host(self, mac: str, ip: str | None, dpid: int, port: int, now: float) -> bool:
+        """A host was seen at an edge port. True if it is new or moved (forwarding changes)."""
+        if not self.is_edge_port(dpid, port, now):
+            return False
+        mac = mac.lower()
+        old = self.hosts.get(mac)
+        if ip is None and old is not None:
+            ip = old.ip
+        entry = HostEntry(mac, ip, dpid, port)
+        if old == entry:
+            return False
+        if ip:
+            # One IP, one host: a new MAC for an address replaces the old owner.
+            for m in [m for m, h in self.hosts.items() if h.ip == ip and m != mac]:
+                del self.hosts[m]
+        self.hosts[mac] = entry
+        self.version += 1
+        return True
+
+    def host_by_ip(self, ip: str) -> HostEntry | None:
+        for h in self.hosts.values():
+            if h.ip == ip:
+                return h
+        return None
+
+    # ---- views ---------------------------------------------------------------------
+    def graph(self) -> nx.MultiGraph:
+        """Usable links between present switches, with port, capacity and cost attributes."""
+        g = nx.MultiGraph()
+        g.add_nodes_from(self.ports)
+        for key, info in self.links.items():
+            d1, p1, d2, p2 = key
+            g.add_edge(d1, d2, key=key, ports={d1: p1, d2: p2} if d1 != d2 else {d1: p1},
+                       capacity_mbps=info.capacity_mbps, cost=cost(info.capacity_mbps))
+        return g
+
+    def gateways(self) -> dict[str, str]:
+        """Gateway IP -> subnet CIDR for every declared subnet."""
+        if not self.topology:
+            return {}
+        return {s.gateway: s.cidr for s in self.topology.subnets.values()}
+
+    def subnet_of(self, ip: str) -> str | None:
+        if not self.topology:
+            return None
+        s = self.topology.subnet_of(ip)
+        return s.cidr if s else None
+
+    def uplink_router(self) -> HostEntry | None:
+        """The learned ISP router (first declared host of the uplink subnet), if any."""
+        t = self.topology
+        if not t or not t.uplink:
+            return None
+        return self.host_by_ip(t.subnets[t.uplink.subnet].hosts[0].ip)
+
+    def discrepancies(self) -> list[str]:
+        """Where discovery and declaration disagree: missing link, unexpected link, wrong port."""
+        t = self.topology
+        if not t:
+            return []
+        name = {s.dpid: s.name for s in t.switches.values()}
+        out = []
+        declared = {}
+        for l in t.links:
+            a, b = t.switches[l.a].dpid, t.switches[l.b].dpid
+            declared[link_key(a, l.a_port, b, l.b_port)] = l
+        found = set(self.links)
+        pairs_found = {}
+        for k in found:
+            pairs_found.setdefault(frozenset((k[0], k[2])), []).append(k)
+
+        def fmt(k: LinkKey) -> str:
+            return f"{name.get(k[0], hex(k[0]))}:{k[1]} - {name.get(k[2], hex(k[2]))}:{k[3]}"
+
+        for k, l in declared.items():
+            if k in found:
+                continue
+            if k[0] not in self.ports or k[2] not in self.ports:
+                continue  # a switch is absent; reported as such below
+            alt = [f for f in pairs_found.get(frozenset((k[0], k[2])), []) if f not in declared]
+            if alt:
+                out.append(f"wrong port: declared {fmt(k)}, discovered {fmt(alt[0])}")
+            else:
+                out.append(f"missing link: declared {fmt(k)} not discovered")
+        declared_pairs = {frozenset((k[0], k[2])) for k in declared}
+        for k in found - set(declared):
+            if frozenset((k[0], k[2])) not in declared_pairs:
+                out.append(f"unexpected link: discovered {fmt(k)} not declared")
+        for s in t.switches.values():
+            if s.dpid not in self.ports:
+                out.append(f"missing switch: {s.name} (dpid {s.dpid}) not connected")
+        for dpid in self.ports:
+            if dpid not in name:
+                out.append(f"unexpected switch: dpid {dpid:#x} not declared")
+        return sorted(out)
+
+    def same_subnet(self, ip1: str, ip2: str) -> bool:
+        s = self.subnet_of(ip1)
+        return s is not None and ipaddress.IPv4Address(ip2) in ipaddress.IPv4Network(s)
