@@ -1,0 +1,602 @@
+"""The Mininet lab: the declared topology on userspace Open vSwitch, for demos and benchmarks.
+
+    with Lab("topologies/ring4.yaml", standalone=True) as lab:
+        elapsed, matrix = lab.wait_reachable(30)
+        print(lab.report(matrix))
+
+Two modes:
+
+* controller mode (default): OVSSwitch(datapath='user', protocols='OpenFlow13',
+  failMode='secure') connected to a RemoteController at 127.0.0.1:controller_port. The
+  controller is a separate process that someone else starts; each host gets its subnet
+  prefix and a default route via its subnet gateway.
+* ``standalone=True``: no controller; bridges in fail_mode=standalone (plain learning
+  switches) with Open vSwitch's own RSTP (``rstp_enable=true``) and host-facing ports
+  marked RSTP admin-edge. This is the RSTP baseline of the failover benchmark. There is
+  no router in that mode, so hosts are given one flat on-link prefix
+  (controller.mntopo.flat_network(): 10.0.0.0/8 for ppu, 10.20.0.0/21 for ring4) with
+  their declared addresses, and no default route.
+
+Only this lab's own bridges, interfaces and processes are ever removed (never ``mn -c``,
+which wipes every bridge on the machine). Mininet is imported lazily so that importing
+this module (e.g. from controller.cli) works without it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.errors import KendaliError
+from controller.topology import DEFAULT_TOPOLOGY, Topology, load
+
+SETUP_HINT = "run `bash scripts/setup.sh` (then use .venv/bin/python or /usr/bin/python3)"
+
+
+class LabError(KendaliError):
+    """The lab could not be brought up or a lab operation failed."""
+
+
+def _import_mininet() -> None:
+    try:
+        import mininet.net  # noqa: F401
+    except ImportError:
+        raise LabError(f"Mininet is not importable from {sys.executable}: {SETUP_HINT}", "lab") from None
+
+
+def _preflight() -> None:
+    """Fail early with one line instead of Mininet's exit(1) deep inside OVSSwitch.setup()."""
+    if os.geteuid() != 0:
+        raise LabError("the Mininet lab needs root", "lab")
+    try:
+        r = subprocess.run(["ovs-vsctl", "-t", "2", "show"], capture_output=True, text=True, timeout=5)
+    except FileNotFoundError:
+        raise LabError(f"Open vSwitch is not installed: {SETUP_HINT}", "lab") from None
+    except subprocess.TimeoutExpired:
+        r = None
+    if r is None or r.returncode != 0:
+        raise LabError(f"Open vSwitch is not running: {SETUP_HINT}", "lab")
+    for tool in ("ethtool", "ping", "ip"):
+        if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode:
+            raise LabError(f"{tool} is missing: {SETUP_HINT}", "lab")
+
+
+def _make_switch_class() -> type:
+    from mininet.node import Host, OVSSwitch
+
+    class KendaliSwitch(OVSSwitch):
+        """OVSSwitch that can enable RSTP, with host-facing ports as RSTP admin-edge.
+
+        Mininet's own ``stp=True`` is classic 802.1D (30 s to forward); RSTP is what a
+        real regency network would run, so it is the fair baseline. Admin-edge host
+        ports forward at once instead of waiting out the migrate/forward-delay timers.
+        Everything goes into the bridge's single creating ovs-vsctl transaction, so the
+        bridge never exists without RSTP.
+        """
+
+        def __init__(self, name: str, rstp: bool = False, admin_edge: bool = True, **params: Any) -> None:
+            super().__init__(name, **params)
+            self.rstp = rstp
+            self.admin_edge = admin_edge
+
+        def bridgeOpts(self) -> str:
+            opts = super().bridgeOpts()
+            if self.rstp:
+                opts += " rstp_enable=true"
+            return opts
+
+        def intfOpts(self, intf: Any) -> str:
+            opts = super().intfOpts(intf)
+            if self.rstp and self.admin_edge and intf.link is not None:
+                peer = intf.link.intf1 if intf.link.intf2 is intf else intf.link.intf2
+                if isinstance(peer.node, Host):
+                    opts += f" -- set Port {intf} other_config:rstp-port-admin-edge=true"
+            return opts
+
+    return KendaliSwitch
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class Reachability:
+    """Per-pair ping results: loss[(src, dst)] in percent, by topology host names."""
+
+    hosts: list[str]
+    loss: dict[tuple[str, str], float]
+    seconds: float = 0.0  # how long the measuring round took
+
+    @property
+    def pairs(self) -> int:
+        return len(self.loss)
+
+    @property
+    def reached(self) -> int:
+        return sum(1 for v in self.loss.values() if v < 100.0)
+
+    @property
+    def complete(self) -> bool:
+        """Every host reached every other host (no loss at all)."""
+        return bool(self.loss) and all(v == 0.0 for v in self.loss.values())
+
+    @property
+    def loss_pct(self) -> float:
+        return sum(self.loss.values()) / len(self.loss) if self.loss else 0.0
+
+    def failed(self) -> list[tuple[str, str]]:
+        return [p for p, v in self.loss.items() if v > 0.0]
+
+
+@dataclass
+class IperfResult:
+    """Goodput measured at the receiver, omitted warm-up seconds excluded."""
+
+    per_second: list[float]  # bits/s, one per interval
+    mean_bps: float
+    retransmits: int | None = None
+    lost_percent: float | None = None  # UDP only
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+# ---------------------------------------------------------------- the lab
+
+
+class Lab:
+    """A running Mininet network for one topology. Use as a context manager.
+
+    topology: a Topology or a path to a topology file.
+    controller_port: the RemoteController's TCP port on controller_ip (controller mode).
+    prefix: switch-name prefix (1-6 chars, e.g. "k1" -> k1s1, k1s2, ...) so that two
+        runs never share a bridge; None -> s1..sN.
+    standalone: no controller; standalone bridges with RSTP (see module doc).
+    rstp: enable RSTP on standalone bridges (False -> plain learning bridges; only
+        safe on loop-free topologies).
+    flat: hosts on one on-link prefix; default: same as standalone.
+    """
+
+    def __init__(
+        self,
+        topology: Topology | str | Path,
+        controller_port: int = 6653,
+        prefix: str | None = None,
+        *,
+        standalone: bool = False,
+        rstp: bool = True,
+        flat: bool | None = None,
+        controller_ip: str = "127.0.0.1",
+        admin_edge: bool = True,
+        log_level: str = "warning",
+    ) -> None:
+        self.topology = topology if isinstance(topology, Topology) else load(topology)
+        self.controller_port = controller_port
+        self.controller_ip = controller_ip
+        self.prefix = prefix or ""
+        self.standalone = standalone
+        self.rstp = rstp and standalone
+        self.flat = standalone if flat is None else flat
+        self.admin_edge = admin_edge
+        self.log_level = log_level
+        self.net: Any = None
+        self.topo: Any = None
+        self.names: dict[str, str] = {}  # topology name -> Mininet name
+        self.timings: dict[str, float] = {}  # build_s, start_s, reachable_after_start_s, stop_s
+        self._t_started: float | None = None
+        self._bg_pids: list[tuple[Any, int]] = []  # (node, pid) we started in host shells
+        self._stopped = False
+        self._old_sigterm: Any = None
+
+    # -- life cycle
+
+    def __enter__(self) -> Lab:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Build and start the network; on any failure, tear down what exists and re-raise."""
+        _import_mininet()
+        _preflight()
+        from mininet.log import setLogLevel
+        from mininet.net import Mininet
+        from mininet.node import RemoteController
+        from controller.mntopo import KendaliTopo
+
+        setLogLevel(self.log_level)
+        self.topo = KendaliTopo(self.topology, prefix=self.prefix, flat=self.flat)
+        self.names = dict(self.topo.names)
+        self._own_names()  # fails early on a name in use by another run's bridge
+        switch_cls = _make_switch_class()
+        params: dict[str, Any] = {"datapath": "user", "protocols": "OpenFlow13", "admin_edge": self.admin_edge}
+        if self.standalone:
+            params.update(failMode="standalone", rstp=self.rstp)
+        else:
+            params.update(failMode="secure")
+
+        def make_switch(name: str, **kw: Any) -> Any:
+            return switch_cls(name, **{**params, **kw})
+
+        self._install_sigterm()
+        atexit.register(self.stop)
+        try:
+            t0 = time.monotonic()
+            # build=False: self.net exists before anything is created, so a failure in
+            # build() can still be cleaned up by stop().
+            self.net = Mininet(topo=self.topo, switch=make_switch, controller=None, build=False,
+                               autoSetMacs=False, autoStaticArp=False, cleanup=False,
+                               listenPort=None)  # no ptcp:6654+ listeners: they could steal a controller's port
+            if not self.standalone:
+                self.net.addController("c0", controller=RemoteController, ip=self.controller_ip,
+                                       port=self.controller_port)
+            self.net.build()
+            self.timings["build_s"] = time.monotonic() - t0
+            t1 = time.monotonic()
+            self.net.start()
+            self._t_started = time.monotonic()
+            self.timings["start_s"] = self._t_started - t1
+            self._offloads_off()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _own_names(self) -> None:
+        out = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout.split()
+        clash = sorted(set(out) & {self.names[s] for s in self.topology.switches})
+        if clash:
+            raise LabError(
+                f"bridge(s) {', '.join(clash[:5])} already exist (another lab run?); give this run its own prefix",
+                "lab")
+
+    def _install_sigterm(self) -> None:
+        # SIGTERM would otherwise kill us without running __exit__, leaking bridges.
+        if threading.current_thread() is threading.main_thread():
+            def on_term(signum: int, frame: Any) -> None:
+                raise SystemExit(128 + signum)
+            self._old_sigterm = signal.signal(signal.SIGTERM, on_term)
+
+    def _offloads_off(self) -> None:
+        # Without this TCP stalls on veths behind userspace OVS (bad checksums).
+        for h in self.net.hosts:
+            for intf in h.intfList():
+                if intf.name != "lo":
+                    h.cmd(f"ethtool -K {intf.name} tx off rx off >/dev/null 2>&1")
+
+    def stop(self) -> None:
+        """Stop the network and remove only this lab's bridges and interfaces. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        main = threading.current_thread() is threading.main_thread()
+        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # no half teardown
+        t0 = time.monotonic()
+        try:
+            if self.net is not None:
+                for node, pid in self._bg_pids:
+                    try:
+                        node.cmd(f"kill {pid} 2>/dev/null")
+                    except Exception:
+                        pass
+                try:
+                    self.net.stop()
+                except Exception as exc:  # keep going: the sweep below still removes our leftovers
+                    print(f"kendali lab: net.stop() failed ({exc}); sweeping our own leftovers", file=sys.stderr)
+            self._sweep()
+        finally:
+            self.timings["stop_s"] = time.monotonic() - t0
+            if main:
+                signal.signal(signal.SIGINT, old_int)
+                if self._old_sigterm is not None:
+                    signal.signal(signal.SIGTERM, self._old_sigterm)
+            try:
+                atexit.unregister(self.stop)
+            except Exception:
+                pass
+
+    def _sweep(self) -> None:
+        """Delete leftovers that carry OUR names only: bridges and root-namespace interfaces."""
+        if not self.names or self.topo is None:
+            return
+        bridges = [self.names[s] for s in self.topology.switches]
+        existing = set(subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout.split())
+        mine = [b for b in bridges if b in existing]
+        if mine:
+            cmd = ["ovs-vsctl"]
+            for b in mine:
+                cmd += ["--", "--if-exists", "del-br", b]
+            subprocess.run(cmd, capture_output=True)
+        links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+        present = {m.group(1) for m in re.finditer(r"^\d+: ([^:@]+)[@:]", links, re.M)}
+        ours = set(bridges)
+        for b in bridges:
+            ours |= {n for n in present if n.startswith(f"{b}-eth")}
+        for name in sorted(ours & present):
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
+
+    def leftovers(self) -> list[str]:
+        """Names of this lab's bridges/interfaces still present (empty after a clean stop)."""
+        bridges = {self.names[s] for s in self.topology.switches} if self.names else set()
+        left = set(subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout.split()) & bridges
+        links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+        for m in re.finditer(r"^\d+: ([^:@]+)[@:]", links, re.M):
+            n = m.group(1)
+            if n in bridges or any(n.startswith(f"{b}-eth") for b in bridges):
+                left.add(n)
+        return sorted(left)
+
+    # -- nodes
+
+    def _need_net(self) -> None:
+        if self.net is None or self._stopped:
+            raise LabError("the lab is not running", "lab")
+
+    def host(self, name: str) -> Any:
+        """The Mininet Host for a topology host name (or a Mininet host name)."""
+        self._need_net()
+        mn = self.names.get(name, name)
+        try:
+            node = self.net.get(mn)
+        except KeyError:
+            raise LabError(f"no host {name!r} in this lab", "lab") from None
+        if node not in self.net.hosts:
+            raise LabError(f"{name!r} is not a host", "lab")
+        return node
+
+    def switch(self, name: str) -> Any:
+        """The Mininet switch for a topology switch name (or a Mininet switch name)."""
+        self._need_net()
+        mn = self.names.get(name, name)
+        try:
+            node = self.net.get(mn)
+        except KeyError:
+            raise LabError(f"no switch {name!r} in this lab", "lab") from None
+        if node not in self.net.switches:
+            raise LabError(f"{name!r} is not a switch", "lab")
+        return node
+
+    def _ip(self, name: str) -> str:
+        rev = {v: k for k, v in self.names.items()}
+        for h in self.topology.hosts:
+            if h.name in (name, rev.get(name)):
+                return h.ip
+        raise LabError(f"no host {name!r} in this lab", "lab")
+
+    @property
+    def host_names(self) -> list[str]:
+        """Topology host names, in file order."""
+        return [h.name for h in self.topology.hosts]
+
+    # -- reachability
+
+    def reachability(self, count: int = 1, wait_s: float = 1.0, hosts: list[str] | None = None) -> Reachability:
+        """Every host pings every other host, all at once; returns per-pair loss.
+
+        Each host shell runs ``ping -c count -W wait_s`` to all others as background jobs
+        inside a subshell (whose ``wait`` only waits for those jobs), all hosts at the
+        same time; one round takes about wait_s when something is unreachable.
+        """
+        self._need_net()
+        names = hosts or self.host_names
+        ips = {h.name: h.ip for h in self.topology.hosts}
+        t0 = time.monotonic()
+        nodes = {n: self.host(n) for n in names}
+        for src, node in nodes.items():
+            targets = " ".join(ips[d] for d in names if d != src)
+            interval = "-i 0.2 " if count > 1 else ""
+            node.sendCmd(
+                f"( for ip in {targets}; do "
+                f"( ping -n -q -c {int(count)} {interval}-W {wait_s:g} $ip 2>&1 | "
+                f"sed -n \"s/.* \\([0-9.]*\\)% packet loss.*/R $ip \\1/p\" ) & done; wait )")
+        loss: dict[tuple[str, str], float] = {}
+        by_ip = {ips[n]: n for n in names}
+        for src, node in nodes.items():
+            out = node.waitOutput()
+            got = {}
+            for m in re.finditer(r"^R (\S+) ([0-9.]+)\s*$", out, re.M):
+                got[by_ip.get(m.group(1), m.group(1))] = float(m.group(2))
+            for dst in names:
+                if dst != src:
+                    loss[(src, dst)] = got.get(dst, 100.0)  # no summary line: ping failed outright
+        return Reachability(list(names), loss, time.monotonic() - t0)
+
+    def wait_reachable(self, timeout: float = 30.0, wait_s: float = 1.0) -> tuple[float, Reachability]:
+        """Poll full-mesh reachability until complete or timeout; never a blind sleep.
+
+        Returns (seconds since this call, last matrix). On timeout the matrix is
+        returned with ``complete == False`` (check it). On success also records
+        ``timings['reachable_after_start_s']`` (from the end of net.start()).
+        """
+        self._need_net()
+        t0 = time.monotonic()
+        while True:
+            r0 = time.monotonic()
+            matrix = self.reachability(count=1, wait_s=wait_s)
+            now = time.monotonic()
+            if matrix.complete:
+                if self._t_started is not None:
+                    self.timings["reachable_after_start_s"] = now - self._t_started
+                return now - t0, matrix
+            if now - t0 >= timeout:
+                return now - t0, matrix
+            if now - r0 < 0.1:  # a round that failed instantly (no route): don't spin
+                time.sleep(0.1)
+
+    def report(self, matrix: Reachability | None = None) -> str:
+        """A short plain-text table: overall reachability, then one line per OPD."""
+        m = matrix if matrix is not None else self.reachability()
+        t = self.topology
+        lines = [
+            f"Kendali lab - {t.name}: {len(t.switches)} switches, {len(m.hosts)} hosts"
+            + (" (standalone RSTP, no controller)" if self.standalone else ""),
+            f"Pairs reached: {m.reached}/{m.pairs}   average loss: {m.loss_pct:.1f} %   "
+            + ("ALL REACHABLE" if m.complete else "NOT ALL REACHABLE"),
+            "",
+            f"{'OPD / subnet':<34} {'hosts':>5} {'reached':>9} {'loss':>7}",
+            f"{'-' * 34} {'-' * 5} {'-' * 9} {'-' * 7}",
+        ]
+        in_m = set(m.hosts)
+        for sub in t.subnets.values():
+            hs = [h.name for h in sub.hosts if h.name in in_m]
+            if not hs:
+                continue
+            pairs = [(s, d) for (s, d) in m.loss if s in hs]
+            reached = sum(1 for p in pairs if m.loss[p] < 100.0)
+            loss = sum(m.loss[p] for p in pairs) / len(pairs) if pairs else 0.0
+            label = sub.name if len(sub.name) <= 34 else sub.name[:31] + "..."
+            lines.append(f"{label:<34} {len(hs):>5} {f'{reached}/{len(pairs)}':>9} {loss:>6.1f}%")
+        bad = m.failed()
+        if bad:
+            shown = ", ".join(f"{s}->{d}" for s, d in bad[:8])
+            lines += ["", f"Not reached ({len(bad)}): {shown}" + (" ..." if len(bad) > 8 else "")]
+        return "\n".join(lines)
+
+    # -- failures
+
+    def _links_between(self, a: str, b: str) -> list[Any]:
+        sa, sb = self.switch(a), self.switch(b)
+        found = [l for l in self.net.links if {l.intf1.node, l.intf2.node} == {sa, sb}]
+        if not found:
+            raise LabError(f"no link between {a!r} and {b!r}", "lab")
+        return found
+
+    def _set_link(self, a: str, b: str, state: str) -> None:
+        for link in self._links_between(a, b):
+            for intf in (link.intf1, link.intf2):
+                intf.node.cmd(f"ip link set dev {intf.name} {state}")
+
+    def link_down(self, a: str, b: str) -> None:
+        """Carrier loss on the a-b link(s): both interfaces administratively down."""
+        self._set_link(a, b, "down")
+
+    def link_up(self, a: str, b: str) -> None:
+        self._set_link(a, b, "up")
+
+    # -- traffic
+
+    def iperf3(self, src: str, dst: str, seconds: int = 5, omit: int = 1, timeout: float | None = None,
+               port: int = 5201, udp: bool = False, bitrate: str | None = None) -> IperfResult:
+        """Traffic src -> dst; goodput measured at dst, bits/s per second and mean.
+
+        The server runs on src and the client on dst with ``-R`` (reverse), so the client,
+        whose JSON we read, is the receiver: its per-second numbers are real goodput, not
+        what the sender pushed into its socket. ``-O omit`` drops TCP slow start / a full
+        meter bucket from the figures.
+        """
+        self._need_net()
+        s_node, d_node = self.host(src), self.host(dst)
+        s_ip = self._ip(src)
+        limit = timeout if timeout is not None else seconds + omit + 10
+        s_node.cmd(f"iperf3 -s -1 -p {port} >/dev/null 2>&1 &")
+        pid = s_node.lastPid
+        self._bg_pids.append((s_node, pid))
+        try:
+            deadline = time.monotonic() + 3.0
+            while not s_node.cmd(f"ss -Hltn 'sport = :{port}'").strip():
+                if time.monotonic() > deadline:
+                    raise LabError(f"iperf3 server on {src} did not start", "lab")
+                time.sleep(0.05)
+            opts = f"-u -b {bitrate or '10M'}" if udp else (f"-b {bitrate}" if bitrate else "")
+            out = d_node.cmd(f"timeout {limit:g} iperf3 -c {s_ip} -p {port} -R -t {int(seconds)} "
+                             f"-O {int(omit)} -J {opts} 2>&1")
+        finally:
+            s_node.cmd(f"kill {pid} 2>/dev/null; wait {pid} 2>/dev/null")
+            self._bg_pids.remove((s_node, pid))
+        start, end = out.find("{"), out.rfind("}")
+        if start < 0 or end < 0:
+            raise LabError(f"iperf3 {src}->{dst} gave no result within {limit:g} s: {out.strip()[:200]}", "lab")
+        data = json.loads(out[start:end + 1])
+        if "error" in data:
+            raise LabError(f"iperf3 {src}->{dst}: {data['error']}", "lab")
+        per = [iv["sum"]["bits_per_second"] for iv in data.get("intervals", []) if not iv["sum"].get("omitted")]
+        mean = sum(per) / len(per) if per else 0.0
+        e = data.get("end", {})
+        retr = e.get("sum_sent", {}).get("retransmits") if not udp else None
+        lost = e.get("sum", {}).get("lost_percent") if udp else None
+        return IperfResult(per, mean, retr, lost, data)
+
+    # -- interactive
+
+    def _print_names(self) -> None:
+        sw = ", ".join(f"{self.names[s]}={s}" for s in self.topology.switches)
+        renamed = [f"{self.names[h]}={h}" for h in self.host_names if self.names[h] != h]
+        print(f"switches: {sw}")
+        if renamed:
+            print(f"renamed hosts: {', '.join(renamed)}")
+
+    def run_cli(self) -> None:
+        """Mininet's interactive CLI on this network."""
+        self._need_net()
+        from mininet.cli import CLI
+        self._print_names()
+        CLI(self.net)
+
+    def run_script(self, path: str | Path) -> None:
+        """Run a Mininet CLI script (one CLI command per line)."""
+        self._need_net()
+        if not Path(path).is_file():
+            raise LabError("no such file", str(path))
+        from mininet.cli import CLI
+        CLI(self.net, script=str(path))
+
+
+# ---------------------------------------------------------------- `kendali lab`
+
+
+def lab_main(args: Any) -> int:
+    """`kendali lab`: bring the topology up against the running controller.
+
+    args: argparse.Namespace with topology (path or None), controller_port, script (path
+    or None), cli (bool); optional standalone (bool), prefix (str), timeout (float).
+    Exit codes: 0 ok; 1 not every host reached every other within the timeout (only
+    with --no-cli and no script); 2 the lab could not be brought up.
+    """
+    path = getattr(args, "topology", None) or DEFAULT_TOPOLOGY
+    try:
+        topology = load(path)
+        lab = Lab(topology, controller_port=int(getattr(args, "controller_port", 6653) or 6653),
+                  prefix=getattr(args, "prefix", None), standalone=bool(getattr(args, "standalone", False)))
+        print(f"kendali lab: bringing up {topology.name} ({len(topology.switches)} switches, "
+              f"{len(topology.hosts)} hosts)" + ("" if lab.standalone else f", controller 127.0.0.1:{lab.controller_port}"))
+        with lab:
+            print(f"kendali lab: up in {lab.timings['build_s'] + lab.timings['start_s']:.1f} s; waiting for reachability")
+            elapsed, matrix = lab.wait_reachable(float(getattr(args, "timeout", 30.0) or 30.0))
+            print(f"kendali lab: {'full reachability after' if matrix.complete else 'gave up after'} {elapsed:.1f} s")
+            print(lab.report(matrix))
+            if getattr(args, "script", None):
+                lab.run_script(args.script)
+            if getattr(args, "cli", True):
+                lab.run_cli()
+            elif not getattr(args, "script", None) and not matrix.complete:
+                return 1
+        return 0
+    except KendaliError as exc:
+        print(f"kendali lab: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kendali lab: interrupted; lab torn down", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # python -m controller.lab [TOPOLOGY] [--standalone] [--no-cli]
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m controller.lab")
+    p.add_argument("topology", nargs="?")
+    p.add_argument("--controller-port", type=int, default=6653)
+    p.add_argument("--script")
+    p.add_argument("--no-cli", dest="cli", action="store_false")
+    p.add_argument("--standalone", action="store_true")
+    p.add_argument("--prefix")
+    p.add_argument("--timeout", type=float, default=30.0)
+    sys.exit(lab_main(p.parse_args()))
