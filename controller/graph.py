@@ -80,6 +80,9 @@ class Network:
         self._declared_caps: dict[tuple[int, int], float | None] = {}
         self._declared_host_ports: set[tuple[int, int]] = set()
         self._declared_link_ports: set[tuple[int, int]] = set()
+        # Ports that have heard our LLDP face a switch until they go down, even if the
+        # link later falls silent: they must never become flooding edge ports.
+        self._switch_facing: set[tuple[int, int]] = set()
         if self.topology:
             t = self.topology
             for l in t.links:
@@ -112,6 +115,7 @@ class Network:
             self.version += 1
         if up:
             return []
+        self._switch_facing.discard((dpid, port))
         lost = [k for k in self.links if (k[0], k[1]) == (dpid, port) or (k[2], k[3]) == (dpid, port)]
         for k in lost:
             del self.links[k]
@@ -130,6 +134,7 @@ class Network:
             return False
         if not (self.port_up(src, src_port) and self.port_up(dst, dst_port)):
             return False
+        self._switch_facing |= {(src, src_port), (dst, dst_port)}
         key = link_key(src, src_port, dst, dst_port)
         info = self.links.get(key)
         if info:
@@ -169,7 +174,8 @@ class Network:
         linked = self.link_ports(dpid)
         out = []
         for p, info in self.ports.get(dpid, {}).items():
-            if not info.up or p in linked or (dpid, p) in self._declared_link_ports:
+            if not info.up or p in linked or (dpid, p) in self._declared_link_ports \
+                    or (dpid, p) in self._switch_facing:
                 continue
             if (dpid, p) in self._declared_host_ports or now - info.since >= self.edge_probation:
                 out.append(p)

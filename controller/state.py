@@ -104,7 +104,8 @@ class Changes:
     meters_mod: list[Meter] = field(default_factory=list)
     groups_add: list[Group] = field(default_factory=list)
     groups_mod: list[Group] = field(default_factory=list)
-    flows_add: list[Flow] = field(default_factory=list)  # also used for modify (same key)
+    flows_add: list[Flow] = field(default_factory=list)
+    flows_mod: list[Flow] = field(default_factory=list)  # same key, new instructions
     flows_del: list[Flow] = field(default_factory=list)
     groups_del: list[int] = field(default_factory=list)
     meters_del: list[int] = field(default_factory=list)
@@ -112,14 +113,14 @@ class Changes:
     def __bool__(self) -> bool:
         return any(
             (self.meters_add, self.meters_mod, self.groups_add, self.groups_mod,
-             self.flows_add, self.flows_del, self.groups_del, self.meters_del)
+             self.flows_add, self.flows_mod, self.flows_del, self.groups_del, self.meters_del)
         )
 
     def count(self) -> int:
         return sum(
             len(x)
             for x in (self.meters_add, self.meters_mod, self.groups_add, self.groups_mod,
-                      self.flows_add, self.flows_del, self.groups_del, self.meters_del)
+                      self.flows_add, self.flows_mod, self.flows_del, self.groups_del, self.meters_del)
         )
 
 
@@ -139,8 +140,7 @@ def diff(actual: SwitchState, desired: SwitchState) -> Changes:
     ch = Changes()
     ch.meters_add, ch.meters_mod, ch.meters_del = _split(actual.meters, desired.meters)
     ch.groups_add, ch.groups_mod, ch.groups_del = _split(actual.groups, desired.groups)
-    added, changed, removed = _split(actual.flows, desired.flows)
-    ch.flows_add = added + changed
+    ch.flows_add, ch.flows_mod, removed = _split(actual.flows, desired.flows)
     ch.flows_del = [actual.flows[k] for k in removed]
     return ch
 
@@ -152,7 +152,7 @@ def apply(state: SwitchState, ch: Changes) -> SwitchState:
         out.meters[m.meter_id] = m
     for g in ch.groups_add + ch.groups_mod:
         out.groups[g.group_id] = g
-    for f in ch.flows_add:
+    for f in ch.flows_add + ch.flows_mod:
         out.flows[f.key] = f
     for f in ch.flows_del:
         out.flows.pop(f.key, None)

@@ -1,0 +1,295 @@
+"""The os-ken shell: OpenFlow events in, core calls, desired-state differences out.
+
+Everything that decides anything lives in the pure core (graph, compiler, arp, policy);
+this module only translates. It is the one place that talks to switches.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib import hub
+from os_ken.lib.packet import arp as arp_pkt
+from os_ken.lib.packet import ethernet, ether_types, ipv4, lldp, packet
+from os_ken.ofproto import ofproto_v1_3
+
+from controller import ofmsg
+from controller.arp import Arp, ArpResponder, Send
+from controller.compiler import GATEWAY_MAC, Compiler
+from controller.graph import Network
+from controller.state import SwitchState, apply, diff, total_flows
+from controller.topology import Topology
+
+LOG = logging.getLogger("kendali")
+
+
+@dataclass
+class Settings:
+    """What the CLI hands the app (os-ken builds apps itself, so this is module state)."""
+
+    topology: Topology | None = None
+    policies_file: str | None = None
+    state_dir: Path = Path("state")
+    rest_port: int = 8080
+    rest_host: str = "0.0.0.0"
+    lldp_interval: float = 1.0
+    link_timeout: float = 3.5
+    open_reads: bool = True
+    protect: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+SETTINGS = Settings()
+
+
+def lldp_frame(dpid: int, port: int, hw_addr: str) -> bytes:
+    pkt = packet.Packet()
+    pkt.add_protocol(ethernet.ethernet(dst=lldp.LLDP_MAC_NEAREST_BRIDGE, src=hw_addr,
+                                       ethertype=ether_types.ETH_TYPE_LLDP))
+    pkt.add_protocol(lldp.lldp([
+        lldp.ChassisID(subtype=lldp.ChassisID.SUB_LOCALLY_ASSIGNED, chassis_id=b"kendali:%016x" % dpid),
+        lldp.PortID(subtype=lldp.PortID.SUB_PORT_COMPONENT, port_id=b"%d" % port),
+        lldp.TTL(ttl=10),
+        lldp.End(),
+    ]))
+    pkt.serialize()
+    return bytes(pkt.data)
+
+
+def parse_lldp(pkt: packet.Packet) -> tuple[int, int] | None:
+    """(dpid, port) of a Kendali LLDP frame, None for anything else."""
+    lp = pkt.get_protocol(lldp.lldp)
+    if not lp or len(lp.tlvs) < 2:
+        return None
+    chassis, port = lp.tlvs[0], lp.tlvs[1]
+    try:
+        cid = bytes(chassis.chassis_id)
+        if not cid.startswith(b"kendali:"):
+            return None
+        return int(cid[8:], 16), int(bytes(port.port_id))
+    except (AttributeError, ValueError):
+        return None
+
+
+def arp_frame(a: Arp) -> bytes:
+    pkt = packet.Packet()
+    dst = a.dst_mac if a.op == 2 else "ff:ff:ff:ff:ff:ff"
+    pkt.add_protocol(ethernet.ethernet(dst=dst, src=a.src_mac, ethertype=ether_types.ETH_TYPE_ARP))
+    pkt.add_protocol(arp_pkt.arp(opcode=a.op, src_mac=a.src_mac, src_ip=a.src_ip, dst_mac=a.dst_mac, dst_ip=a.dst_ip))
+    pkt.serialize()
+    return bytes(pkt.data)
+
+
+class KendaliApp(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = SETTINGS
+        self.net = Network(self.settings.topology)
+        self.arp = ArpResponder(self.net)
+        self.compiler = Compiler()
+        self.datapaths: dict[int, Any] = {}
+        self.hw_addr: dict[tuple[int, int], str] = {}
+        self.actual: dict[int, SwitchState] = {}
+        self.policies: dict[str, Any] = {}
+        self.started = time.time()
+        self.last_compile_ms = 0.0
+        self._dirty = hub.Event()
+        self.rest = None
+        self.extensions: list[Any] = []  # later features (policies, REST) hook in here
+
+    def start(self) -> Any:
+        thread = super().start()
+        self.threads.append(hub.spawn(self._recompute_loop))
+        self.threads.append(hub.spawn(self._lldp_loop))
+        for ext in self.extensions:
+            ext.start(self)
+        t = self.settings.topology
+        LOG.info("Kendali controller up: topology %s, LLDP every %.2f s, link timeout %.2f s, protection %s",
+                 f"{t.name} ({len(t.switches)} switches declared)" if t else "discovered only",
+                 self.settings.lldp_interval, self.settings.link_timeout, "on" if self.settings.protect else "off")
+        return thread
+
+    # ---- compile and reconcile -------------------------------------------------
+    def schedule(self) -> None:
+        self._dirty.set()
+
+    def _recompute_loop(self) -> None:
+        while True:
+            self._dirty.wait()
+            # Let a burst of events (a switch's ports, many ARPs) land before compiling once.
+            hub.sleep(0.02)
+            self._dirty.clear()
+            try:
+                self.recompute()
+            except Exception:  # keep the controller alive; the next event retries
+                LOG.exception("recompute failed")
+
+    def recompute(self) -> None:
+        t0 = time.perf_counter()
+        desired = self.compiler.compile(self.net, self.policies, time.time(), protect=self.settings.protect)
+        self.last_compile_ms = (time.perf_counter() - t0) * 1000
+        sent = 0
+        for dpid, dp in list(self.datapaths.items()):
+            want = desired.get(dpid, SwitchState())
+            have = self.actual.setdefault(dpid, SwitchState())
+            ch = diff(have, want)
+            if not ch:
+                continue
+            for msg in ofmsg.changes(dp, ch):
+                dp.send_msg(msg)
+            dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
+            self.actual[dpid] = apply(have, ch)
+            sent += ch.count()
+        if sent:
+            LOG.info("compiled %d flows in %.1f ms; sent %d changes", total_flows(desired), self.last_compile_ms, sent)
+
+    # ---- switches ------------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _features(self, ev: Any) -> None:
+        dp = ev.msg.datapath
+        # Unknown actual state after a (re)connect: clear what we may have left, then
+        # the reconciler sends the full desired state.
+        for msg in ofmsg.wipe(dp):
+            dp.send_msg(msg)
+        self.actual[dp.id] = SwitchState()
+        dp.send_msg(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0))
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
+    def _port_desc(self, ev: Any) -> None:
+        dp = ev.msg.datapath
+        ports = {}
+        for p in ev.msg.body:
+            if p.port_no > dp.ofproto.OFPP_MAX:
+                continue
+            ports[p.port_no] = self._port_is_up(dp, p)
+            self.hw_addr[(dp.id, p.port_no)] = p.hw_addr
+        self.datapaths[dp.id] = dp
+        self.net.switch_up(dp.id, ports, time.time())
+        name = self._name(dp.id)
+        LOG.info("switch %s connected with %d ports", name, len(ports))
+        self._send_lldp(dp.id)
+        self.schedule()
+        # Edge ports leave probation after a while: compile again then.
+        hub.spawn_after(self.net.edge_probation + 0.05, self.schedule)
+
+    @staticmethod
+    def _port_is_up(dp: Any, p: Any) -> bool:
+        ofp = dp.ofproto
+        return not (p.state & ofp.OFPPS_LINK_DOWN) and not (p.config & ofp.OFPPC_PORT_DOWN)
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, [DEAD_DISPATCHER])
+    def _state_change(self, ev: Any) -> None:
+        dp = ev.datapath
+        if dp.id is not None and self.datapaths.get(dp.id) is dp:
+            del self.datapaths[dp.id]
+            self.actual.pop(dp.id, None)
+            self.net.switch_down(dp.id)
+            LOG.warning("switch %s disconnected", self._name(dp.id))
+            self.schedule()
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _port_status(self, ev: Any) -> None:
+        msg = ev.msg
+        dp, p = msg.datapath, msg.desc
+        if p.port_no > dp.ofproto.OFPP_MAX:
+            return
+        up = msg.reason != dp.ofproto.OFPPR_DELETE and self._port_is_up(dp, p)
+        self.hw_addr[(dp.id, p.port_no)] = p.hw_addr
+        t0 = time.perf_counter()
+        lost = self.net.port_status(dp.id, p.port_no, up, time.time())
+        if lost:
+            # Switches already bypass the link by fast failover; restore shortest paths now.
+            self.recompute()
+            LOG.warning("link down %s: restored paths in %.1f ms", ", ".join(self._fmt_link(k) for k in lost),
+                        (time.perf_counter() - t0) * 1000)
+        else:
+            self.schedule()
+        if up:
+            self._send_lldp(dp.id, [p.port_no])
+
+    # ---- packets ---------------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev: Any) -> None:
+        msg = ev.msg
+        dp = msg.datapath
+        in_port = msg.match.get("in_port")
+        try:
+            pkt = packet.Packet(msg.data)
+        except Exception:  # a malformed frame is dropped, not a crash
+            return
+        eth = pkt.get_protocol(ethernet.ethernet)
+        if eth is None or in_port is None:
+            return
+        now = time.time()
+        if eth.ethertype == ether_types.ETH_TYPE_LLDP:
+            src = parse_lldp(pkt)
+            if src and self.net.link_seen(src[0], src[1], dp.id, in_port, now):
+                LOG.info("link up %s", self._fmt_link((src[0], src[1], dp.id, in_port)))
+                self.schedule()
+            return
+        if eth.ethertype == ether_types.ETH_TYPE_ARP:
+            a = pkt.get_protocol(arp_pkt.arp)
+            if a is None:
+                return
+            changed, sends = self.arp.handle(
+                dp.id, in_port, Arp(a.opcode, a.src_mac, a.src_ip, a.dst_mac, a.dst_ip), now)
+            if changed:
+                self.schedule()
+            self._send(sends, msg.data)
+            return
+        ip = pkt.get_protocol(ipv4.ipv4)
+        if ip is not None and eth.dst == GATEWAY_MAC:
+            # Routed to a host we have not learned yet: ask for it; the sender retries.
+            self._send(self.arp.probe(ip.dst, now), msg.data)
+
+    def _send(self, sends: list[Send], original: bytes) -> None:
+        for s in sends:
+            dp = self.datapaths.get(s.dpid)
+            if dp is None:
+                continue
+            data = arp_frame(s.arp) if s.arp else original
+            self._packet_out(dp, s.port, data)
+
+    @staticmethod
+    def _packet_out(dp: Any, port: int, data: bytes) -> None:
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+                                        actions=[parser.OFPActionOutput(port)], data=data))
+
+    # ---- LLDP: discovery and silent-failure detection ------------------------------
+    def _send_lldp(self, dpid: int, ports: list[int] | None = None) -> None:
+        dp = self.datapaths.get(dpid)
+        if dp is None:
+            return
+        for port, info in self.net.ports.get(dpid, {}).items():
+            if info.up and (ports is None or port in ports):
+                self._packet_out(dp, port, lldp_frame(dpid, port, self.hw_addr.get((dpid, port), "02:00:00:00:00:00")))
+
+    def _lldp_loop(self) -> None:
+        while True:
+            hub.sleep(self.settings.lldp_interval)
+            for dpid in list(self.datapaths):
+                self._send_lldp(dpid)
+            dead = self.net.expire_links(time.time(), self.settings.link_timeout)
+            if dead:
+                LOG.warning("link silent for %.1f s, routed around: %s", self.settings.link_timeout,
+                            ", ".join(self._fmt_link(k) for k in dead))
+                self.recompute()
+
+    # ---- names -------------------------------------------------------------------------
+    def _name(self, dpid: int) -> str:
+        t = self.settings.topology
+        sw = t.switch_by_dpid(dpid) if t else None
+        return sw.name if sw else f"{dpid:#x}"
+
+    def _fmt_link(self, k: tuple) -> str:
+        return f"{self._name(k[0])}:{k[1]}-{self._name(k[2])}:{k[3]}"

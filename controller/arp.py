@@ -1,0 +1,88 @@
+"""ARP by the controller: learn hosts, answer for gateways and known hosts, flood the rest
+over edge ports only (never over inter-switch links, so ARP can never loop). Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller.compiler import GATEWAY_MAC
+from controller.graph import Network
+
+REQUEST, REPLY = 1, 2
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+
+
+@dataclass(frozen=True)
+class Arp:
+    op: int
+    src_mac: str
+    src_ip: str
+    dst_mac: str
+    dst_ip: str
+
+
+@dataclass(frozen=True)
+class Send:
+    """A frame to send out of (dpid, port). ``arp`` None means: the frame that came in."""
+
+    dpid: int
+    port: int
+    arp: Arp | None = None
+
+
+@dataclass
+class ArpResponder:
+    net: Network
+    # The same request seen again this soon is a copy (or a storm), not news.
+    dedup_seconds: float = 0.5
+    _recent: dict[tuple, float] = field(default_factory=dict)
+
+    def handle(self, dpid: int, in_port: int, arp: Arp, now: float) -> tuple[bool, list[Send]]:
+        """Returns (forwarding changed, frames to send)."""
+        net = self.net
+        if not net.is_edge_port(dpid, in_port, now):
+            return False, []
+        src_ip = arp.src_ip if arp.src_ip != "0.0.0.0" else None
+        changed = net.learn_host(arp.src_mac, src_ip, dpid, in_port, now)
+        if arp.op == REPLY:
+            if arp.dst_mac.lower() == GATEWAY_MAC:
+                return changed, []
+            dst = net.hosts.get(arp.dst_mac.lower())
+            return changed, ([Send(dst.dpid, dst.port)] if dst else [])
+        if arp.op != REQUEST or src_ip is None or arp.dst_ip == arp.src_ip:
+            return changed, []  # probes and gratuitous ARP only teach us
+        gateways = net.gateways()
+        if arp.dst_ip in gateways:
+            return changed, [Send(dpid, in_port, Arp(REPLY, GATEWAY_MAC, arp.dst_ip, arp.src_mac, arp.src_ip))]
+        target = net.host_by_ip(arp.dst_ip)
+        if target and target.mac != arp.src_mac.lower():
+            return changed, [Send(dpid, in_port, Arp(REPLY, target.mac, arp.dst_ip, arp.src_mac, arp.src_ip))]
+        key = (arp.src_mac.lower(), arp.dst_ip)
+        if now - self._recent.get(key, -1e9) < self.dedup_seconds:
+            return changed, []
+        self._recent[key] = now
+        if len(self._recent) > 4096:
+            self._recent = {k: t for k, t in self._recent.items() if now - t < self.dedup_seconds}
+        return changed, self._flood(now, exclude=(dpid, in_port))
+
+    def probe(self, ip: str, now: float) -> list[Send]:
+        """ARP for an unknown host of a declared subnet, from its gateway address."""
+        subnet = self.net.subnet_of(ip)
+        if not subnet:
+            return []
+        gw = next((g for g, c in self.net.gateways().items() if c == subnet), None)
+        key = ("probe", ip)
+        if gw is None or now - self._recent.get(key, -1e9) < self.dedup_seconds:
+            return []
+        self._recent[key] = now
+        request = Arp(REQUEST, GATEWAY_MAC, gw, "00:00:00:00:00:00", ip)
+        return [Send(s.dpid, s.port, request) for s in self._flood(now)]
+
+    def _flood(self, now: float, exclude: tuple[int, int] | None = None) -> list[Send]:
+        return [
+            Send(dpid, port)
+            for dpid in sorted(self.net.ports)
+            for port in self.net.edge_ports(dpid, now)
+            if (dpid, port) != exclude
+        ]

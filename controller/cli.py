@@ -1,0 +1,164 @@
+"""`kendali` command line: controller, lab, demo, bench.
+
+Bad flags or files end with one line naming the problem and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from controller.errors import KendaliError
+from controller.topology import DEFAULT_TOPOLOGY
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(EXIT_USAGE, f"kendali: error: {message}\n")
+
+
+def _port(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"port {v} is outside 1-65535")
+    return v
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.01 <= v <= 3600:
+        raise argparse.ArgumentTypeError(f"{v} s is outside 0.01-3600")
+    return v
+
+
+def _existing_file(text: str) -> Path:
+    p = Path(text)
+    if not p.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="kendali", description="Kendali SDN controller for a regency intranet")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("controller", help="run the OpenFlow controller")
+    c.add_argument("--topology", type=_existing_file, help="declared topology YAML (optional: pure discovery without)")
+    c.add_argument("--policies", type=_existing_file, help="policy YAML that seeds an empty state")
+    c.add_argument("--state-dir", type=Path, default=Path("state"), help="where accepted policies live (default ./state)")
+    c.add_argument("--ofp-port", type=_port, default=6653)
+    c.add_argument("--rest-port", type=_port, default=8080)
+    c.add_argument("--rest-host", default="0.0.0.0")
+    c.add_argument("--lldp-interval", type=_seconds, default=1.0, help="seconds between LLDP probes per port")
+    c.add_argument("--link-timeout", type=_seconds, default=None,
+                   help="declare a link dead after this long without LLDP (default 3.5 x interval)")
+    c.add_argument("--no-protect", action="store_true", help="no fast-failover groups (for comparison)")
+    c.add_argument("--closed-reads", action="store_true", help="REST reads need the token too")
+    c.add_argument("-v", "--verbose", action="store_true")
+
+    lab = sub.add_parser("lab", help="Mininet lab of a topology file")
+    lab.add_argument("--topology", type=_existing_file, default=DEFAULT_TOPOLOGY)
+    lab.add_argument("--controller-port", type=_port, default=6653)
+    lab.add_argument("--script", type=_existing_file, help="run this Mininet CLI script instead of the CLI")
+    lab.add_argument("--no-cli", dest="cli", action="store_false", help="bring up, check reachability, tear down")
+    lab.add_argument("--with-controller", action="store_true", help="start a Kendali controller for the lab")
+
+    d = sub.add_parser("demo", help="the PPU lab with the controller: reachability and per-OPD caps")
+    d.add_argument("--topology", type=_existing_file, default=DEFAULT_TOPOLOGY)
+    d.add_argument("--policies", type=_existing_file, default=None)
+    d.add_argument("--quick", action="store_true", help="reachability only")
+
+    b = sub.add_parser("bench", help="benchmarks (see bench/)")
+    b.add_argument("which", nargs="?", default="compile", choices=["compile", "reach", "meters", "failover"])
+    b.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    return ap
+
+
+def _quiet_eventlet() -> None:
+    # eventlet announces its maintenance status on import; users need not see it.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+    os.environ.setdefault("OSKEN_HUB_TYPE", "eventlet")
+
+
+def run_controller(args: argparse.Namespace) -> int:
+    _quiet_eventlet()
+    from controller import topology as topo_mod
+
+    topology = topo_mod.load(args.topology) if args.topology else None
+    policies_file = str(args.policies) if args.policies else None
+    if policies_file:
+        from controller import policy
+
+        policy.load_file(policies_file)  # fail fast, before any switch connects
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("os_ken", "os_ken.base.app_manager", "os_ken.controller"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    from os_ken.lib import hub
+
+    hub.patch(thread=True)
+    from os_ken import cfg
+    import os_ken.controller.ofp_handler  # noqa: F401  (registers its options)
+
+    cfg.CONF(args=["--ofp-tcp-listen-port", str(args.ofp_port)], project="os_ken")
+    from os_ken.base.app_manager import AppManager
+
+    from controller import app
+
+    app.SETTINGS.topology = topology
+    app.SETTINGS.policies_file = policies_file
+    app.SETTINGS.state_dir = args.state_dir
+    app.SETTINGS.rest_port = args.rest_port
+    app.SETTINGS.rest_host = args.rest_host
+    app.SETTINGS.lldp_interval = args.lldp_interval
+    app.SETTINGS.link_timeout = args.link_timeout or 3.5 * args.lldp_interval
+    app.SETTINGS.protect = not args.no_protect
+    app.SETTINGS.open_reads = not args.closed_reads
+    try:
+        AppManager.run_apps(["os_ken.controller.ofp_handler", "controller.app"])
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "controller":
+            return run_controller(args)
+        if args.command == "lab":
+            from controller.lab import lab_main
+
+            return lab_main(args)
+        if args.command == "demo":
+            from controller.demo import demo_main
+
+            return demo_main(args)
+        if args.command == "bench":
+            from controller.bench import bench_main
+
+            return bench_main(args)
+    except KendaliError as exc:
+        print(f"kendali: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

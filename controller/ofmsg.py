@@ -1,0 +1,125 @@
+"""Desired-state changes -> OpenFlow 1.3 messages (os-ken parser classes, built directly).
+
+The only module that turns controller.state data into wire messages. It never decides
+what to send, only how.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller import COOKIE, COOKIE_MASK
+from controller.state import Changes, Flow, Group, Meter
+
+_GROUP_TYPES = {"all": "OFPGT_ALL", "ff": "OFPGT_FF", "indirect": "OFPGT_INDIRECT", "select": "OFPGT_SELECT"}
+
+
+def _port(ofp: Any, port: int | str) -> int:
+    if port == "controller":
+        return ofp.OFPP_CONTROLLER
+    if port == "in_port":
+        return ofp.OFPP_IN_PORT
+    return int(port)
+
+
+def actions(dp: Any, acts: tuple) -> list:
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    out = []
+    for a in acts:
+        kind = a[0]
+        if kind == "output":
+            out.append(parser.OFPActionOutput(_port(ofp, a[1]), ofp.OFPCML_NO_BUFFER))
+        elif kind == "group":
+            out.append(parser.OFPActionGroup(a[1]))
+        elif kind == "set_field":
+            out.append(parser.OFPActionSetField(**{a[1]: a[2]}))
+        elif kind == "push_vlan":
+            out.append(parser.OFPActionPushVlan(a[1]))
+        elif kind == "pop_vlan":
+            out.append(parser.OFPActionPopVlan())
+        elif kind == "dec_nw_ttl":
+            out.append(parser.OFPActionDecNwTtl())
+        else:
+            raise ValueError(f"unknown action {a!r}")
+    return out
+
+
+def _instructions(dp: Any, flow: Flow) -> list:
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    inst = []
+    if flow.meter is not None:
+        inst.append(parser.OFPInstructionMeter(flow.meter, ofp.OFPIT_METER))
+    if flow.actions:
+        inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions(dp, flow.actions)))
+    if flow.metadata is not None:
+        inst.append(parser.OFPInstructionWriteMetadata(*flow.metadata))
+    if flow.goto is not None:
+        inst.append(parser.OFPInstructionGotoTable(flow.goto))
+    return inst
+
+
+def flow_mod(dp: Any, flow: Flow, command: str) -> Any:
+    """command: "add", "modify" or "delete" (strict: this exact table, priority and match)."""
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    cmd = {"add": ofp.OFPFC_ADD, "modify": ofp.OFPFC_MODIFY_STRICT, "delete": ofp.OFPFC_DELETE_STRICT}[command]
+    return parser.OFPFlowMod(
+        dp, cookie=COOKIE, cookie_mask=COOKIE_MASK if command != "add" else 0, table_id=flow.table,
+        command=cmd, priority=flow.priority, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+        match=parser.OFPMatch(**dict(flow.match)),
+        instructions=_instructions(dp, flow) if command != "delete" else [],
+    )
+
+
+def group_mod(dp: Any, group: Group | int, command: str) -> Any:
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    if command == "delete":
+        gid = group if isinstance(group, int) else group.group_id
+        return parser.OFPGroupMod(dp, ofp.OFPGC_DELETE, ofp.OFPGT_ALL, gid, [])
+    assert isinstance(group, Group)
+    buckets = [
+        parser.OFPBucket(
+            weight=b.weight,
+            watch_port=b.watch_port if b.watch_port is not None else ofp.OFPP_ANY,
+            watch_group=ofp.OFPG_ANY,
+            actions=actions(dp, b.actions),
+        )
+        for b in group.buckets
+    ]
+    cmd = ofp.OFPGC_ADD if command == "add" else ofp.OFPGC_MODIFY
+    return parser.OFPGroupMod(dp, cmd, getattr(ofp, _GROUP_TYPES[group.type]), group.group_id, buckets)
+
+
+def meter_mod(dp: Any, meter: Meter | int, command: str) -> Any:
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    if command == "delete":
+        mid = meter if isinstance(meter, int) else meter.meter_id
+        return parser.OFPMeterMod(dp, ofp.OFPMC_DELETE, 0, mid, [])
+    assert isinstance(meter, Meter)
+    cmd = ofp.OFPMC_ADD if command == "add" else ofp.OFPMC_MODIFY
+    bands = [parser.OFPMeterBandDrop(rate=meter.rate_kbps, burst_size=meter.burst_kbit)]
+    return parser.OFPMeterMod(dp, cmd, ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS, meter.meter_id, bands)
+
+
+def changes(dp: Any, ch: Changes) -> list:
+    """Messages for ``ch`` in an order that keeps every reference valid."""
+    msgs = [meter_mod(dp, m, "add") for m in ch.meters_add]
+    msgs += [meter_mod(dp, m, "modify") for m in ch.meters_mod]
+    msgs += [group_mod(dp, g, "add") for g in ch.groups_add]
+    msgs += [group_mod(dp, g, "modify") for g in ch.groups_mod]
+    msgs += [flow_mod(dp, f, "add") for f in ch.flows_add]
+    msgs += [flow_mod(dp, f, "modify") for f in ch.flows_mod]
+    msgs += [flow_mod(dp, f, "delete") for f in ch.flows_del]
+    msgs += [group_mod(dp, g, "delete") for g in ch.groups_del]
+    msgs += [meter_mod(dp, m, "delete") for m in ch.meters_del]
+    return msgs
+
+
+def wipe(dp: Any) -> list:
+    """Remove everything Kendali may have left on a switch (its flows, all groups and meters)."""
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    return [
+        parser.OFPFlowMod(dp, cookie=COOKIE, cookie_mask=COOKIE_MASK, table_id=ofp.OFPTT_ALL,
+                          command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY),
+        parser.OFPGroupMod(dp, ofp.OFPGC_DELETE, ofp.OFPGT_ALL, ofp.OFPG_ALL, []),
+        parser.OFPMeterMod(dp, ofp.OFPMC_DELETE, 0, ofp.OFPM_ALL, []),
+    ]
