@@ -1,0 +1,300 @@
+"""controller.policy: schema, semantic checks, the file loader, the API document."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from controller.errors import KendaliError
+from controller.policy import (
+    BODY_SCHEMA,
+    SCHEMA,
+    Policy,
+    PolicyError,
+    fields_markdown,
+    load_file,
+    openapi,
+    validate,
+)
+from controller.topology import load as load_topology
+
+ROOT = Path(__file__).resolve().parent.parent
+OK = {"id": "dinkes", "name": "Dinas Kesehatan", "subnets": ["10.10.7.0/24"], "download_kbps": 20000, "upload_kbps": 10000}
+
+
+def without(key: str) -> dict:
+    return {k: v for k, v in OK.items() if k != key}
+
+
+def test_valid_policy_round_trips() -> None:
+    p = validate(OK)
+    assert p == Policy("dinkes", "Dinas Kesehatan", ("10.10.7.0/24",), 20000, 10000, None, "")
+    assert p.to_dict() == OK
+    assert validate(p.to_dict()) == p
+    full = validate({**OK, "burst_kbit": 4000, "note": "tiket #12"})
+    assert full.burst_kbit == 4000 and full.note == "tiket #12"
+    assert validate(full.to_dict()) == full
+
+
+def test_whole_float_becomes_int() -> None:
+    p = validate({**OK, "download_kbps": 20000.0})
+    assert p.download_kbps == 20000 and type(p.download_kbps) is int
+
+
+def test_bounds_are_inclusive() -> None:
+    assert validate({**OK, "download_kbps": 64, "upload_kbps": 40_000_000}).upload_kbps == 40_000_000
+    assert validate({**OK, "subnets": [f"10.{i}.0.0/16" for i in range(32)]})
+
+
+# (input, field, words in the problem)
+BAD = [
+    ([], "(body)", "must be an object"),
+    ("dinkes", "(body)", "must be an object"),
+    (None, "(body)", "must be an object"),
+    (42, "(body)", "must be an object"),
+    (without("name"), "name", "is required"),
+    (without("subnets"), "subnets", "is required"),
+    (without("download_kbps"), "download_kbps", "is required"),
+    (without("upload_kbps"), "upload_kbps", "is required"),
+    (without("id"), "id", "is required"),
+    ({**OK, "limit_at": 5000}, "limit_at", "cannot guarantee"),
+    ({**OK, "max_limit": 5000}, "max_limit", "download_kbps"),
+    ({**OK, "Download_kbps": 5000}, "Download_kbps", "unknown field"),
+    ({**OK, "download_kbps": 0}, "download_kbps", "at least 64"),
+    ({**OK, "download_kbps": -20000}, "download_kbps", "at least 64"),
+    ({**OK, "upload_kbps": 63}, "upload_kbps", "at least 64"),
+    ({**OK, "download_kbps": 40_000_001}, "download_kbps", "at most 40,000,000"),
+    ({**OK, "download_kbps": 10**18}, "download_kbps", "at most"),
+    ({**OK, "download_kbps": "20000"}, "download_kbps", "whole number, not a string"),
+    ({**OK, "download_kbps": "20 Mbit"}, "download_kbps", "whole number"),
+    ({**OK, "download_kbps": 1.5}, "download_kbps", "whole kbit/s"),
+    ({**OK, "download_kbps": True}, "download_kbps", "boolean"),
+    ({**OK, "download_kbps": None}, "download_kbps", "null"),
+    ({**OK, "upload_kbps": [1]}, "upload_kbps", "a list"),
+    ({**OK, "burst_kbit": 0}, "burst_kbit", "at least 16"),
+    ({**OK, "burst_kbit": "big"}, "burst_kbit", "whole number"),
+    ({**OK, "burst_kbit": None}, "burst_kbit", "null"),
+    ({**OK, "id": "Dinkes"}, "id", "not a valid id"),
+    ({**OK, "id": ""}, "id", "not a valid id"),
+    ({**OK, "id": "-dinkes"}, "id", "not a valid id"),
+    ({**OK, "id": "a" * 33}, "id", "not a valid id"),
+    ({**OK, "id": "din kes"}, "id", "not a valid id"),
+    ({**OK, "id": 7}, "id", "must be a string"),
+    ({**OK, "id": True}, "id", "quote"),
+    ({**OK, "name": ""}, "name", "must not be empty"),
+    ({**OK, "name": "x" * 101}, "name", "too long"),
+    ({**OK, "name": 5}, "name", "must be a string"),
+    ({**OK, "note": "x" * 501}, "note", "too long"),
+    ({**OK, "note": ["a"]}, "note", "must be a string"),
+    ({**OK, "subnets": "10.10.7.0/24"}, "subnets", "must be a list"),
+    ({**OK, "subnets": []}, "subnets", "at least one"),
+    ({**OK, "subnets": [f"10.{i}.0.0/16" for i in range(33)]}, "subnets", "at most 32"),
+    ({**OK, "subnets": [7]}, "subnets.0", "must be a string"),
+    ({**OK, "subnets": ["10.10.7.1/24"]}, "subnets.0", "host bits set; the network is 10.10.7.0/24"),
+    ({**OK, "subnets": ["10.10.7.0"]}, "subnets.0", "no prefix length"),
+    ({**OK, "subnets": ["10.10.7.0/33"]}, "subnets.0", "not an IPv4 network"),
+    ({**OK, "subnets": ["10.10.7.0/255.255.255.0"]}, "subnets.0", "CIDR form"),
+    ({**OK, "subnets": ["10.10.7.0/ 24"]}, "subnets.0", "CIDR form"),
+    ({**OK, "subnets": ["10.10.256.0/24"]}, "subnets.0", "not an IPv4 network"),
+    ({**OK, "subnets": ["10.010.7.0/24"]}, "subnets.0", "not an IPv4 network"),
+    ({**OK, "subnets": ["dinkes/24"]}, "subnets.0", "CIDR form"),
+    ({**OK, "subnets": ["2001:db8::/32"]}, "subnets.0", "IPv6"),
+    ({**OK, "subnets": ["0.0.0.0/0"]}, "subnets.0", "larger than any OPD"),
+    ({**OK, "subnets": ["224.0.0.0/8"]}, "subnets.0", "not a unicast"),
+    ({**OK, "subnets": ["127.0.0.0/8"]}, "subnets.0", "not a unicast"),
+    ({**OK, "subnets": ["10.10.7.0/24", "10.10.7.0/24"]}, "subnets.1", "listed twice"),
+    ({**OK, "subnets": ["10.10.7.0/24", "10.10.7.128/25"]}, "subnets.1", "overlaps 10.10.7.0/24 (subnets.0)"),
+    ({**OK, "subnets": ["10.10.7.0/25", "10.10.0.0/16"]}, "subnets.1", "overlaps 10.10.7.0/25"),
+]
+
+
+@pytest.mark.parametrize("data,field,words", BAD, ids=[f"{i}-{b[1]}" for i, b in enumerate(BAD)])
+def test_bad_input_is_refused_clearly(data: object, field: str, words: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        validate(data)
+    err = info.value
+    assert err.status == 400
+    assert err.field == field
+    assert words in err.problem
+    assert str(err) == f"{field}: {err.problem}"
+    assert "Traceback" not in err.problem and "{'" not in err.problem  # no schema dumps
+
+
+def test_url_id_fills_a_missing_body_id() -> None:
+    assert validate(without("id"), url_id="dinkes").id == "dinkes"
+
+
+def test_body_id_must_match_url_id() -> None:
+    with pytest.raises(PolicyError) as info:
+        validate(OK, url_id="rsud")
+    assert info.value.status == 400 and info.value.field == "id"
+    assert "'dinkes'" in info.value.problem and "'rsud'" in info.value.problem
+
+
+def test_invalid_url_id_is_refused() -> None:
+    with pytest.raises(PolicyError) as info:
+        validate(without("id"), url_id="NOT OK")
+    assert info.value.field == "id"
+
+
+def test_overlap_with_another_opd_is_409_naming_it() -> None:
+    dinkes = validate(OK)
+    with pytest.raises(PolicyError) as info:
+        validate({**OK, "id": "rsud", "name": "RSUD", "subnets": ["10.10.11.0/24", "10.10.7.128/25"]}, others={"dinkes": dinkes})
+    err = info.value
+    assert err.status == 409 and err.field == "subnets.1"
+    assert "'dinkes'" in err.problem and "Dinas Kesehatan" in err.problem and "10.10.7.0/24" in err.problem
+
+
+def test_replacing_own_policy_is_not_an_overlap() -> None:
+    dinkes = validate(OK)
+    p = validate({**OK, "download_kbps": 30000}, url_id="dinkes", others={"dinkes": dinkes})
+    assert p.download_kbps == 30000
+
+
+def test_schema_is_valid_2020_12_and_body_schema_derived() -> None:
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    jsonschema.Draft202012Validator.check_schema(BODY_SCHEMA)
+    assert SCHEMA["$schema"].endswith("2020-12/schema")
+    assert BODY_SCHEMA["properties"] == SCHEMA["properties"]
+    assert set(SCHEMA["required"]) - set(BODY_SCHEMA["required"]) == {"id"}
+
+
+# --- files ---------------------------------------------------------------------------------
+
+POLICY_FILES = sorted((ROOT / "policies").glob("*.yaml"))
+
+
+def test_there_are_policy_files() -> None:
+    assert POLICY_FILES
+
+
+@pytest.mark.parametrize("path", POLICY_FILES, ids=[p.name for p in POLICY_FILES])
+def test_every_policy_file_loads(path: Path) -> None:
+    policies = load_file(path)
+    assert policies
+    for pid, p in policies.items():
+        assert pid == p.id
+
+
+def test_ppu_policies_match_the_topology_and_header() -> None:
+    topo = load_topology(ROOT / "topologies" / "ppu.yaml")
+    policies = load_file(ROOT / "policies" / "ppu.yaml")
+    # Every OPD subnet except the ISP hand-off and the server farm, with its exact cidr.
+    expected = {s.id: s.cidr for s in topo.subnets.values() if s.id not in ("isp", "dc")}
+    assert {p.id: p.subnets for p in policies.values()} == {k: (v,) for k, v in expected.items()}
+    for p in policies.values():
+        assert p.name == topo.subnets[p.id].name
+    # The header comment states the sums and ratio; keep it honest.
+    text = (ROOT / "policies" / "ppu.yaml").read_text()
+    down = sum(p.download_kbps for p in policies.values())
+    up = sum(p.upload_kbps for p in policies.values())
+    uplink_kbps = topo.uplink.capacity_mbps * 1000
+    assert re.search(rf"sum of download caps: +{down} kbit/s", text)
+    assert re.search(rf"sum of upload caps: +{up} kbit/s", text)
+    assert f"{down / uplink_kbps:.2f} : 1" in text
+    assert f"{up / uplink_kbps:.2f} : 1" in text
+    # A big office (RSUD, Disdukcapil) gets more than a kelurahan.
+    assert policies["rsud"].download_kbps > policies["kel-nipah"].download_kbps * 4
+    assert policies["disdukcapil"].download_kbps > policies["kel-pemaluan"].download_kbps
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return path
+
+
+ENTRY = """  - id: dinkes
+    name: Dinas Kesehatan
+    subnets: [10.10.7.0/24]
+    download_kbps: 20000
+    upload_kbps: 10000
+"""
+
+BAD_FILES = [
+    ("", "", "the file is empty"),
+    ("- a\n- b\n", "", "expected a mapping"),
+    ("policy: []\n", "policy", "unknown top-level key"),
+    ("policies: 5\n", "policies", "must be a list"),
+    ("policies:\n" + ENTRY.replace("20000", "0"), "policies.0.download_kbps", "at least 64"),
+    ("policies:\n" + ENTRY.replace("10.10.7.0/24", "10.10.7.5/24"), "policies.0.subnets.0", "host bits"),
+    ("policies:\n  - 5\n", "policies.0", "must be an object"),
+    ("policies:\n" + ENTRY + ENTRY, "policies.1.id", "duplicate id 'dinkes'"),
+    (
+        "policies:\n" + ENTRY + ENTRY.replace("id: dinkes", "id: rsud"),
+        "policies.1.subnets.0",
+        "overlaps 10.10.7.0/24 of OPD 'dinkes'",
+    ),
+    ("policies:\n" + ENTRY.replace("id: dinkes", "id: no"), "policies.0.id", "quote"),
+    ("policies:\n" + ENTRY + "    limit_at: 5\n", "policies.0.limit_at", "unknown field"),
+]
+
+
+@pytest.mark.parametrize("text,field,words", BAD_FILES)
+def test_bad_policy_file_names_file_field_problem(tmp_path: Path, text: str, field: str, words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(KendaliError) as info:
+        load_file(path)
+    err = info.value
+    assert err.where == str(path)
+    assert err.field == field
+    assert words in err.problem
+    assert str(err).startswith(str(path))
+
+
+def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "policies:\n" + ENTRY + "    note: [unclosed\n")
+    with pytest.raises(KendaliError) as info:
+        load_file(path)
+    assert info.value.field.startswith("line ")
+    assert "not valid YAML" in info.value.problem
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(KendaliError, match="no such file"):
+        load_file(tmp_path / "nope.yaml")
+
+
+def test_empty_policy_list_is_allowed(tmp_path: Path) -> None:
+    assert load_file(write(tmp_path, "policies: []\n")) == {}
+
+
+# --- OpenAPI and docs -------------------------------------------------------------------------
+
+
+def _refs(node: object) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if "$ref" in node else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def test_openapi_document() -> None:
+    doc = openapi()
+    assert doc["openapi"].startswith("3.1")
+    assert doc["components"]["schemas"]["Policy"] == SCHEMA
+    assert doc["components"]["schemas"]["Policy"] is not SCHEMA  # a copy: callers cannot corrupt SCHEMA
+    assert set(doc["paths"]) == {"/v1/policies", "/v1/policies/{id}", "/v1/topology", "/v1/health", "/v1/openapi.json"}
+    assert set(doc["paths"]["/v1/policies/{id}"]) >= {"get", "put", "delete"}
+    for ref in _refs(doc):  # every $ref resolves
+        node: object = doc
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]  # type: ignore[index]
+    for schema in doc["components"]["schemas"].values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+    for path in doc["paths"].values():
+        for op in (v for k, v in path.items() if k != "parameters"):
+            assert op["responses"] and op["operationId"]
+    for name in ("put", "delete"):
+        assert doc["paths"]["/v1/policies/{id}"][name]["security"] == [{"bearer": []}]
+
+
+def test_docs_field_table_matches_schema() -> None:
+    text = (ROOT / "docs" / "policies.md").read_text()
+    assert fields_markdown() in text, "docs/policies.md is stale: paste controller.policy.fields_markdown()"
