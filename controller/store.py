@@ -1,0 +1,294 @@
+"""The accepted policies, kept on disk so that REST changes survive restarts and crashes.
+
+Layout of the state directory (mode 0700)::
+
+    policies.json   the accepted policies; replaced atomically on every change
+    audit.jsonl     one JSON line per accepted change: time, who (token name), action, id, before, after
+    token           the API token generated at first start when KENDALI_TOKEN is not set (0600)
+
+Crash safety: a change is written to a temporary file in the same directory, flushed and
+fsync'd, renamed over policies.json (atomic on POSIX) and the directory fsync'd, all
+BEFORE the caller replies. A kill -9 at any moment leaves either the old or the new file,
+never a torn one. The audit line is appended (and fsync'd) right after the state file: a
+crash between the two can lose that one audit line but never the change itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import stat
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from controller.errors import KendaliError
+from controller.policy import Policy, PolicyError, check_overlap, validate
+
+log = logging.getLogger("kendali.store")
+
+FORMAT = "kendali-policies/1"
+STATE_FILE = "policies.json"
+AUDIT_FILE = "audit.jsonl"
+TOKEN_FILE = "token"
+
+
+def ensure_state_dir(state_dir: Path) -> Path:
+    """Create the state directory (0700: it holds the API token) if absent."""
+    state_dir = Path(state_dir)
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KendaliError(f"cannot create the state directory: {exc.strerror}", str(state_dir)) from None
+    if not state_dir.is_dir():
+        raise KendaliError("is not a directory", str(state_dir))
+    return state_dir
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, never a mix."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)  # the rename itself is durable only once the directory is
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class PolicyStore:
+    """Accepted policies, persisted in ``state_dir/policies.json``, audited in ``audit.jsonl``.
+
+    Every method that changes something persists it before returning; when persisting
+    fails (disk full, read-only) it raises OSError and nothing changed, in memory or on disk.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = ensure_state_dir(Path(state_dir))
+        self.path = self.state_dir / STATE_FILE
+        self.audit_path = self.state_dir / AUDIT_FILE
+        # A green lock under eventlet: validation against current state and the write are one step.
+        self.lock = threading.RLock()
+        self._policies: dict[str, Policy] = {}
+        self._exists = self.path.exists()
+        if self._exists:
+            self._policies = self._load()
+        self._clean_tmp()
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _load(self) -> dict[str, Policy]:
+        where = str(self.path)
+        hint = "; fix it, or restore it from a backup (the change history is in audit.jsonl)"
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise KendaliError(f"cannot read: {exc.strerror}", where) from None
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise KendaliError("is not UTF-8 text" + hint, where) from None
+        except json.JSONDecodeError as exc:
+            raise KendaliError(f"not valid JSON ({exc.msg})" + hint, where, f"line {exc.lineno}") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("policies"), list):
+            raise KendaliError(f"not a Kendali policy state file (expected format {FORMAT!r})" + hint, where)
+        out: dict[str, Policy] = {}
+        for i, item in enumerate(doc["policies"]):
+            if isinstance(item, dict) and item.get("id") in out:
+                raise KendaliError(f"duplicate id {item['id']!r}" + hint, where, f"policies.{i}.id")
+            try:
+                p = validate(item, others=out)
+            except PolicyError as exc:
+                raise KendaliError(exc.problem + hint, where, f"policies.{i}.{exc.field}") from None
+            out[p.id] = p
+        return out
+
+    def _clean_tmp(self) -> None:
+        # Leftovers of a crash in the middle of atomic_write: never the live file.
+        for tmp in self.state_dir.glob(f".{STATE_FILE}.tmp-*"):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+    def get(self, policy_id: str) -> Policy | None:
+        return self._policies.get(policy_id)
+
+    def all(self) -> dict[str, Policy]:
+        """A copy, sorted by id: callers may keep it while the store changes."""
+        return dict(sorted(self._policies.items()))
+
+    @property
+    def exists(self) -> bool:
+        """True once a state file exists (after the first seed or change), even if it is empty."""
+        return self._exists
+
+    def audit(self) -> list[dict[str, Any]]:
+        """The audit log, oldest first; a torn last line (crash while appending) is skipped."""
+        try:
+            lines = self.audit_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def _save(self, policies: Mapping[str, Policy]) -> None:
+        doc = {"format": FORMAT, "saved": _now(), "policies": [policies[k].to_dict() for k in sorted(policies)]}
+        atomic_write(self.path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        self._exists = True
+
+    def _audit(self, entries: list[dict[str, Any]]) -> None:
+        with open(self.audit_path, "ab") as f:
+            os.fchmod(f.fileno(), 0o600)
+            if f.tell() > 0:
+                # A crash mid-append may have left a line without its newline; do not glue to it.
+                with open(self.audit_path, "rb") as r:
+                    r.seek(-1, os.SEEK_END)
+                    if r.read(1) != b"\n":
+                        f.write(b"\n")
+            for e in entries:
+                f.write((json.dumps(e, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _commit(self, new: dict[str, Policy], entries: list[dict[str, Any]]) -> None:
+        self._save(new)  # raises -> nothing changed
+        self._policies = new
+        try:
+            self._audit(entries)
+        except OSError:
+            # The change is saved and will be applied; losing its audit line must not undo it.
+            log.exception("could not append to %s", self.audit_path)
+
+    def _entry(self, who: str, action: str, pid: str, before: Policy | None, after: Policy | None) -> dict[str, Any]:
+        return {
+            "time": _now(),
+            "who": who,
+            "action": action,
+            "id": pid,
+            "before": before.to_dict() if before else None,
+            "after": after.to_dict() if after else None,
+        }
+
+    def put(self, policy: Policy, who: str) -> bool:
+        """Create or replace; True if created. Raises PolicyError (409) on overlap, OSError if not saved."""
+        with self.lock:
+            # Re-checked here under the lock so two concurrent PUTs cannot both claim a subnet.
+            check_overlap(policy, self._policies)
+            before = self._policies.get(policy.id)
+            if before == policy and self._exists:
+                return False  # idempotent PUT: nothing to save or audit
+            new = dict(self._policies)
+            new[policy.id] = policy
+            self._commit(new, [self._entry(who, "put", policy.id, before, policy)])
+            return before is None
+
+    def delete(self, policy_id: str, who: str) -> bool:
+        """Delete; False if there was no such policy (nothing written)."""
+        with self.lock:
+            before = self._policies.get(policy_id)
+            if before is None:
+                return False
+            new = dict(self._policies)
+            del new[policy_id]
+            self._commit(new, [self._entry(who, "delete", policy_id, before, None)])
+            return True
+
+    def seed(self, policies: Mapping[str, Policy], source: str = "the policy file") -> str | None:
+        """First start: take ``policies`` (from --policies) as the initial state.
+
+        Once a state file exists (even an empty one, after deleting every policy through
+        the REST API) the file is never applied again: REST changes win. Returns a message
+        for the log when the file and the saved state differ, else None.
+        """
+        with self.lock:
+            if not self._exists:
+                new = dict(sorted(policies.items()))
+                for p in new.values():
+                    check_overlap(p, new)
+                self._commit(new, [self._entry("seed", "seed", pid, None, p) for pid, p in new.items()])
+                return None
+            if dict(policies) == self._policies:
+                return None
+            only_file = sorted(set(policies) - set(self._policies))
+            only_state = sorted(set(self._policies) - set(policies))
+            changed = sorted(k for k in set(policies) & set(self._policies) if policies[k] != self._policies[k])
+            parts = []
+            if changed:
+                parts.append(f"different: {', '.join(changed)}")
+            if only_file:
+                parts.append(f"only in the file: {', '.join(only_file)}")
+            if only_state:
+                parts.append(f"only in the saved state: {', '.join(only_state)}")
+            return (
+                f"{source} differs from the policies saved in {self.path} ({'; '.join(parts)}). "
+                f"The saved policies (changed through the REST API) are in force; the file was NOT applied. "
+                f"To start again from the file, stop the controller and move {self.path} aside."
+            )
+
+
+def tokens(state_dir: Path, env: Mapping[str, str]) -> tuple[dict[str, str], bool]:
+    """The API tokens by name, and whether one was just generated (the caller prints it once).
+
+    KENDALI_TOKEN in ``env`` wins (name "env"). Otherwise ``state_dir/token`` (name "file")
+    is read, or created at first start with a random token, mode 0600.
+    """
+    value = env.get("KENDALI_TOKEN")
+    if value is not None:
+        value = value.strip()
+        if not value:
+            raise KendaliError("is set but empty; unset it to use the generated token file", "KENDALI_TOKEN")
+        return {"env": value}, False
+    state_dir = ensure_state_dir(Path(state_dir))
+    path = state_dir / TOKEN_FILE
+    where = str(path)
+    generated = False
+    if not path.exists():
+        token = secrets.token_urlsafe(32)
+        try:
+            atomic_write(path, (token + "\n").encode("ascii"), mode=0o600)
+        except OSError as exc:
+            raise KendaliError(f"cannot write the API token: {exc.strerror}", where) from None
+        generated = True
+    try:
+        st = path.stat()
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KendaliError(f"cannot read the API token: {exc}", where) from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KendaliError(
+            f"other users can read the API token (mode {stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {where}", where
+        )
+    if not token:
+        raise KendaliError("is empty; delete it to have a new token generated", where)
+    return {"file": token}, generated
