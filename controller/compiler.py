@@ -153,6 +153,8 @@ class _Build:
         self.protect = protect
         self.mg = net.graph()
         self.g = best_edges(self.mg)
+        # Plain dicts: NetworkX adjacency views are too slow for the per-host inner loop.
+        self.nbr_port = {u: {v: d["ports"][u] for v, d in nbrs.items()} for u, nbrs in self.g.adjacency()}
         self.state: DesiredState = {dpid: SwitchState() for dpid in self.g.nodes}
         self.edge = {dpid: net.edge_ports(dpid, now) for dpid in self.g.nodes}
         # Hosts are only usable where their switch is present and their port is an edge port.
@@ -198,7 +200,7 @@ class _Build:
                 self.add(dpid, Flow(T_INGRESS, 500, match(in_port=p, eth_dst=MULTICAST), ()))
 
     def _out_port(self, s: int, nh: int) -> int:
-        return self.g[s][nh]["ports"][s]
+        return self.nbr_port[s][nh]
 
     def _forwarding(self) -> None:
         by_switch: dict[int, list[HostEntry]] = {}

@@ -83,6 +83,8 @@ class Network:
         # Ports that have heard our LLDP face a switch until they go down, even if the
         # link later falls silent: they must never become flooding edge ports.
         self._switch_facing: set[tuple[int, int]] = set()
+        self._index: dict[int, set[int]] = {}
+        self._index_version = -1
         if self.topology:
             t = self.topology
             for l in t.links:
@@ -100,6 +102,7 @@ class Network:
 
     def switch_down(self, dpid: int) -> None:
         self.ports.pop(dpid, None)
+        self._switch_facing = {fp for fp in self._switch_facing if fp[0] != dpid}
         for key in [k for k in self.links if dpid in (k[0], k[2])]:
             del self.links[key]
         for mac in [m for m, h in self.hosts.items() if h.dpid == dpid]:
@@ -119,8 +122,11 @@ class Network:
         lost = [k for k in self.links if (k[0], k[1]) == (dpid, port) or (k[2], k[3]) == (dpid, port)]
         for k in lost:
             del self.links[k]
-        for mac in [m for m, h in self.hosts.items() if (h.dpid, h.port) == (dpid, port)]:
+        gone = [m for m, h in self.hosts.items() if (h.dpid, h.port) == (dpid, port)]
+        for mac in gone:
             del self.hosts[mac]
+        if lost or gone:
+            self.version += 1
         return lost
 
     def port_up(self, dpid: int, port: int) -> bool:
@@ -161,13 +167,15 @@ class Network:
         return dead
 
     def link_ports(self, dpid: int) -> set[int]:
-        out = set()
-        for k in self.links:
-            if k[0] == dpid:
-                out.add(k[1])
-            if k[2] == dpid:
-                out.add(k[3])
-        return out
+        """Ports of ``dpid`` that are ends of a known link."""
+        if self._index_version != self.version:
+            index: dict[int, set[int]] = {}
+            for d1, p1, d2, p2 in self.links:
+                index.setdefault(d1, set()).add(p1)
+                index.setdefault(d2, set()).add(p2)
+            self._index = index
+            self._index_version = self.version
+        return self._index.get(dpid, set())
 
     def edge_ports(self, dpid: int, now: float) -> list[int]:
         """Ports where hosts may live: up, not part of a link, past probation (or declared host ports)."""
