@@ -204,7 +204,14 @@ class RestApp:
         length = req.content_length
         if length is not None and length > self.max_body:
             raise HttpError(413, f"the body is {length} bytes; at most {self.max_body} are accepted", "(body)")
-        raw = req.body_file.read(self.max_body + 1) if req.is_body_readable else b""
+        if req.is_body_readable:
+            raw = req.body_file.read(self.max_body + 1)
+        elif "chunked" in req.environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # eventlet.wsgi de-chunks wsgi.input but does not set wsgi.input_terminated,
+            # so WebOb would call such a body unreadable. Bounded read: max_body + 1.
+            raw = req.environ["wsgi.input"].read(self.max_body + 1)
+        else:
+            raw = b""
         if len(raw) > self.max_body:
             raise HttpError(413, f"the body is larger than {self.max_body} bytes", "(body)")
         return parse_json(raw)

@@ -367,3 +367,15 @@ def test_no_input_gives_500(env: Env, method: str, path: str, body: Any, raw: by
     assert r.status_int in (200, 201, 204, 400, 401, 404, 405, 409)
     if r.status_int >= 400 and method != "HEAD":
         assert set(r.data["error"]) == {"status", "field", "problem"}
+
+
+def test_chunked_body_as_eventlet_delivers_it(env: Env) -> None:
+    # eventlet.wsgi: no Content-Length, Transfer-Encoding: chunked, wsgi.input already de-chunked.
+    import io
+
+    for size, status in ((None, 201), (70000, 413)):
+        raw = json.dumps(DINKES).encode() if size is None else b" " * size
+        req = Request.blank("/v1/policies/dinkes", method="PUT", headers={**AUTH, "Transfer-Encoding": "chunked"})
+        req.environ["wsgi.input"] = io.BytesIO(raw)
+        req.environ.pop("CONTENT_LENGTH", None)
+        assert req.get_response(env.app).status_int == status
