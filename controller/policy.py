@@ -512,7 +512,7 @@ def openapi() -> dict[str, Any]:
                     "summary": "This document",
                     "operationId": "getOpenapi",
                     "security": read_security,
-                    "responses": {"200": _ok("OpenAPI 3.1", "#/components/schemas/AnyObject")},
+                    "responses": {"200": _ok("OpenAPI 3.1", "#/components/schemas/AnyObject"), "401": unauth},
                 }
             },
         },
