@@ -223,7 +223,6 @@ def test_silent_failure_expiry_is_a_missing_link(name):
         or net.discrepancies() == [f"missing link: declared {l.b}:{l.b_port} - {l.a}:{l.a_port} not discovered"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: switch_down/switch_up keep the switch's ports in _switch_facing, so a port re-cabled to a host while the switch was away never becomes an edge port")
 def test_reconnected_switch_starts_with_fresh_ports():
     net = three()
     net.switch_down(C)
