@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from os_ken.base import app_manager
@@ -20,11 +19,13 @@ from os_ken.lib.packet import arp as arp_pkt
 from os_ken.lib.packet import ethernet, ether_types, ipv4, lldp, packet
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import ofmsg
+from controller import ofmsg, rest, views
 from controller.arp import Arp, ArpResponder, Send
 from controller.compiler import GATEWAY_MAC, Compiler
 from controller.graph import Network
+from controller.policy import Policy
 from controller.state import SwitchState, apply, diff, total_flows
+from controller.store import PolicyStore
 from controller.topology import Topology
 
 LOG = logging.getLogger("kendali")
@@ -35,15 +36,14 @@ class Settings:
     """What the CLI hands the app (os-ken builds apps itself, so this is module state)."""
 
     topology: Topology | None = None
-    policies_file: str | None = None
-    state_dir: Path = Path("state")
+    store: PolicyStore | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
     rest_port: int = 8080
     rest_host: str = "0.0.0.0"
     lldp_interval: float = 1.0
     link_timeout: float = 3.5
     open_reads: bool = True
     protect: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 SETTINGS = Settings()
@@ -99,24 +99,43 @@ class KendaliApp(app_manager.OSKenApp):
         self.datapaths: dict[int, Any] = {}
         self.hw_addr: dict[tuple[int, int], str] = {}
         self.actual: dict[int, SwitchState] = {}
-        self.policies: dict[str, Any] = {}
+        store = self.settings.store
+        self.policies: dict[str, Policy] = store.all() if store else {}
         self.started = time.time()
         self.last_compile_ms = 0.0
         self._dirty = hub.Event()
-        self.rest = None
-        self.extensions: list[Any] = []  # later features (policies, REST) hook in here
 
     def start(self) -> Any:
         thread = super().start()
         self.threads.append(hub.spawn(self._recompute_loop))
         self.threads.append(hub.spawn(self._lldp_loop))
-        for ext in self.extensions:
-            ext.start(self)
+        if self.settings.store is not None:
+            self.threads.append(hub.spawn(self._serve_rest))
         t = self.settings.topology
         LOG.info("Kendali controller up: topology %s, LLDP every %.2f s, link timeout %.2f s, protection %s",
                  f"{t.name} ({len(t.switches)} switches declared)" if t else "discovered only",
                  self.settings.lldp_interval, self.settings.link_timeout, "on" if self.settings.protect else "off")
         return thread
+
+    # ---- REST ------------------------------------------------------------------------
+    def topology(self) -> dict:
+        return views.topology(self.net)
+
+    def health(self) -> dict:
+        return views.health(self.net, policies=len(self.policies), uptime_s=time.time() - self.started,
+                            last_compile_ms=self.last_compile_ms)
+
+    def policies_changed(self, policies: dict[str, Policy]) -> None:
+        """Called by the REST app once a change is persisted: enforce it right away."""
+        self.policies = policies
+        self.recompute()
+
+    def _serve_rest(self) -> None:
+        s = self.settings
+        wsgi = rest.make_app(s.store, self.policies_changed, self, s.tokens, s.open_reads)
+        LOG.info("REST API on http://%s:%d/v1/ (reads %s)", s.rest_host, s.rest_port,
+                 "open" if s.open_reads else "need the token")
+        hub.WSGIServer((s.rest_host, s.rest_port), wsgi).serve_forever()
 
     # ---- compile and reconcile -------------------------------------------------
     def schedule(self) -> None:

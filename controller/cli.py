@@ -92,25 +92,44 @@ def _quiet_eventlet() -> None:
     os.environ.setdefault("OSKEN_HUB_TYPE", "eventlet")
 
 
+def _check_free(host: str, port: int, what: str) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise KendaliError(f"cannot listen on {host}:{port}: {exc.strerror}", what) from None
+
+
 def run_controller(args: argparse.Namespace) -> int:
     _quiet_eventlet()
+    from os_ken.lib import hub
+
+    hub.patch(thread=True)  # before anything creates a lock or a socket
     from controller import topology as topo_mod
 
-    topology = topo_mod.load(args.topology) if args.topology else None
-    policies_file = str(args.policies) if args.policies else None
-    if policies_file:
-        from controller import policy
-
-        policy.load_file(policies_file)  # fail fast, before any switch connects
+    from controller import policy, store as store_mod
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("kendali")
+    # Everything that can be wrong with the files is found here, before any switch connects.
+    topology = topo_mod.load(args.topology) if args.topology else None
+    store = store_mod.PolicyStore(args.state_dir)
+    if args.policies:
+        note = store.seed(policy.load_file(args.policies), str(args.policies))
+        if note:
+            log.warning("%s", note)
+    _check_free("0.0.0.0", args.ofp_port, "--ofp-port")
+    _check_free(args.rest_host, args.rest_port, "--rest-port")
+    tokens, generated = store_mod.tokens(args.state_dir, os.environ)
+    if generated:
+        print(f"kendali: REST API token (shown once, kept in {args.state_dir}/token): {tokens['file']}", flush=True)
     for noisy in ("os_ken", "os_ken.base.app_manager", "os_ken.controller"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from os_ken.lib import hub
-
-    hub.patch(thread=True)
     from os_ken import cfg
     import os_ken.controller.ofp_handler  # noqa: F401  (registers its options)
 
@@ -120,8 +139,8 @@ def run_controller(args: argparse.Namespace) -> int:
     from controller import app
 
     app.SETTINGS.topology = topology
-    app.SETTINGS.policies_file = policies_file
-    app.SETTINGS.state_dir = args.state_dir
+    app.SETTINGS.store = store
+    app.SETTINGS.tokens = tokens
     app.SETTINGS.rest_port = args.rest_port
     app.SETTINGS.rest_host = args.rest_host
     app.SETTINGS.lldp_interval = args.lldp_interval
