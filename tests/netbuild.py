@@ -138,6 +138,53 @@ def all_pairs(fab: Fabric, hosts: list[H]) -> list[str]:
     return [why for a in hosts for b in hosts if a is not b for why in [check_pair(fab, a, b)] if why]
 
 
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+
+
+def broadcast_ok(fab: Fabric, hosts: list[H], a: H) -> str | None:
+    res = fab.inject(a.dpid, a.port, _bcast(a, 0x86DD))
+    want = sorted((b.dpid, b.port) for b in hosts if b is not a)
+    got = sorted(res.delivered_to())
+    if res.looped or got != want or res.packet_ins:
+        return f"broadcast from {a.name}@s{a.dpid}: want {want} got {got}\n{res.format_trace()}"
+    return None
+
+
+def _bcast(a: H, eth_type: int) -> Packet:
+    return Packet(eth_src=a.mac, eth_dst=BROADCAST, eth_type=eth_type, ipv4_src=None, ipv4_dst=None)
+
+
+def check_network(b: Built, fab: Fabric | None = None) -> list[str]:
+    """Every failure of: all pairs, broadcast from each host, ARP punted, routed pairs, unknown IP punted."""
+    fab = fab or b.fabric()
+    bad = all_pairs(fab, b.hosts)
+    for a in b.hosts:
+        why = broadcast_ok(fab, b.hosts, a)
+        if why:
+            bad.append(why)
+        arp = fab.inject(a.dpid, a.port, _bcast(a, 0x0806))
+        if [(p.dpid, p.in_port) for p in arp.packet_ins] != [(a.dpid, a.port)] or arp.deliveries or arp.looped:
+            bad.append(f"ARP from {a.name} not punted at s{a.dpid}:\n{arp.format_trace()}")
+    if b.net.topology:
+        for a in b.hosts:
+            for c in b.hosts:
+                if a.subnet == c.subnet:
+                    continue
+                res = fab.inject(a.dpid, a.port, routed(a, c))
+                d = res.deliveries
+                if (res.looped or res.delivered_to() != [(c.dpid, c.port)] or d[0].packet.eth_dst != c.mac
+                        or d[0].packet.eth_src != GATEWAY_MAC or d[0].packet.ip_ttl != 63 or res.packet_ins):
+                    bad.append(f"routed {a.name}->{c.name}: got {res.delivered_to()}\n{res.format_trace()}")
+            # An address of a declared subnet nobody has been seen with: the controller ARPs for it.
+            sub = b.net.topology.subnets[a.subnet]
+            used = {h.ip for h in sub.hosts} | {sub.gateway}
+            ghost = next(str(ip) for ip in reversed(list(sub.network.hosts())) if str(ip) not in used)
+            res = fab.inject(a.dpid, a.port, routed(a, H("ghost", "02:ff:00:00:00:01", ghost, 0, 0)))
+            if [p.dpid for p in res.packet_ins] != [a.dpid] or res.deliveries:
+                bad.append(f"unknown {ghost} from {a.name} not punted:\n{res.format_trace()}")
+    return bad
+
+
 def two_edge_connected(g: nx.MultiGraph) -> bool:
     return nx.is_connected(g) and not any(
         g.number_of_edges(u, v) == 1 for u, v in nx.bridges(nx.Graph(g)))
