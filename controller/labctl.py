@@ -1,0 +1,120 @@
+"""A Kendali controller as a child process, for the demo, lab tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from controller.errors import KendaliError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ControllerProcess:
+    """``kendali controller`` in a subprocess on free ports, with its own state dir."""
+
+    def __init__(self, topology: str | Path | None = None, policies: str | Path | None = None,
+                 state_dir: str | Path | None = None, extra: list[str] | None = None,
+                 token: str = "lab-token", log_path: str | Path | None = None) -> None:
+        self.ofp_port = free_port()
+        self.rest_port = free_port()
+        self._tmp = None
+        if state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="kendali-state-")
+            state_dir = self._tmp.name
+        self.state_dir = Path(state_dir)
+        self.token = token
+        self.args = [sys.executable, "-m", "controller", "controller", "--ofp-port", str(self.ofp_port),
+                     "--rest-port", str(self.rest_port), "--rest-host", "127.0.0.1",
+                     "--state-dir", str(self.state_dir)]
+        if topology:
+            self.args += ["--topology", str(topology)]
+        if policies:
+            self.args += ["--policies", str(policies)]
+        self.args += extra or []
+        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="kendali-ctl-", suffix=".log")[1])
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    def start(self, timeout: float = 20.0) -> "ControllerProcess":
+        env = dict(os.environ, KENDALI_TOKEN=self.token, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise KendaliError(f"controller exited with {self.proc.returncode}: {self.log_tail()}", "controller")
+            try:
+                self.get("/v1/health")
+                return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.1)
+        self.stop()
+        raise KendaliError(f"controller did not answer within {timeout:.0f} s: {self.log_tail()}", "controller")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._tmp:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> "ControllerProcess":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cleanup()
+
+    def log_tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    # REST helpers
+    def request(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {token or self.token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                raw = resp.read()
+                return resp.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            return exc.code, json.loads(raw) if raw else None
+
+    def get(self, path: str) -> Any:
+        status, body = self.request("GET", path)
+        if status != 200:
+            raise KendaliError(f"GET {path} answered {status}: {body}", "controller")
+        return body
