@@ -27,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Collection, Iterable, Union
+from typing import Any, Callable, Collection, Iterable
 
 from controller.state import T_INGRESS, DesiredState, Flow, Group
 

@@ -6,7 +6,6 @@ Used by the property tests; plain functions so a failing example can be rebuilt 
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -189,6 +188,3 @@ def two_edge_connected(g: nx.MultiGraph) -> bool:
     return nx.is_connected(g) and not any(
         g.number_of_edges(u, v) == 1 for u, v in nx.bridges(nx.Graph(g)))
 
-
-def in_subnet(ip: str, cidr: str) -> bool:
-    return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(cidr)
