@@ -221,6 +221,10 @@ class _Build:
             for port in sorted(ports):
                 if port in linked and self.protect:
                     flows = self._protection_groups(s, port)
+                    # A detour ends at the far side of the failed link and may have passed
+                    # the destination's side: the frame must then go back the way it came.
+                    flows.append(Flow(T_EGRESS, 105, match(metadata=(port, METADATA_MASK), in_port=port),
+                                      (("output", "in_port"),)))
                 else:
                     flows = [Flow(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)), (("output", port),))]
                 for f in flows:

@@ -30,9 +30,6 @@ from tests.netbuild import NOW, Built, all_pairs, build, check_network, two_edge
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
-DETOUR_BUG = ("compiler bug: a link's detour ends at the link's far end n, and n's shortest path may leave "
-              "by the detour's last port (its in_port) -> OpenFlow drops output-to-in_port; minimal case "
-              "ring 1-2-3-4-1, hosts on s1 and s3, link s1-s2 down (see test_ring4_detour_past_destination)")
 
 
 @st.composite
@@ -104,7 +101,6 @@ def test_single_failure_never_loops_or_misdelivers(b):
     assert not bad, "\n".join(bad[:3])
 
 
-@pytest.mark.xfail(strict=True, reason=DETOUR_BUG)
 @SETTINGS
 @given(ring_networks())
 def test_single_failure_every_pair_still_delivered(b):
@@ -125,12 +121,11 @@ def ring4() -> Built:
     return build(g, [1, 3])
 
 
-@pytest.mark.xfail(strict=True, reason=DETOUR_BUG)
 def test_ring4_detour_past_destination():
-    """Minimal counterexample. s1's shortest path to s3 is via s2 (tie broken by lowest dpid).
-    With s1-s2 down, s1's FF group tags the frame onto the detour s1 -> s4 -> s3 -> s2, which
-    passes the destination switch s3; s2 pops the tag and must send the frame back to s3 out
-    of port 2 -- its in_port -- so it is dropped."""
+    """Once a minimal counterexample: s1's shortest path to s3 is via s2 (tie broken by lowest
+    dpid). With s1-s2 down, s1's FF group tags the frame onto the detour s1 -> s4 -> s3 -> s2,
+    which passes the destination switch s3; s2 pops the tag and must send the frame back to
+    s3 out of its in_port, which OpenFlow only does when told so (the U-turn egress flow)."""
     b = ring4()
     h0, h1 = b.hosts
     fab = b.fabric(dead={(1, 1), (2, 1)})
@@ -143,7 +138,6 @@ def test_ring4_other_failures_and_recompile_are_fine():
     assert not safety_violations(b)
     assert not after_recompile(b)
     h0, h1 = b.hosts
-    # Links not on any detour-past-destination path work through fast failover alone.
     assert not all_pairs(b.fabric(dead={(3, 2), (4, 2)}), b.hosts)
 
 
