@@ -89,9 +89,25 @@ def _matches(flow, pkt: dict) -> bool:
     return True
 
 
+_INDEX: dict[int, tuple[object, dict]] = {}
+
+
+def _tables(sw) -> dict:
+    """(table) -> flows, highest priority first; memoised per SwitchState object."""
+    hit = _INDEX.get(id(sw))
+    if hit is None or hit[0] is not sw:
+        tables: dict = {}
+        for f in sorted(sw.flows.values(), key=lambda f: -f.priority):
+            tables.setdefault(f.table, []).append(f)
+        hit = _INDEX[id(sw)] = (sw, tables)
+    return hit[1]
+
+
 def walk(state: DesiredState, net: Network, dpid: int, in_port: int, pkt: dict,
          dead: set[tuple[int, int]] = frozenset(), max_hops: int = 32) -> tuple[tuple[int, int] | None, list[str]]:
-    """Follow one unicast frame. Returns (delivered (dpid, port) or None, trace)."""
+    """Follow one unicast frame. Returns (delivered (dpid, port) or None, trace).
+
+    The frame as delivered is appended to the trace as its last element (a dict)."""
     peer = {}
     for d1, p1, d2, p2 in net.links:
         peer[(d1, p1)], peer[(d2, p2)] = (d2, p2), (d1, p1)
@@ -101,12 +117,12 @@ def walk(state: DesiredState, net: Network, dpid: int, in_port: int, pkt: dict,
         table, meta, outs = T_INGRESS, 0, []
         pkt["in_port"] = in_port
         while True:
-            flows = [f for f in state[dpid].flows.values() if f.table == table and _matches(f, {**pkt, "metadata": meta})]
-            if not flows:
+            here = {**pkt, "metadata": meta}
+            f = next((f for f in _tables(state[dpid]).get(table, ()) if _matches(f, here)), None)
+            if f is None:
                 trace.append(f"s{dpid}: table {table} miss")
                 return None, trace
-            f = max(flows, key=lambda f: f.priority)
-            trace.append(f"s{dpid} in {in_port} t{table} p{f.priority} {f.actions}")
+            trace.append(f"s{dpid} in {in_port} t{table} p{f.priority} {f.actions} meter={f.meter}")
             acts = list(f.actions)
             while acts:
                 a = acts.pop(0)
@@ -140,6 +156,8 @@ def walk(state: DesiredState, net: Network, dpid: int, in_port: int, pkt: dict,
             trace.append(f"s{dpid}: to {port}")
             return None, trace
         if (dpid, port) not in peer:
+            pkt.pop("in_port", None)
+            trace.append(pkt)
             return (dpid, port), trace
         dpid, in_port = peer[(dpid, port)]
     trace.append("looped")

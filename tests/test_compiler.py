@@ -1,0 +1,485 @@
+"""controller.compiler: what each switch gets, checked structurally and by walking frames."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import networkx as nx
+import pytest
+
+from controller import topology as topo_mod
+from controller.compiler import (
+    ETH_ARP, ETH_IP, ETH_LLDP, FLOOD_GROUP, GATEWAY_MAC, METADATA_MASK, MULTICAST, OFPVID_PRESENT,
+    TURNBACK_GROUP, Compiler, compile_network, meter_rate,
+)
+from controller.state import T_EGRESS, T_FWD, T_INGRESS, T_ROUTE, Flow, SwitchState, diff, match
+from tests.helpers_core import NOW, Pol, build, load, walk
+
+RATIO = 1514 / 1448
+
+
+@pytest.fixture(scope="module")
+def ring():
+    t = load("ring4")
+    net = build(t)
+    return t, net, compile_network(net, {}, now=NOW)
+
+
+@pytest.fixture(scope="module")
+def ppu():
+    t = load("ppu")
+    net = build(t)
+    return t, net, compile_network(net, {}, now=NOW)
+
+
+def dp(t, name):
+    return t.switches[name].dpid
+
+
+def hosts_of(t):
+    return [(h, dp(t, h.switch)) for h in t.hosts]
+
+
+def unicast(h):
+    return {"eth_dst": h.mac, "eth_type": ETH_IP, "ipv4_src": "192.0.2.1", "ipv4_dst": h.ip}
+
+
+# ---- the pipeline skeleton -------------------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["ring", "ppu"])
+def test_every_switch_sends_lldp_and_arp_to_the_controller_and_chains_tables(which, request):
+    t, net, st = request.getfixturevalue(which)
+    assert set(st) == {s.dpid for s in t.switches.values()}
+    ctrl = (("output", "controller"),)
+    for dpid, sw in st.items():
+        assert sw.flows[(T_INGRESS, 1000, match(eth_type=ETH_LLDP))].actions == ctrl
+        assert sw.flows[(T_INGRESS, 1000, match(eth_type=ETH_ARP))].actions == ctrl
+        assert sw.flows[(T_INGRESS, 0, ())].goto == T_ROUTE
+        assert sw.flows[(T_ROUTE, 0, ())].goto == T_FWD
+        for f in sw.flows.values():
+            assert f.goto is None or f.goto > f.table, f  # a pipeline only goes forward
+            for a in f.actions:
+                if a[0] == "group":
+                    assert a[1] in sw.groups, f
+
+
+@pytest.mark.parametrize("which", ["ring", "ppu"])
+def test_per_host_forwarding_on_every_switch(which, request):
+    t, net, st = request.getfixturevalue(which)
+    for h, hd in hosts_of(t):
+        for dpid, sw in st.items():
+            f = sw.flows[(T_FWD, 100, match(eth_dst=h.mac))]
+            port, mask = f.metadata
+            assert mask == METADATA_MASK and f.goto == T_EGRESS
+            if dpid == hd:
+                assert port == h.port
+            else:
+                assert port in net.link_ports(dpid)
+            assert (T_EGRESS, 100, match(metadata=(port, METADATA_MASK))) in sw.flows
+
+
+@pytest.mark.parametrize("which", ["ring", "ppu"])
+def test_every_host_reaches_every_host(which, request):
+    t, net, st = request.getfixturevalue(which)
+    hs = hosts_of(t)
+    for a, ad in hs:
+        for b, bd in hs:
+            if a is not b:
+                where, trace = walk(st, net, ad, a.port, unicast(b))
+                assert where == (bd, b.port), trace
+                assert "vlan_vid" not in trace[-1]
+
+
+def test_unknown_destination_misses_in_t_fwd(ring):
+    t, net, st = ring
+    where, trace = walk(st, net, 1, 3, {"eth_dst": "02:99:00:00:00:01", "eth_type": ETH_IP})
+    assert where is None and "table 2 miss" in trace[-1]
+
+
+# ---- flooding ----------------------------------------------------------------------------------
+
+def flood_ports(sw: SwitchState) -> set[int]:
+    g = sw.groups[FLOOD_GROUP]
+    assert g.type == "all"
+    out = set()
+    for b in g.buckets:
+        (act,) = b.actions
+        assert act[0] == "output"
+        out.add(act[1])
+    return out
+
+
+@pytest.mark.parametrize("which", ["ring", "ppu"])
+def test_flood_group_is_edge_ports_plus_a_spanning_tree(which, request):
+    t, net, st = request.getfixturevalue(which)
+    tree = nx.Graph()
+    tree.add_nodes_from(st)
+    excluded = set()
+    for dpid, sw in st.items():
+        fp = flood_ports(sw)
+        assert sw.flows[(T_FWD, 50, match(eth_dst=MULTICAST))].actions == (("group", FLOOD_GROUP),)
+        edge = set(net.edge_ports(dpid, NOW))
+        linked = net.link_ports(dpid)
+        assert edge == {h.port for h, hd in hosts_of(t) if hd == dpid}
+        assert fp - linked == edge
+        for p in linked - fp:
+            excluded.add((dpid, p))
+            # Broadcast arriving on a non-tree link is dropped at once.
+            f = sw.flows[(T_INGRESS, 500, match(in_port=p, eth_dst=MULTICAST))]
+            assert f.actions == () and f.goto is None
+        for p in fp & linked:
+            assert (T_INGRESS, 500, match(in_port=p, eth_dst=MULTICAST)) not in sw.flows
+    for d1, p1, d2, p2 in net.links:
+        in1, in2 = (d1, p1) not in excluded, (d2, p2) not in excluded
+        assert in1 == in2, "a link is in the tree at both ends or at neither"
+        if in1:
+            tree.add_edge(d1, d2)
+    assert nx.is_tree(tree)
+    assert len(excluded) == 2 * (len(net.links) - (len(st) - 1))
+
+
+def test_ring_excludes_exactly_one_link(ring):
+    t, net, st = ring
+    out = {(d, p) for d, sw in st.items() for p in net.link_ports(d) - flood_ports(sw)}
+    assert len(out) == 2
+    (a, pa), (b, pb) = sorted(out)
+    assert (a, pa, b, pb) in net.links
+
+
+def test_broadcast_reaches_each_other_host_once(ppu):
+    t, net, st = ppu
+    peer = {}
+    for d1, p1, d2, p2 in net.links:
+        peer[(d1, p1)], peer[(d2, p2)] = (d2, p2), (d1, p1)
+    h, hd = hosts_of(t)[5]
+    delivered, queue, steps = [], [(hd, h.port)], 0
+    while queue:
+        steps += 1
+        assert steps < 500, "flood loops"
+        d, inp = queue.pop()
+        sw = st[d]
+        if (T_INGRESS, 500, match(in_port=inp, eth_dst=MULTICAST)) in sw.flows:
+            continue
+        for p in sorted(flood_ports(sw) - {inp}):
+            if (d, p) in peer:
+                queue.append(peer[(d, p)])
+            else:
+                delivered.append((d, p))
+    expected = sorted((bd, b.port) for b, bd in hosts_of(t) if b is not h)
+    assert sorted(delivered) == expected
+
+
+# ---- path choice follows capacity --------------------------------------------------------------
+
+TRIANGLE = {
+    "switches": [{"name": "a", "dpid": 1}, {"name": "b", "dpid": 2}, {"name": "c", "dpid": 3}],
+    "links": [
+        {"a": "a", "b": "b", "capacity_mbps": 10},
+        {"a": "a", "b": "c", "capacity_mbps": 10000},
+        {"a": "c", "b": "b", "capacity_mbps": 10000},
+    ],
+    "subnets": [
+        {"id": "sa", "cidr": "10.1.0.0/24", "gateway": "10.1.0.1", "switch": "a", "hosts": [{"name": "ha", "ip": "10.1.0.10"}]},
+        {"id": "sb", "cidr": "10.2.0.0/24", "gateway": "10.2.0.1", "switch": "b", "hosts": [{"name": "hb", "ip": "10.2.0.10"}]},
+    ],
+}
+
+
+def test_shortest_path_follows_declared_capacity():
+    t = topo_mod.parse(TRIANGLE, "triangle")
+    net = build(t)
+    st = compile_network(net, {}, now=NOW)
+    port = {(l.a, l.b): (l.a_port, l.b_port) for l in t.links}
+    ha, hb = t.subnets["sa"].hosts[0], t.subnets["sb"].hosts[0]
+    # a -> b goes through c (2 x 10 Gbit/s), not over the direct 10 Mbit/s link; and back.
+    assert st[1].flows[(T_FWD, 100, match(eth_dst=hb.mac))].metadata[0] == port[("a", "c")][0]
+    assert st[2].flows[(T_FWD, 100, match(eth_dst=ha.mac))].metadata[0] == port[("c", "b")][1]
+    trace = walk(st, net, 1, ha.port, unicast(hb))[1]
+    assert walk(st, net, 1, ha.port, unicast(hb))[0] == (2, hb.port)
+    assert [line.split()[0] for line in trace[:-1] if isinstance(line, str) and " t0 " in line] == ["s1", "s3", "s2"]
+    # The spanning tree leaves out the slow link too.
+    assert port[("a", "b")][0] not in flood_ports(st[1])
+    # Without declared capacities the direct link wins.
+    bare = build(t, declare=False)
+    for info in bare.links.values():
+        assert info.capacity_mbps is None
+    st2 = compile_network(bare, {}, now=NOW)
+    assert st2[1].flows[(T_FWD, 100, match(eth_dst=hb.mac))].metadata[0] == port[("a", "b")][0]
+
+
+# ---- fast failover -----------------------------------------------------------------------------
+
+def test_fast_failover_groups_on_inter_switch_ports(ring):
+    t, net, st = ring
+    vids = set()
+    for dpid, sw in st.items():
+        for port in net.link_ports(dpid):
+            f = sw.flows[(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)))]
+            assert f.actions == (("group", port),)
+            g = sw.groups[port]
+            assert g.type == "ff" and len(g.buckets) == 2
+            primary, backup = g.buckets
+            assert primary.actions == (("output", port),) and primary.watch_port == port
+            assert backup.actions[0] == ("push_vlan", 0x8100)
+            kind, fld, vid = backup.actions[1]
+            assert (kind, fld) == ("set_field", "vlan_vid") and vid & OFPVID_PRESENT
+            vids.add(vid)
+            other = backup.actions[2][1]
+            assert backup.actions[2] == ("output", other) and backup.watch_port == other
+            assert other in net.link_ports(dpid) and other != port
+            # The turn-back twin for frames that came in by the detour's first port.
+            tb = sw.groups[TURNBACK_GROUP | port]
+            assert tb.buckets[0] == primary and tb.buckets[1].actions[-1] == ("output", "in_port")
+            f110 = sw.flows[(T_EGRESS, 110, match(metadata=(port, METADATA_MASK), in_port=other))]
+            assert f110.actions == (("group", TURNBACK_GROUP | port),)
+            # A detour may end past the destination's side: the frame must U-turn explicitly.
+            f105 = sw.flows[(T_EGRESS, 105, match(metadata=(port, METADATA_MASK), in_port=port))]
+            assert f105.actions == (("output", "in_port"),)
+        for port in net.edge_ports(dpid, NOW):
+            f = sw.flows[(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)))]
+            assert f.actions == (("output", port),)
+    assert len(vids) == 2 * len(net.links)  # one detour per directed link
+
+
+def test_no_protect_means_plain_outputs(ring):
+    t, net, _ = ring
+    st = compile_network(net, {}, now=NOW, protect=False)
+    for dpid, sw in st.items():
+        assert set(sw.groups) == {FLOOD_GROUP}
+        assert not any("vlan_vid" in dict(f.match) for f in sw.flows.values())
+        for port in net.link_ports(dpid):
+            assert sw.flows[(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)))].actions == (("output", port),)
+
+
+def test_bridge_links_get_a_single_bucket_group(ppu):
+    t, net, st = ppu
+    d = dp(t, "sw-dinkes")
+    (port,) = net.link_ports(d)
+    g = st[d].groups[port]
+    assert g.type == "ff" and len(g.buckets) == 1
+
+
+def test_detour_to_the_neighbour_delivers_when_the_link_dies(ring):
+    t, net, st = ring
+    h = {x.name: x for x in t.hosts}
+    dead = {(1, 1), (2, 1)}  # r1:1 - r2:1
+    assert (1, 1, 2, 1) in net.links
+    where, trace = walk(st, net, 1, h["h1"].port, unicast(h["h2"]), dead)
+    assert where == (2, h["h2"].port), trace
+    assert "vlan_vid" not in trace[-1]
+    assert sum(1 for line in trace if isinstance(line, str) and " t0 " in line) == 4  # r1 r4 r3 r2
+
+
+@pytest.mark.parametrize("which", ["ring", "ppu"])
+def test_any_single_link_failure_is_survived_before_recompiling(which, request):
+    """Regression: a detour's last switch sending the frame back out of its in_port (dropped by OpenFlow)."""
+    t, net, st = request.getfixturevalue(which)
+    g = nx.MultiGraph([(k[0], k[2]) for k in net.links])
+    keep = {"h1", "h2", "h3", "h4", "isp", "spbe", "setda1", "kecwaru1", "kecbabul1", "kecsepak1", "rsud1", "diskomin1"}
+    hs = [(h, d) for h, d in hosts_of(t) if h.name in keep]
+    failures = []
+    for d1, p1, d2, p2 in sorted(net.links):
+        rest = g.copy()
+        rest.remove_edge(d1, d2)
+        if not nx.is_connected(rest):
+            continue
+        for a, ad in hs:
+            for b, bd in hs:
+                if a is not b:
+                    where, trace = walk(st, net, ad, a.port, unicast(b), {(d1, p1), (d2, p2)})
+                    if where != (bd, b.port):
+                        failures.append((d1, p1, d2, p2, a.name, b.name, trace[-1]))
+    assert not failures, failures[:3]
+
+
+def test_detour_tags_are_followed_and_popped(ring):
+    t, net, st = ring
+    for dpid, sw in st.items():
+        for f in sw.flows.values():
+            m = dict(f.match)
+            if "vlan_vid" in m:
+                assert f.table == T_INGRESS and f.priority == 900 and "in_port" in m
+                assert (f.actions == (("pop_vlan",),) and f.goto == T_FWD) or \
+                       (len(f.actions) == 1 and f.actions[0][0] == "output" and f.goto is None)
+
+
+# ---- routing -----------------------------------------------------------------------------------
+
+def test_routing_rewrites_to_gateway_and_host_mac(ppu):
+    t, net, st = ppu
+    first_hops = {dp(t, h.switch) for h in t.hosts}
+    router = t.subnets[t.uplink.subnet].hosts[0]
+    for dpid, sw in st.items():
+        if dpid not in first_hops:
+            assert not any(f.table == T_ROUTE and f.priority > 0 for f in sw.flows.values())
+            continue
+        for h in t.hosts:
+            f = sw.flows[(T_ROUTE, 200, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=h.ip))]
+            assert f.actions == (("set_field", "eth_src", GATEWAY_MAC), ("set_field", "eth_dst", h.mac), ("dec_nw_ttl",))
+            assert f.goto == T_FWD
+        for s in t.subnets.values():
+            net_addr, mask = s.network.network_address, s.network.netmask
+            f = sw.flows[(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=(str(net_addr), str(mask))))]
+            assert f.actions == (("output", "controller"),)
+        f = sw.flows[(T_ROUTE, 50, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC))]
+        assert f.actions[1] == ("set_field", "eth_dst", router.mac) and f.goto == T_FWD
+
+
+def test_routed_frames_arrive_rewritten(ppu):
+    t, net, st = ppu
+    hs = dict((h.name, (h, d)) for h, d in hosts_of(t))
+    (a, ad), (b, bd), (isp, ispd) = hs["dinkes1"], hs["kecwaru1"], hs["isp"]
+    pkt = {"eth_src": a.mac, "eth_dst": GATEWAY_MAC, "eth_type": ETH_IP, "ipv4_src": a.ip, "ipv4_dst": b.ip}
+    where, trace = walk(st, net, ad, a.port, pkt)
+    assert where == (bd, b.port), trace
+    assert trace[-1]["eth_dst"] == b.mac and trace[-1]["eth_src"] == GATEWAY_MAC
+    # An unknown address of a declared subnet goes to the controller (to ARP for it).
+    where, trace = walk(st, net, ad, a.port, {**pkt, "ipv4_dst": "10.10.15.77"})
+    assert where is None and "to controller" in trace[-1]
+    # Anything else leaves by the ISP router.
+    where, trace = walk(st, net, ad, a.port, {**pkt, "ipv4_dst": "8.8.8.8"})
+    assert where == (ispd, isp.port) and trace[-1]["eth_dst"] == isp.mac
+
+
+def test_no_default_route_without_an_uplink(ring):
+    t, net, st = ring
+    for sw in st.values():
+        assert (T_ROUTE, 50, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC)) not in sw.flows
+
+
+# ---- per-OPD meters ----------------------------------------------------------------------------
+
+DINKES = Pol("dinkes", ("10.10.7.0/24",), download_kbps=20000, upload_kbps=10000)
+SETDA = Pol("setda", ("10.10.1.0/24",), download_kbps=8000, upload_kbps=4000, burst_kbit=2000)
+BPKAD = Pol("bpkad", ("10.10.5.0/24",), download_kbps=5000, upload_kbps=5000)
+
+
+def opd_meters(st, t, sw_name):
+    return st[dp(t, sw_name)].meters
+
+
+def test_meter_rate_formula():
+    assert meter_rate(20000) == round(20000 * RATIO) == 20912
+    assert meter_rate(1448) == 1514
+
+
+def test_policy_meters_and_flows(ppu):
+    t, net, _ = ppu
+    st = Compiler().compile(net, {"dinkes": DINKES, "setda": SETDA}, now=NOW)
+    d = dp(t, "sw-dinkes")
+    meters = st[d].meters
+    up, down = sorted(meters)
+    assert meters[up].rate_kbps == round(10000 * RATIO) and meters[up].burst_kbit == meters[up].rate_kbps
+    assert meters[down].rate_kbps == round(20000 * RATIO) and meters[down].burst_kbit == meters[down].rate_kbps
+    sm = opd_meters(st, t, "sw-setda")
+    assert sorted((m.rate_kbps, m.burst_kbit) for m in sm.values()) == [(round(4000 * RATIO), 2000), (round(8000 * RATIO), 2000)]
+    assert set(sm).isdisjoint(meters)
+    # Meters only where the OPD's hosts are.
+    for dpid, sw in st.items():
+        if dpid not in (d, dp(t, "sw-setda")):
+            assert not sw.meters
+            assert not any(f.meter for f in sw.flows.values())
+    sub = ("10.10.7.0", "255.255.255.0")
+    for h in t.subnets["dinkes"].hosts:
+        f = st[d].flows[(T_INGRESS, 300, match(in_port=h.port, eth_type=ETH_IP, ipv4_src=sub))]
+        assert f.meter == up and f.goto == T_ROUTE and f.actions == ()
+        ex = st[d].flows[(T_INGRESS, 310, match(in_port=h.port, eth_type=ETH_IP, ipv4_src=sub, ipv4_dst=sub))]
+        assert ex.meter is None and ex.goto == T_ROUTE
+        f = st[d].flows[(T_FWD, 200, match(eth_dst=h.mac, eth_type=ETH_IP))]
+        assert f.meter == down and f.metadata == (h.port, METADATA_MASK) and f.goto == T_EGRESS
+        ex = st[d].flows[(T_FWD, 210, match(eth_dst=h.mac, eth_type=ETH_IP, ipv4_src=sub))]
+        assert ex.meter is None and ex.metadata == (h.port, METADATA_MASK)
+        assert ex.priority > f.priority
+
+
+def test_meters_apply_to_inter_opd_traffic_only(ppu):
+    t, net, _ = ppu
+    st = Compiler().compile(net, {"dinkes": DINKES}, now=NOW)
+    hs = dict((h.name, (h, d)) for h, d in hosts_of(t))
+    (d1, dd), (d2, _), (s1, sd) = hs["dinkes1"], hs["dinkes2"], hs["setda1"]
+    up, down = sorted(st[dd].meters)
+
+    def meters(trace):
+        return [line.rsplit("meter=", 1)[1] for line in trace if isinstance(line, str) and "meter=" in line
+                and not line.endswith("meter=None")]
+
+    # dinkes1 -> setda1 (routed): upload meter only.
+    pkt = {"eth_src": d1.mac, "eth_dst": GATEWAY_MAC, "eth_type": ETH_IP, "ipv4_src": d1.ip, "ipv4_dst": s1.ip}
+    where, trace = walk(st, net, dd, d1.port, pkt)
+    assert where == (sd, s1.port) and meters(trace) == [str(up)]
+    # setda1 -> dinkes1: download meter only.
+    pkt = {"eth_src": s1.mac, "eth_dst": GATEWAY_MAC, "eth_type": ETH_IP, "ipv4_src": s1.ip, "ipv4_dst": d1.ip}
+    where, trace = walk(st, net, sd, s1.port, pkt)
+    assert where == (dd, d1.port) and meters(trace) == [str(down)]
+    # dinkes1 -> dinkes2: none.
+    where, trace = walk(st, net, dd, d1.port, {"eth_dst": d2.mac, "eth_type": ETH_IP, "ipv4_src": d1.ip, "ipv4_dst": d2.ip})
+    assert where == (dd, d2.port) and meters(trace) == []
+
+
+def test_policy_without_present_hosts_adds_nothing(ppu):
+    t, net, st0 = ppu
+    st = Compiler().compile(net, {"x": Pol("x", ("172.16.0.0/16",), 1000, 1000)}, now=NOW)
+    assert st == st0
+
+
+def meter_ids(st, t, sw_name):
+    return sorted(opd_meters(st, t, sw_name))
+
+
+def test_meter_ids_stable_when_other_opds_come_and_go(ppu):
+    t, net, _ = ppu
+    c = Compiler()
+    st1 = c.compile(net, {"dinkes": DINKES, "setda": SETDA}, now=NOW)
+    ids = {n: meter_ids(st1, t, f"sw-{n}") for n in ("dinkes", "setda")}
+    assert len({i for v in ids.values() for i in v}) == 4
+    st2 = c.compile(net, {"dinkes": DINKES, "setda": SETDA, "bpkad": BPKAD}, now=NOW)
+    assert {n: meter_ids(st2, t, f"sw-{n}") for n in ("dinkes", "setda")} == ids
+    bp = meter_ids(st2, t, "sw-bpkad")
+    assert set(bp).isdisjoint(ids["dinkes"] + ids["setda"])
+    st3 = c.compile(net, {"setda": SETDA, "bpkad": BPKAD}, now=NOW)
+    assert meter_ids(st3, t, "sw-setda") == ids["setda"] and meter_ids(st3, t, "sw-bpkad") == bp
+    assert not opd_meters(st3, t, "sw-dinkes")
+    # Nothing but dinkes' flows and meters changed.
+    changed = {d for d in st2 if diff(st2[d], st3[d])}
+    assert changed == {dp(t, "sw-dinkes")}
+
+
+@pytest.mark.parametrize("which", ["ring", "ppu"])
+def test_compiling_twice_gives_identical_state(which, request):
+    t, net, st = request.getfixturevalue(which)
+    assert compile_network(net, {}, now=NOW) == st
+    c = Compiler()
+    pols = {"dinkes": DINKES, "setda": SETDA}
+    assert c.compile(net, pols, now=NOW) == c.compile(net, pols, now=NOW)
+
+
+@pytest.mark.parametrize("change,n", [
+    (dict(download_kbps=30000), 1),
+    (dict(upload_kbps=3000), 1),
+    (dict(download_kbps=30000, upload_kbps=3000), 2),
+    (dict(burst_kbit=999), 2),
+])
+def test_rate_change_is_only_meter_modifications(ppu, change, n):
+    t, net, _ = ppu
+    c = Compiler()
+    before = c.compile(net, {"dinkes": DINKES, "setda": SETDA}, now=NOW)
+    after = c.compile(net, {"dinkes": dataclasses.replace(DINKES, **change), "setda": SETDA}, now=NOW)
+    d = dp(t, "sw-dinkes")
+    total = 0
+    for dpid in before:
+        ch = diff(before[dpid], after[dpid])
+        total += ch.count()
+        if dpid != d:
+            assert not ch
+    ch = diff(before[d], after[d])
+    assert ch.count() == len(ch.meters_mod) == n == total
+    for m in ch.meters_mod:
+        assert before[d].meters[m.meter_id] != m
+
+
+def test_conflicting_flow_is_refused():
+    s = SwitchState()
+    s.add_flow(Flow(T_FWD, 1, match(eth_dst="x"), goto=T_EGRESS))
+    s.add_flow(Flow(T_FWD, 1, match(eth_dst="x"), goto=T_EGRESS))  # the same again is fine
+    with pytest.raises(ValueError):
+        s.add_flow(Flow(T_FWD, 1, match(eth_dst="x"), goto=T_ROUTE))
