@@ -1,0 +1,136 @@
+"""controller.arp.ArpResponder: answers, proxy answers, edge-only flooding, dedup, probes."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.arp import BROADCAST, REPLY, REQUEST, Arp, ArpResponder, Send
+from controller.compiler import GATEWAY_MAC
+from tests.helpers_core import NOW, build, load
+
+SPARE = 9  # an extra edge port on r1, up since 0
+
+
+@pytest.fixture
+def env():
+    t = load("ring4")
+    net = build(t, hosts=False)
+    net.port_status(1, SPARE, True, 0.0)
+    hosts = {h.name: (h, t.switches[h.switch].dpid) for h in t.hosts}
+    return t, net, ArpResponder(net), hosts
+
+
+def request(h, target_ip, src_mac=None):
+    return Arp(REQUEST, src_mac or h.mac, h.ip, "00:00:00:00:00:00", target_ip)
+
+
+def test_gateway_request_is_answered_with_the_gateway_mac(env):
+    t, net, arp, hs = env
+    h1, d1 = hs["h1"]
+    changed, out = arp.handle(d1, h1.port, request(h1, "10.20.1.1"), NOW)
+    assert changed and net.hosts[h1.mac].ip == h1.ip
+    assert out == [Send(d1, h1.port, Arp(REPLY, GATEWAY_MAC, "10.20.1.1", h1.mac, h1.ip))]
+    # Asked again at once: still answered (replies are not deduplicated), nothing learned anew.
+    changed, out2 = arp.handle(d1, h1.port, request(h1, "10.20.1.1"), NOW + 0.1)
+    assert not changed and out2 == out
+
+
+def test_known_host_is_answered_by_proxy(env):
+    t, net, arp, hs = env
+    (h1, d1), (h3, d3) = hs["h1"], hs["h3"]
+    net.learn_host(h3.mac, h3.ip, d3, h3.port, NOW)
+    changed, out = arp.handle(d1, h1.port, request(h1, h3.ip), NOW)
+    assert out == [Send(d1, h1.port, Arp(REPLY, h3.mac, h3.ip, h1.mac, h1.ip))]
+
+
+def test_unknown_target_is_flooded_to_edge_ports_only_except_the_in_port(env):
+    t, net, arp, hs = env
+    h1, d1 = hs["h1"]
+    changed, out = arp.handle(d1, h1.port, request(h1, "10.20.3.99"), NOW)
+    expected = {(d1, SPARE)} | {(d, h.port) for n, (h, d) in hs.items() if n != "h1"}
+    assert {(s.dpid, s.port) for s in out} == expected
+    assert len(out) == len(expected)
+    assert all(s.arp is None for s in out)  # the request itself goes out
+    for s in out:
+        assert s.port not in net.link_ports(s.dpid)
+
+
+def test_duplicate_request_within_the_window_is_not_reflooded(env):
+    t, net, arp, hs = env
+    h1, d1 = hs["h1"]
+    assert arp.handle(d1, h1.port, request(h1, "10.20.3.99"), NOW)[1]
+    # A copy of it (e.g. from another port, or a retransmission) inside the window.
+    assert arp.handle(d1, h1.port, request(h1, "10.20.3.99"), NOW + arp.dedup_seconds / 2) == (False, [])
+    assert arp.handle(d1, h1.port, request(h1, "10.20.3.98"), NOW + 0.1)[1]  # another target is news
+    assert arp.handle(d1, h1.port, request(h1, "10.20.3.99"), NOW + arp.dedup_seconds + 0.01)[1]
+
+
+def test_arp_from_a_non_edge_port_is_ignored(env):
+    t, net, arp, hs = env
+    h1, d1 = hs["h1"]
+    link_port = sorted(net.link_ports(d1))[0]
+    assert arp.handle(d1, link_port, request(h1, "10.20.1.1"), NOW) == (False, [])
+    assert arp.handle(d1, link_port, request(h1, "10.20.3.99"), NOW) == (False, [])
+    assert not net.hosts
+    # A port still in its edge probation is not an edge port either.
+    net.port_status(d1, 10, True, NOW)
+    assert arp.handle(d1, 10, request(h1, "10.20.1.1"), NOW + 0.5) == (False, [])
+    assert not net.hosts
+
+
+def test_reply_is_delivered_to_the_requester(env):
+    t, net, arp, hs = env
+    (h1, d1), (h2, d2) = hs["h1"], hs["h2"]
+    arp.handle(d1, h1.port, request(h1, h2.ip), NOW)
+    changed, out = arp.handle(d2, h2.port, Arp(REPLY, h2.mac, h2.ip, h1.mac, h1.ip), NOW + 0.01)
+    assert changed and net.hosts[h2.mac].ip == h2.ip  # the replier is learned
+    assert out == [Send(d1, h1.port)]
+    # A reply to someone unknown goes nowhere.
+    assert arp.handle(d2, h2.port, Arp(REPLY, h2.mac, h2.ip, "02:99:99:99:99:99", "10.20.1.77"), NOW)[1] == []
+
+
+def test_reply_to_a_probe_teaches_the_host_and_goes_nowhere(env):
+    t, net, arp, hs = env
+    h4, d4 = hs["h4"]
+    changed, out = arp.handle(d4, h4.port, Arp(REPLY, h4.mac, h4.ip, GATEWAY_MAC.upper(), "10.20.4.1"), NOW)
+    assert changed and out == [] and net.host_by_ip(h4.ip).mac == h4.mac
+
+
+def test_gratuitous_and_probe_arp_only_teach(env):
+    t, net, arp, hs = env
+    (h1, d1), (h2, d2) = hs["h1"], hs["h2"]
+    changed, out = arp.handle(d1, h1.port, Arp(REQUEST, h1.mac, h1.ip, BROADCAST, h1.ip), NOW)
+    assert changed and out == [] and net.hosts[h1.mac].ip == h1.ip
+    # RFC 5227 probe: sender IP 0.0.0.0 - the MAC is learned without an address, nothing is sent.
+    changed, out = arp.handle(d2, h2.port, Arp(REQUEST, h2.mac, "0.0.0.0", "00:00:00:00:00:00", h2.ip), NOW)
+    assert changed and out == [] and net.hosts[h2.mac].ip is None
+
+
+def test_a_host_moving_is_relearned_through_arp(env):
+    t, net, arp, hs = env
+    h1, d1 = hs["h1"]
+    arp.handle(d1, h1.port, request(h1, "10.20.1.1"), NOW)
+    changed, _ = arp.handle(d1, SPARE, request(h1, "10.20.1.1"), NOW + 1)
+    assert changed and (net.hosts[h1.mac].dpid, net.hosts[h1.mac].port) == (d1, SPARE)
+
+
+def test_probe_for_an_unknown_host_of_a_declared_subnet(env):
+    t, net, arp, hs = env
+    out = arp.probe("10.20.2.50", NOW)
+    want = Arp(REQUEST, GATEWAY_MAC, "10.20.2.1", "00:00:00:00:00:00", "10.20.2.50")
+    assert {(s.dpid, s.port) for s in out} == {(1, SPARE)} | {(d, h.port) for h, d in hs.values()}
+    assert all(s.arp == want for s in out)
+    assert arp.probe("10.20.2.50", NOW + 0.1) == []  # once per window
+    assert arp.probe("10.20.2.50", NOW + arp.dedup_seconds + 0.01)
+    assert arp.probe("192.168.7.7", NOW) == []  # not ours to ask for
+
+
+def test_without_a_declaration_nothing_is_a_gateway(env):
+    from controller.graph import Network
+
+    net = Network()
+    net.switch_up(1, {1: True, 2: True}, 0.0)
+    arp = ArpResponder(net)
+    changed, out = arp.handle(1, 1, Arp(REQUEST, "02:00:00:00:00:01", "10.0.0.5", "00:00:00:00:00:00", "10.0.0.1"), NOW)
+    assert changed and out == [Send(1, 2)]
+    assert arp.probe("10.0.0.9", NOW) == []
