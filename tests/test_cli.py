@@ -1,0 +1,111 @@
+"""controller.cli: bad flags and files end with exit code 2 and one line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from controller.cli import EXIT_USAGE, build_parser
+from controller.topology import DEFAULT_TOPOLOGY
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def usage_error(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as ei:
+        build_parser().parse_args(argv)
+    assert ei.value.code == EXIT_USAGE == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.endswith("\n") and err.count("\n") == 1, err  # exactly one line
+    assert err.startswith("kendali: error: ")
+    return err
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["controller", "--ofp-port", "70000"], ["--ofp-port", "70000", "1-65535"]),
+    (["controller", "--rest-port", "0"], ["--rest-port", "outside"]),
+    (["controller", "--ofp-port", "http"], ["--ofp-port", "not a port number", "'http'"]),
+    (["lab", "--controller-port", "-1"], ["--controller-port"]),
+    (["controller", "--lldp-interval", "0"], ["--lldp-interval", "0.01-3600"]),
+    (["controller", "--link-timeout", "9999"], ["--link-timeout", "outside"]),
+    (["controller", "--lldp-interval", "soon"], ["--lldp-interval", "not a number of seconds"]),
+    (["controller", "--topology", "/nonexistent/topo.yaml"], ["--topology", "/nonexistent/topo.yaml", "no such file"]),
+    (["controller", "--policies", "/nonexistent/p.yaml"], ["--policies", "no such file"]),
+    (["lab", "--script", "/nonexistent/s.mn"], ["--script", "no such file"]),
+    (["demo", "--topology", "/nonexistent/t.yaml"], ["--topology", "no such file"]),
+    ([], ["required"]),
+    (["fly"], ["invalid choice", "'fly'"]),
+    (["controller", "--bogus"], ["unrecognized", "--bogus"]),
+    (["bench", "everything"], ["invalid choice"]),
+])
+def test_bad_flags_exit_2_with_one_line(capsys, argv, words):
+    err = usage_error(capsys, argv)
+    for w in words:
+        assert w in err, err
+
+
+def test_a_directory_is_not_a_file(capsys, tmp_path):
+    assert "no such file" in usage_error(capsys, ["controller", "--topology", str(tmp_path)])
+
+
+def test_defaults_and_good_values():
+    a = build_parser().parse_args(["controller"])
+    assert (a.command, a.topology, a.policies, a.ofp_port, a.rest_port, a.lldp_interval, a.link_timeout) == \
+        ("controller", None, None, 6653, 8080, 1.0, None)
+    assert a.state_dir == Path("state") and not a.no_protect
+    a = build_parser().parse_args(["controller", "--topology", str(DEFAULT_TOPOLOGY), "--ofp-port", "1",
+                                   "--rest-port", "65535", "--lldp-interval", "0.01", "--link-timeout", "3600"])
+    assert (a.topology, a.ofp_port, a.rest_port, a.lldp_interval, a.link_timeout) == \
+        (DEFAULT_TOPOLOGY, 1, 65535, 0.01, 3600.0)
+    assert build_parser().parse_args(["lab"]).topology == DEFAULT_TOPOLOGY
+    assert build_parser().parse_args(["bench"]).which == "compile"
+
+
+SCRIPT = textwrap.dedent("""
+    import io, json, sys, time, contextlib
+    from controller.cli import main
+    out = []
+    for argv in json.loads(sys.argv[1]):
+        err = io.StringIO()
+        t0 = time.monotonic()
+        with contextlib.redirect_stderr(err):
+            rc = main(argv)
+        out.append({"rc": rc, "err": err.getvalue(), "s": time.monotonic() - t0,
+                    "app": "controller.app" in sys.modules})
+    print(json.dumps(out))
+""")
+
+
+def test_controller_with_bad_files_returns_2_before_starting(tmp_path):
+    bad_topo = tmp_path / "bad.yaml"
+    bad_topo.write_text("switches:\n  - {name: s1, dpid: 1, colour: red}\n", encoding="utf-8")
+    bad_pol = tmp_path / "pol.yaml"
+    bad_pol.write_text("policies:\n  - {id: x, name: X, subnets: [10.0.0.0/24], download_kbps: -1, upload_kbps: 1}\n",
+                       encoding="utf-8")
+    state = tmp_path / "state"
+    runs = [
+        ["controller", "--topology", str(bad_topo), "--state-dir", str(state)],
+        ["controller", "--topology", str(DEFAULT_TOPOLOGY), "--policies", str(bad_pol),
+         "--state-dir", str(tmp_path / "state2"), "--ofp-port", "1", "--rest-port", "1"],
+    ]
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(runs)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert p.returncode == 0, p.stderr
+    assert time.monotonic() - t0 < 20
+    topo_run, pol_run = json.loads(p.stdout)
+    for r in (topo_run, pol_run):
+        assert r["rc"] == 2
+        assert r["err"].count("\n") == 1 and r["err"].startswith("kendali: error: "), r["err"]
+        assert not r["app"], "the os-ken app must not be imported before the files are checked"
+        assert r["s"] < 5
+    assert f"{bad_topo}: switches.0: " in topo_run["err"] and "colour" in topo_run["err"]
+    assert f"{bad_pol}: policies.0" in pol_run["err"] and "download_kbps" in pol_run["err"]
+    assert not state.exists(), "a bad topology must fail before the state directory is created"
