@@ -453,16 +453,21 @@ def test_compiling_twice_gives_identical_state(which, request):
     assert c.compile(net, pols, now=NOW) == c.compile(net, pols, now=NOW)
 
 
+@pytest.fixture(scope="module")
+def ppu_with_policies(ppu):
+    c = Compiler()
+    return c, c.compile(ppu[1], {"dinkes": DINKES, "setda": SETDA}, now=NOW)
+
+
 @pytest.mark.parametrize("change,n", [
     (dict(download_kbps=30000), 1),
     (dict(upload_kbps=3000), 1),
     (dict(download_kbps=30000, upload_kbps=3000), 2),
     (dict(burst_kbit=999), 2),
 ])
-def test_rate_change_is_only_meter_modifications(ppu, change, n):
+def test_rate_change_is_only_meter_modifications(ppu, ppu_with_policies, change, n):
     t, net, _ = ppu
-    c = Compiler()
-    before = c.compile(net, {"dinkes": DINKES, "setda": SETDA}, now=NOW)
+    c, before = ppu_with_policies
     after = c.compile(net, {"dinkes": dataclasses.replace(DINKES, **change), "setda": SETDA}, now=NOW)
     d = dp(t, "sw-dinkes")
     total = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.graph import Network, cost, link_key
+from controller.graph import Network, PortInfo, cost, link_key
 from tests.helpers_core import NOW, build, load
 
 A, B, C = 1, 2, 3
@@ -190,9 +190,9 @@ def test_discrepancies_missing_unexpected_wrong_port_missing_switch():
     l12, l23, l34 = links[("r1", "r2")], links[("r2", "r3")], links[("r3", "r4")]
     net.link_seen(d["r1"], l12.a_port, d["r2"], l12.b_port, 0)  # as declared
     for sw in (d["r2"], d["r3"]):
-        net.ports[sw][8] = net.ports[sw][1].__class__(True, 0)
+        net.ports[sw][8] = PortInfo(True, 0)
     net.link_seen(d["r2"], 8, d["r3"], l23.b_port, 0)  # r2-r3 on a wrong port of r2
-    net.ports[d["r1"]][8] = net.ports[d["r1"]][1].__class__(True, 0)
+    net.ports[d["r1"]][8] = PortInfo(True, 0)
     net.link_seen(d["r1"], 8, d["r3"], 8, 0)  # undeclared r1-r3
     # r3-r4 never seen; r4 then disappears.
     assert net.discrepancies() == sorted([
