@@ -263,6 +263,7 @@ def parse(data: Any, where: str = "<topology>") -> Topology:
                 claim(l[end], l[f"{end}_port"], f"link {l['a']}-{l['b']}", f"links.{i}.{end}_port")
     raw_subnets = data.get("subnets", [])
     for i, s in enumerate(raw_subnets):
+        known_switch(s["switch"], f"subnets.{i}.switch")
         for j, h in enumerate(s.get("hosts", [])):
             if "port" in h:
                 sw = h.get("switch", s["switch"])

@@ -221,7 +221,6 @@ def test_shipped_files_are_in_place():
     assert topology.DEFAULT_TOPOLOGY == TOPOS / "ppu.yaml"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: unknown subnet switch reported at hosts.N.switch (a field absent from the file) when a host has an explicit port")
 def test_unknown_subnet_switch_is_reported_at_the_subnet_even_with_host_ports(tmp_path):
     d = mutated(lambda d: (d["subnets"][1].update(switch="ghost"), d["subnets"][1]["hosts"][0].update(port=4)))
     e = bad(tmp_path, d)
