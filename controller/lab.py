@@ -25,6 +25,7 @@ this module (e.g. from controller.cli) works without it.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import os
 import re
@@ -41,6 +42,9 @@ from controller.errors import KendaliError
 from controller.topology import DEFAULT_TOPOLOGY, Topology, load
 
 SETUP_HINT = "run `bash scripts/setup.sh` (then use .venv/bin/python or /usr/bin/python3)"
+
+
+LAB_LOCK = "/run/kendali-lab.lock"
 
 
 class LabError(KendaliError):
@@ -217,8 +221,13 @@ class Lab:
         from controller.mntopo import KendaliTopo
 
         setLogLevel(self.log_level)
-        topo = KendaliTopo(self.topology, prefix=self.prefix, flat=self.flat)
-        self._check_free(topo.names)  # before we own any name: never sweep another run's bridges
+        self._take_lab_lock()
+        try:
+            topo = KendaliTopo(self.topology, prefix=self.prefix, flat=self.flat)
+            self._check_free(topo.names)  # before we own any name: never sweep another run's bridges
+        except BaseException:
+            self._release_lab_lock()
+            raise
         self.topo, self.names = topo, dict(topo.names)
         switch_cls = _make_switch_class()
         params: dict[str, Any] = {"datapath": "user", "protocols": "OpenFlow13", "admin_edge": self.admin_edge}
@@ -252,6 +261,21 @@ class Lab:
         except BaseException:
             self.stop()
             raise
+
+    def _take_lab_lock(self) -> None:
+        """One lab at a time on a machine: a second one waits here (timings stay honest)."""
+        self._lock_fd = os.open(LAB_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("kendali lab: another lab is running on this machine; waiting for it", file=sys.stderr, flush=True)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def _release_lab_lock(self) -> None:
+        fd = getattr(self, "_lock_fd", None)
+        if fd is not None:
+            os.close(fd)  # closing drops the flock
+            self._lock_fd = None
 
     def _check_free(self, names: dict[str, str]) -> None:
         out = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout.split()
@@ -298,6 +322,7 @@ class Lab:
             self._sweep()
         finally:
             self.timings["stop_s"] = time.monotonic() - t0
+            self._release_lab_lock()
             if main:
                 signal.signal(signal.SIGINT, old_int)
                 if self._old_sigterm is not None:
