@@ -103,6 +103,7 @@ def bench_main(args: Any) -> int:
         out = write_json("compile", {"benchmark": "compile", "rows": rows}, args.json)
         print(f"\nJSON: {out}")
         return 0
-    from controller import labbench
+    import importlib
 
-    return labbench.run(args)
+    # Lab benchmarks live in their own modules: controller/bench_<which>.py, each run(args) -> int.
+    return importlib.import_module(f"controller.bench_{args.which}").run(args)
