@@ -61,9 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--ofp-port", type=_port, default=6653)
     c.add_argument("--rest-port", type=_port, default=8080)
     c.add_argument("--rest-host", default="0.0.0.0")
-    c.add_argument("--lldp-interval", type=_seconds, default=1.0, help="seconds between LLDP probes per port")
+    c.add_argument("--lldp-interval", type=_seconds, default=0.2,
+                   help="seconds between LLDP probes on every port (default 0.2)")
     c.add_argument("--link-timeout", type=_seconds, default=None,
-                   help="declare a link dead after this long without LLDP (default 3.5 x interval)")
+                   help="a link silent this long is routed around (default 3 x interval)")
     c.add_argument("--no-protect", action="store_true", help="no fast-failover groups (for comparison)")
     c.add_argument("--closed-reads", action="store_true", help="REST reads need the token too")
     c.add_argument("-v", "--verbose", action="store_true")
@@ -104,6 +105,9 @@ def _check_free(host: str, port: int, what: str) -> None:
 
 
 def run_controller(args: argparse.Namespace) -> int:
+    link_timeout = args.link_timeout or 3 * args.lldp_interval
+    if link_timeout < 2 * args.lldp_interval:
+        raise KendaliError(f"must be at least twice --lldp-interval ({args.lldp_interval:g} s)", "--link-timeout")
     _quiet_eventlet()
     from os_ken.lib import hub
 
@@ -144,7 +148,7 @@ def run_controller(args: argparse.Namespace) -> int:
     app.SETTINGS.rest_port = args.rest_port
     app.SETTINGS.rest_host = args.rest_host
     app.SETTINGS.lldp_interval = args.lldp_interval
-    app.SETTINGS.link_timeout = args.link_timeout or 3.5 * args.lldp_interval
+    app.SETTINGS.link_timeout = link_timeout
     app.SETTINGS.protect = not args.no_protect
     app.SETTINGS.open_reads = not args.closed_reads
     try:

@@ -75,6 +75,13 @@ class Network:
     links: dict[LinkKey, LinkInfo] = field(default_factory=dict)
     hosts: dict[str, HostEntry] = field(default_factory=dict)  # mac -> entry
     version: int = 0  # bumped on every change that can alter forwarding
+    # Flap damping: a link that went down n times within flap_window seconds is only
+    # used again after it has been heard for hold_base * 2**(n-2) seconds (first return
+    # is immediate), at most hold_max.
+    flap_window: float = 60.0
+    hold_base: float = 1.0
+    hold_max: float = 30.0
+    returning_gap: float = 2.0  # a held link not heard for this long starts its hold again
 
     def __post_init__(self) -> None:
         self._declared_caps: dict[tuple[int, int], float | None] = {}
@@ -83,6 +90,8 @@ class Network:
         # Ports that have heard our LLDP face a switch until they go down, even if the
         # link later falls silent: they must never become flooding edge ports.
         self._switch_facing: set[tuple[int, int]] = set()
+        self._downs: dict[LinkKey, list[float]] = {}  # when each link was lost, recently
+        self._returning: dict[LinkKey, tuple[float, float]] = {}  # damped link -> (first, last) heard
         self._index: dict[int, set[int]] = {}
         self._index_version = -1
         if self.topology:
@@ -122,6 +131,7 @@ class Network:
         lost = [k for k in self.links if (k[0], k[1]) == (dpid, port) or (k[2], k[3]) == (dpid, port)]
         for k in lost:
             del self.links[k]
+            self._record_down(k, now)
         gone = [m for m, h in self.hosts.items() if (h.dpid, h.port) == (dpid, port)]
         for mac in gone:
             del self.hosts[mac]
@@ -146,6 +156,15 @@ class Network:
         if info:
             info.last_seen = now
             return False
+        hold = self.hold_time(key, now)
+        if hold:
+            first, last = self._returning.get(key, (now, now))
+            if now - last > self.returning_gap:
+                first = now  # silent again meanwhile: the hold starts over
+            self._returning[key] = (first, now)
+            if now - first < hold:
+                return False  # a flapping link earns its way back
+        self._returning.pop(key, None)
         # A port belongs to one link: a re-cabled port replaces its old link.
         for other in [k for k in self.links if {(k[0], k[1]), (k[2], k[3])} & {(src, src_port), (dst, dst_port)}]:
             del self.links[other]
@@ -159,12 +178,32 @@ class Network:
 
     def expire_links(self, now: float, timeout: float) -> list[LinkKey]:
         """Links whose LLDP has not been heard for ``timeout`` seconds are removed (silent failure)."""
-        dead = [k for k, l in self.links.items() if now - l.last_seen > timeout]
+        return self.expire_unseen_since(now - timeout, now)
+
+    def expire_unseen_since(self, cutoff: float, now: float) -> list[LinkKey]:
+        """Remove links last heard before ``cutoff``; ``now`` dates the loss for damping."""
+        dead = [k for k, l in self.links.items() if l.last_seen < cutoff]
         for k in dead:
             del self.links[k]
+            self._record_down(k, now)
         if dead:
             self.version += 1
         return dead
+
+    def _record_down(self, key: LinkKey, now: float) -> None:
+        recent = [t for t in self._downs.get(key, []) if now - t < self.flap_window]
+        self._downs[key] = recent + [now]
+
+    def hold_time(self, key: LinkKey, now: float) -> float:
+        """How long a returning link must be heard before it carries traffic again."""
+        n = sum(1 for t in self._downs.get(key, []) if now - t < self.flap_window)
+        if n < 2:
+            return 0.0
+        return min(self.hold_max, self.hold_base * 2 ** (n - 2))
+
+    def damped(self) -> dict[LinkKey, float]:
+        """Links heard again but held back by damping -> when they were first heard."""
+        return {k: first for k, (first, _last) in self._returning.items()}
 
     def link_ports(self, dpid: int) -> set[int]:
         """Ports of ``dpid`` that are ends of a known link."""

@@ -229,3 +229,60 @@ def test_reconnected_switch_starts_with_fresh_ports():
     net.switch_up(C, {1: True, 2: True}, NOW)  # C:1 now has a host (B:2 is unplugged)
     net.port_status(B, 2, False, NOW)
     assert net.is_edge_port(C, 1, NOW + net.edge_probation)
+
+
+def _two_switches(**kw):
+    net = Network(edge_probation=0.0, **kw)
+    net.switch_up(1, {1: True, 2: True}, 0.0)
+    net.switch_up(2, {1: True, 2: True}, 0.0)
+    assert net.link_seen(1, 1, 2, 1, 1.0)
+    return net
+
+
+def test_first_return_of_a_link_is_immediate():
+    net = _two_switches()
+    assert net.expire_unseen_since(5.0, 5.0) == [(1, 1, 2, 1)]
+    assert net.link_seen(1, 1, 2, 1, 5.1)
+
+
+def test_flapping_link_is_held_back_and_hold_grows():
+    net = _two_switches(hold_base=1.0)
+    net.port_status(1, 1, False, 2.0)
+    net.port_status(1, 1, True, 2.1)
+    assert net.link_seen(1, 1, 2, 1, 2.2)  # first flap: back at once
+    net.port_status(1, 1, False, 3.0)
+    net.port_status(1, 1, True, 3.1)
+    assert net.hold_time((1, 1, 2, 1), 3.2) == 1.0
+    assert not net.link_seen(1, 1, 2, 1, 3.2)  # second flap: held for 1 s of steady LLDP
+    assert (1, 1, 2, 1) in net.damped()
+    assert not net.link_seen(1, 1, 2, 1, 3.8)
+    assert net.link_seen(1, 1, 2, 1, 4.3)
+    assert net.damped() == {}
+    net.port_status(1, 1, False, 5.0)
+    net.port_status(1, 1, True, 5.1)
+    assert net.hold_time((1, 1, 2, 1), 5.2) == 2.0  # third flap: twice as long
+
+
+def test_held_link_that_falls_silent_starts_its_hold_again():
+    net = _two_switches(hold_base=1.0, returning_gap=0.5)
+    for t in (2.0, 3.0):
+        net.port_status(1, 1, False, t)
+        net.port_status(1, 1, True, t + 0.1)
+        net.link_seen(1, 1, 2, 1, t + 0.2)
+    assert not net.link_seen(1, 1, 2, 1, 3.3)
+    assert not net.link_seen(1, 1, 2, 1, 4.5)  # unheard for 1.2 s: hold restarts at 4.5
+    assert not net.link_seen(1, 1, 2, 1, 4.9)
+    assert not net.link_seen(1, 1, 2, 1, 5.3)
+    assert net.link_seen(1, 1, 2, 1, 5.6)
+
+
+def test_old_flaps_are_forgotten():
+    net = _two_switches(flap_window=10.0, hold_base=0.01)
+    for t in (2.0, 3.0, 4.0):
+        net.port_status(1, 1, False, t)
+        net.port_status(1, 1, True, t + 0.1)
+        net.link_seen(1, 1, 2, 1, t + 0.2)
+        assert net.link_seen(1, 1, 2, 1, t + 0.5) or (1, 1, 2, 1) in net.links
+    net.hold_base = 1.0
+    assert net.hold_time((1, 1, 2, 1), 4.2) == 2.0
+    assert net.hold_time((1, 1, 2, 1), 30.0) == 0.0
