@@ -42,6 +42,7 @@ METADATA_MASK = 0xFFFFFFFF
 TURNBACK_GROUP = 0x10000
 FLOOD_GROUP = 0xFFFF0001
 MAX_DETOUR_VID = 4094
+AGGREGATE_METER = 0x10000  # meter id bit: an OPD's aggregate meter at the uplink switch
 OFPVID_PRESENT = 0x1000
 
 # Meters count whole Ethernet frames, while an OPD's promise is what its applications
@@ -315,10 +316,9 @@ class _Build:
                     ("set_field", "eth_src", GATEWAY_MAC), ("set_field", "eth_dst", h.mac), ("dec_nw_ttl",),
                 ), goto=T_FWD))
         for s in topo.subnets.values():
-            net = ipaddress.IPv4Network(s.cidr)
+            net = _masked(ipaddress.IPv4Network(s.cidr))
             for d in first_hops:
-                self.add(d, Flow(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC,
-                                                     ipv4_dst=(str(net.network_address), str(net.netmask))),
+                self.add(d, Flow(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=net),
                                  (("output", "controller"),)))
         if router and router.dpid in self.state:
             for d in first_hops:
@@ -328,34 +328,61 @@ class _Build:
 
     # per-OPD meters -----------------------------------------------------------------
     def _meters(self) -> None:
+        """Where each OPD's caps are enforced.
+
+        At every switch with hosts of the OPD: its upload meter on frames entering from
+        those hosts' ports, its download meter on frames delivered to those hosts. Traffic
+        between the OPD's own subnets is neither. When the OPD's hosts sit behind more than
+        one switch, each switch caps its own share, and a second pair of meters at the
+        uplink switch caps the OPD's Internet traffic (to and from the ISP router) in
+        aggregate.
+        """
+        router = self.net.uplink_router()
         for opd in sorted(self.policies):
             pol = self.policies[opd]
             ids = self.comp.meter_ids(opd)
-            nets = [ipaddress.IPv4Network(c) for c in pol.subnets]
-            members = [h for h in self.hosts if h.ip and any(ipaddress.IPv4Address(h.ip) in n for n in nets)]
-            switches = sorted({h.dpid for h in members})
+            nets = [_masked(ipaddress.IPv4Network(c)) for c in pol.subnets]
+            members = [h for h in self.hosts if h.ip and self._in(h.ip, pol)]
             up_rate, down_rate = meter_rate(pol.upload_kbps), meter_rate(pol.download_kbps)
+            up = Meter(ids.upload_id, up_rate, meter_burst(up_rate, pol.burst_kbit))
+            down = Meter(ids.download_id, down_rate, meter_burst(down_rate, pol.burst_kbit))
+            switches = sorted({h.dpid for h in members})
             for d in switches:
-                st = self.state[d]
-                st.add_meter(Meter(ids.upload_id, up_rate, meter_burst(up_rate, pol.burst_kbit)))
-                st.add_meter(Meter(ids.download_id, down_rate, meter_burst(down_rate, pol.burst_kbit)))
-                ports = sorted({h.port for h in members if h.dpid == d})
-                for n in nets:
-                    m = (str(n.network_address), str(n.netmask))
-                    for p in ports:
-                        # Traffic inside the OPD's own subnets is not its upload or download.
-                        for inner in nets:
-                            im = (str(inner.network_address), str(inner.netmask))
-                            self.add(d, Flow(T_INGRESS, 310, match(in_port=p, eth_type=ETH_IP, ipv4_src=m, ipv4_dst=im),
-                                             goto=T_ROUTE))
-                        self.add(d, Flow(T_INGRESS, 300, match(in_port=p, eth_type=ETH_IP, ipv4_src=m),
-                                         meter=ids.upload_id, goto=T_ROUTE))
-                for h in members:
-                    if h.dpid != d:
-                        continue
-                    base = dict(metadata=(h.port, METADATA_MASK), goto=T_EGRESS)
-                    for inner in nets:
-                        im = (str(inner.network_address), str(inner.netmask))
-                        self.add(d, Flow(T_FWD, 210, match(eth_dst=h.mac, eth_type=ETH_IP, ipv4_src=im), **base))
-                    self.add(d, Flow(T_FWD, 200, match(eth_dst=h.mac, eth_type=ETH_IP), meter=ids.download_id,
-                                     **base))
+                self.state[d].add_meter(up)
+                self.state[d].add_meter(down)
+                here = [h for h in members if h.dpid == d]
+                for port in sorted({h.port for h in here}):
+                    for src in nets:
+                        for dst in nets:  # inside the OPD: not its upload
+                            self.add(d, Flow(T_INGRESS, 310, match(in_port=port, eth_type=ETH_IP, ipv4_src=src,
+                                                                   ipv4_dst=dst), goto=T_ROUTE))
+                        self.add(d, Flow(T_INGRESS, 300, match(in_port=port, eth_type=ETH_IP, ipv4_src=src),
+                                         meter=up.meter_id, goto=T_ROUTE))
+                for h in here:
+                    out = dict(metadata=(h.port, METADATA_MASK), goto=T_EGRESS)
+                    for src in nets:  # inside the OPD: not its download
+                        self.add(d, Flow(T_FWD, 210, match(eth_dst=h.mac, eth_type=ETH_IP, ipv4_src=src), **out))
+                    self.add(d, Flow(T_FWD, 200, match(eth_dst=h.mac, eth_type=ETH_IP), meter=down.meter_id, **out))
+            if len(switches) > 1 and router and router.dpid in self.state:
+                self._uplink_aggregate(router, nets, up, down)
+
+    def _uplink_aggregate(self, router: HostEntry, nets: list[tuple[str, str]], up: Meter, down: Meter) -> None:
+        u = router.dpid
+        agg_up = Meter(AGGREGATE_METER | up.meter_id, up.rate_kbps, up.burst_kbit)
+        agg_down = Meter(AGGREGATE_METER | down.meter_id, down.rate_kbps, down.burst_kbit)
+        self.state[u].add_meter(agg_up)
+        self.state[u].add_meter(agg_down)
+        for n in nets:
+            self.add(u, Flow(T_INGRESS, 320, match(in_port=router.port, eth_type=ETH_IP, ipv4_dst=n),
+                             meter=agg_down.meter_id, goto=T_ROUTE))
+            self.add(u, Flow(T_FWD, 220, match(eth_dst=router.mac, eth_type=ETH_IP, ipv4_src=n),
+                             meter=agg_up.meter_id, metadata=(router.port, METADATA_MASK), goto=T_EGRESS))
+
+    @staticmethod
+    def _in(ip: str, pol: PolicyLike) -> bool:
+        addr = ipaddress.IPv4Address(ip)
+        return any(addr in ipaddress.IPv4Network(c) for c in pol.subnets)
+
+
+def _masked(net: ipaddress.IPv4Network) -> tuple[str, str]:
+    return (str(net.network_address), str(net.netmask))
