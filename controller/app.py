@@ -21,9 +21,9 @@ from os_ken.lib.packet import arp as arp_pkt
 from os_ken.lib.packet import ethernet, ether_types, ipv4, lldp, packet
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import ofmsg, rest, views
+from controller import COOKIE, COOKIE_MASK, ofmsg, rest, views
 from controller.arp import Arp, ArpResponder, Send
-from controller.compiler import GATEWAY_MAC, Compiler
+from controller.compiler import GATEWAY_MAC, Compiler, hosts_on_switch
 from controller.graph import Network, link_key
 from controller.policy import Policy
 from controller.state import SwitchState, apply, diff, total_flows
@@ -31,6 +31,7 @@ from controller.store import PolicyStore
 from controller.topology import Topology
 
 LOG = logging.getLogger("kendali")
+READ_TIMEOUT = 3.0  # seconds a switch has to report its flows, groups and meters after connecting
 
 
 @dataclass
@@ -100,6 +101,7 @@ class KendaliApp(app_manager.OSKenApp):
         self.compiler = Compiler()
         self.datapaths: dict[int, Any] = {}
         self.hw_addr: dict[tuple[int, int], str] = {}
+        self._reading: dict[int, dict] = {}  # dpid -> state being read back after connect
         self.actual: dict[int, SwitchState] = {}
         store = self.settings.store
         self.policies: dict[str, Policy] = store.all() if store else {}
@@ -160,8 +162,10 @@ class KendaliApp(app_manager.OSKenApp):
         self.last_compile_ms = (time.perf_counter() - t0) * 1000
         sent = 0
         for dpid, dp in list(self.datapaths.items()):
+            have = self.actual.get(dpid)
+            if have is None:
+                continue  # still reading what the switch holds
             want = desired.get(dpid, SwitchState())
-            have = self.actual.setdefault(dpid, SwitchState())
             ch = diff(have, want)
             if not ch:
                 continue
@@ -177,12 +181,72 @@ class KendaliApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev: Any) -> None:
         dp = ev.msg.datapath
-        # Unknown actual state after a (re)connect: clear what we may have left, then
-        # the reconciler sends the full desired state.
-        for msg in ofmsg.wipe(dp):
-            dp.send_msg(msg)
-        self.actual[dp.id] = SwitchState()
-        dp.send_msg(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0))
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        # After a (re)connect, read what the switch holds so that only differences are
+        # sent: a controller restart must not blip anyone's traffic.
+        self.actual.pop(dp.id, None)
+        self._reading[dp.id] = {"flows": [], "groups": [], "meters": [], "pending": {"flows", "groups", "meters"}}
+        dp.send_msg(parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                               COOKIE, COOKIE_MASK, parser.OFPMatch()))
+        dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
+        dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
+        dp.send_msg(parser.OFPPortDescStatsRequest(dp, 0))
+        hub.spawn_after(READ_TIMEOUT, self._read_timeout, dp)
+
+    def _read_timeout(self, dp: Any) -> None:
+        reading = self._reading.get(dp.id)
+        if reading is not None and self.datapaths.get(dp.id) is dp:
+            LOG.warning("switch %s did not report its %s; assuming none", self._name(dp.id),
+                        " and ".join(sorted(reading["pending"])))
+            reading["pending"].clear()
+            self._finish_read(dp.id)
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    def _error(self, ev: Any) -> None:
+        msg = ev.msg
+        LOG.error("switch %s refused a message: type %d code %d", self._name(msg.datapath.id), msg.type, msg.code)
+
+    def _read_part(self, ev: Any, kind: str, items: list) -> None:
+        dp = ev.msg.datapath
+        reading = self._reading.get(dp.id)
+        if reading is None:
+            return
+        reading[kind].extend(items)
+        if ev.msg.flags & dp.ofproto.OFPMPF_REPLY_MORE:
+            return
+        reading["pending"].discard(kind)
+        if not reading["pending"]:
+            self._finish_read(dp.id)
+
+    def _finish_read(self, dpid: int) -> None:
+        reading = self._reading.pop(dpid)
+        have = SwitchState(
+            {f.key: f for f in reading["flows"]},
+            {g.group_id: g for g in reading["groups"]},
+            {m.meter_id: m for m in reading["meters"]},
+        )
+        self.actual[dpid] = have
+        # The switch remembers its hosts: a restarted controller keeps forwarding to them
+        # instead of waiting for each to speak again.
+        recovered = [h for h in hosts_on_switch(have) if self.net.recover_host(h[0], h[1], dpid, h[2])]
+        if recovered:
+            LOG.info("switch %s: %d hosts recovered from its flows", self._name(dpid), len(recovered))
+        self.schedule()
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _flow_stats(self, ev: Any) -> None:
+        ofp = ev.msg.datapath.ofproto
+        self._read_part(ev, "flows", [ofmsg.flow_from_stats(ofp, s) for s in ev.msg.body])
+
+    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    def _group_desc(self, ev: Any) -> None:
+        ofp = ev.msg.datapath.ofproto
+        self._read_part(ev, "groups", [ofmsg.group_from_desc(ofp, g) for g in ev.msg.body])
+
+    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
+    def _meter_config(self, ev: Any) -> None:
+        ofp = ev.msg.datapath.ofproto
+        self._read_part(ev, "meters", [ofmsg.meter_from_config(ofp, m) for m in ev.msg.body])
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
     def _port_desc(self, ev: Any) -> None:
@@ -213,6 +277,7 @@ class KendaliApp(app_manager.OSKenApp):
         if dp.id is not None and self.datapaths.get(dp.id) is dp:
             del self.datapaths[dp.id]
             self.actual.pop(dp.id, None)
+            self._reading.pop(dp.id, None)
             self.net.switch_down(dp.id)
             LOG.warning("switch %s disconnected", self._name(dp.id))
             self.schedule()

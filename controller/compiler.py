@@ -42,6 +42,9 @@ METADATA_MASK = 0xFFFFFFFF
 TURNBACK_GROUP = 0x10000
 FLOOD_GROUP = 0xFFFF0001
 MAX_DETOUR_VID = 4094
+# Cookie tag of the flow that delivers to a host at its own switch: after a controller
+# restart, these flows tell where the hosts are (see hosts_on_switch).
+HOST_TAG = 0x1
 AGGREGATE_METER = 0x10000  # meter id bit: an OPD's aggregate meter at the uplink switch
 OFPVID_PRESENT = 0x1000
 
@@ -105,6 +108,24 @@ def compile_network(net: Network, policies: dict[str, Any] | None = None, now: f
                     protect: bool = True) -> DesiredState:
     """One-shot compilation (fresh meter ids); the controller keeps a Compiler instead."""
     return Compiler().compile(net, policies, now, protect)
+
+
+def hosts_on_switch(state: SwitchState) -> list[tuple[str, str | None, int]]:
+    """(mac, ip, port) of the hosts a switch's own flows say are attached to it."""
+    ip_of = {}
+    for f in state.flows.values():
+        if f.table == T_ROUTE and f.priority == 200:
+            m = dict(f.match)
+            mac = next((a[2] for a in f.actions if a[:2] == ("set_field", "eth_dst")), None)
+            if mac and "ipv4_dst" in m:
+                ip_of[mac] = m["ipv4_dst"]
+    out = []
+    for f in state.flows.values():
+        if f.table == T_FWD and f.tag == HOST_TAG and f.metadata:
+            mac = dict(f.match).get("eth_dst")
+            if mac:
+                out.append((mac, ip_of.get(mac), f.metadata[0]))
+    return sorted(out)
 
 
 # ---- paths -----------------------------------------------------------------------------
@@ -234,7 +255,8 @@ class _Build:
             self._detour_flows()
 
     def _to_port(self, s: int, h: HostEntry, port: int) -> None:
-        self.add(s, Flow(T_FWD, 100, match(eth_dst=h.mac), metadata=(port, METADATA_MASK), goto=T_EGRESS))
+        tag = HOST_TAG if s == h.dpid else 0
+        self.add(s, Flow(T_FWD, 100, match(eth_dst=h.mac), metadata=(port, METADATA_MASK), goto=T_EGRESS, tag=tag))
 
     # fast failover: detours around each inter-switch link --------------------------
     def _protection_groups(self, s: int, port: int) -> list[Flow]:

@@ -86,6 +86,7 @@ class Network:
     def __post_init__(self) -> None:
         self._declared_caps: dict[tuple[int, int], float | None] = {}
         self._declared_host_ports: set[tuple[int, int]] = set()
+        self._known_host_ports: set[tuple[int, int]] = set()  # recovered from a switch's flows
         self._declared_link_ports: set[tuple[int, int]] = set()
         # Ports that have heard our LLDP face a switch until they go down, even if the
         # link later falls silent: they must never become flooding edge ports.
@@ -112,6 +113,7 @@ class Network:
     def switch_down(self, dpid: int) -> None:
         self.ports.pop(dpid, None)
         self._switch_facing = {fp for fp in self._switch_facing if fp[0] != dpid}
+        self._known_host_ports = {fp for fp in self._known_host_ports if fp[0] != dpid}
         for key in [k for k in self.links if dpid in (k[0], k[2])]:
             del self.links[key]
         for mac in [m for m, h in self.hosts.items() if h.dpid == dpid]:
@@ -128,6 +130,7 @@ class Network:
         if up:
             return []
         self._switch_facing.discard((dpid, port))
+        self._known_host_ports.discard((dpid, port))
         lost = [k for k in self.links if (k[0], k[1]) == (dpid, port) or (k[2], k[3]) == (dpid, port)]
         for k in lost:
             del self.links[k]
@@ -151,6 +154,7 @@ class Network:
         if not (self.port_up(src, src_port) and self.port_up(dst, dst_port)):
             return False
         self._switch_facing |= {(src, src_port), (dst, dst_port)}
+        self._known_host_ports -= {(src, src_port), (dst, dst_port)}
         key = link_key(src, src_port, dst, dst_port)
         info = self.links.get(key)
         if info:
@@ -224,7 +228,8 @@ class Network:
             if not info.up or p in linked or (dpid, p) in self._declared_link_ports \
                     or (dpid, p) in self._switch_facing:
                 continue
-            if (dpid, p) in self._declared_host_ports or now - info.since >= self.edge_probation:
+            if (dpid, p) in self._declared_host_ports or (dpid, p) in self._known_host_ports \
+                    or now - info.since >= self.edge_probation:
                 out.append(p)
         return sorted(out)
 
@@ -248,6 +253,17 @@ class Network:
             for m in [m for m, h in self.hosts.items() if h.ip == ip and m != mac]:
                 del self.hosts[m]
         self.hosts[mac] = entry
+        self.version += 1
+        return True
+
+    def recover_host(self, mac: str, ip: str | None, dpid: int, port: int) -> bool:
+        """A host that a switch's own flows place at (dpid, port), from before a controller
+        restart: trusted at once (no probation), unless the port is known to face a switch."""
+        if (dpid, port) in self._switch_facing or (dpid, port) in self._declared_link_ports \
+                or port in self.link_ports(dpid) or mac.lower() in self.hosts:
+            return False
+        self._known_host_ports.add((dpid, port))
+        self.hosts[mac.lower()] = HostEntry(mac.lower(), ip, dpid, port)
         self.version += 1
         return True
 

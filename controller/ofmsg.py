@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller import COOKIE, COOKIE_MASK
-from controller.state import Changes, Flow, Group, Meter
+from controller.state import Bucket, Changes, Flow, Group, Meter
 
 _GROUP_TYPES = {"all": "OFPGT_ALL", "ff": "OFPGT_FF", "indirect": "OFPGT_INDIRECT", "select": "OFPGT_SELECT"}
 
@@ -63,7 +63,7 @@ def flow_mod(dp: Any, flow: Flow, command: str) -> Any:
     ofp, parser = dp.ofproto, dp.ofproto_parser
     cmd = {"add": ofp.OFPFC_ADD, "modify": ofp.OFPFC_MODIFY_STRICT, "delete": ofp.OFPFC_DELETE_STRICT}[command]
     return parser.OFPFlowMod(
-        dp, cookie=COOKIE, cookie_mask=COOKIE_MASK if command != "add" else 0, table_id=flow.table,
+        dp, cookie=COOKIE | flow.tag, cookie_mask=COOKIE_MASK if command != "add" else 0, table_id=flow.table,
         command=cmd, priority=flow.priority, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
         match=parser.OFPMatch(**dict(flow.match)),
         instructions=_instructions(dp, flow) if command != "delete" else [],
@@ -114,12 +114,68 @@ def changes(dp: Any, ch: Changes) -> list:
     return msgs
 
 
-def wipe(dp: Any) -> list:
-    """Remove everything Kendali may have left on a switch (its flows, all groups and meters)."""
-    ofp, parser = dp.ofproto, dp.ofproto_parser
-    return [
-        parser.OFPFlowMod(dp, cookie=COOKIE, cookie_mask=COOKIE_MASK, table_id=ofp.OFPTT_ALL,
-                          command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY),
-        parser.OFPGroupMod(dp, ofp.OFPGC_DELETE, ofp.OFPGT_ALL, ofp.OFPG_ALL, []),
-        parser.OFPMeterMod(dp, ofp.OFPMC_DELETE, 0, ofp.OFPM_ALL, []),
-    ]
+# ---- the other direction: what a switch reports -> controller.state ------------------------
+# Used on (re)connect, so the reconciler sends only what differs and traffic never blips.
+
+def _port_name(ofp: Any, port: int) -> int | str:
+    if port == ofp.OFPP_CONTROLLER:
+        return "controller"
+    if port == ofp.OFPP_IN_PORT:
+        return "in_port"
+    return port
+
+
+def actions_from(ofp: Any, acts: list) -> tuple:
+    out = []
+    for a in acts:
+        name = type(a).__name__
+        if name == "OFPActionOutput":
+            out.append(("output", _port_name(ofp, a.port)))
+        elif name == "OFPActionGroup":
+            out.append(("group", a.group_id))
+        elif name == "OFPActionSetField":
+            out.append(("set_field", a.key, a.value))
+        elif name == "OFPActionPushVlan":
+            out.append(("push_vlan", a.ethertype))
+        elif name == "OFPActionPopVlan":
+            out.append(("pop_vlan",))
+        elif name == "OFPActionDecNwTtl":
+            out.append(("dec_nw_ttl",))
+        else:
+            out.append(("unknown", name))  # never equal to a desired action: it gets replaced
+    return tuple(out)
+
+
+def flow_from_stats(ofp: Any, stat: Any) -> Flow:
+    actions: tuple = ()
+    goto = meter = metadata = None
+    for inst in stat.instructions:
+        name = type(inst).__name__
+        if name == "OFPInstructionActions" and inst.type == ofp.OFPIT_APPLY_ACTIONS:
+            actions = actions_from(ofp, inst.actions)
+        elif name == "OFPInstructionGotoTable":
+            goto = inst.table_id
+        elif name == "OFPInstructionMeter":
+            meter = inst.meter_id
+        elif name == "OFPInstructionWriteMetadata":
+            metadata = (inst.metadata, inst.metadata_mask)
+        else:
+            actions += (("unknown", name),)
+    return Flow(stat.table_id, stat.priority, tuple(sorted(stat.match.items())), actions, goto, meter, metadata,
+                stat.cookie & ~COOKIE_MASK)
+
+
+def group_from_desc(ofp: Any, desc: Any) -> Group:
+    kind = {getattr(ofp, v): k for k, v in _GROUP_TYPES.items()}.get(desc.type, f"type{desc.type}")
+    buckets = tuple(
+        Bucket(actions_from(ofp, b.actions), None if b.watch_port == ofp.OFPP_ANY else b.watch_port, b.weight)
+        for b in desc.buckets
+    )
+    return Group(desc.group_id, kind, buckets)
+
+
+def meter_from_config(ofp: Any, cfg: Any) -> Meter:
+    band = cfg.bands[0] if cfg.bands else None
+    if band is None or type(band).__name__ != "OFPMeterBandDrop" or not cfg.flags & ofp.OFPMF_KBPS:
+        return Meter(cfg.meter_id, -1, -1)  # not one of ours: it gets replaced
+    return Meter(cfg.meter_id, band.rate, band.burst_size)

@@ -44,6 +44,7 @@ class Flow:
     goto: int | None = None
     meter: int | None = None
     metadata: tuple[int, int] | None = None  # write-metadata (value, mask)
+    tag: int = 0  # low 32 bits of the cookie: what kind of flow this is (see compiler.HOST_TAG)
 
     @property
     def key(self) -> tuple[int, int, Match]:

@@ -286,3 +286,16 @@ def test_old_flaps_are_forgotten():
     net.hold_base = 1.0
     assert net.hold_time((1, 1, 2, 1), 4.2) == 2.0
     assert net.hold_time((1, 1, 2, 1), 30.0) == 0.0
+
+
+def test_recovered_host_is_used_at_once_but_never_on_a_switch_port():
+    net = Network(edge_probation=5.0)
+    net.switch_up(1, {1: True, 2: True, 3: True}, 0.0)
+    net.switch_up(2, {1: True}, 0.0)
+    assert net.link_seen(1, 1, 2, 1, 0.1)
+    assert net.recover_host("02:00:00:00:00:0a", "10.0.0.10", 1, 2)
+    assert 2 in net.edge_ports(1, 0.2)  # no probation: the switch's own flows vouch for it
+    assert 3 not in net.edge_ports(1, 0.2)
+    assert not net.recover_host("02:00:00:00:00:0b", None, 1, 1)  # faces switch 2
+    net.port_status(1, 2, False, 1.0)
+    assert "02:00:00:00:00:0a" not in net.hosts
