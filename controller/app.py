@@ -31,6 +31,7 @@ from controller.store import PolicyStore
 from controller.topology import Topology
 
 LOG = logging.getLogger("kendali")
+SETTLE_SECONDS = 5.0  # after start, before discovery is compared with the declared topology
 READ_TIMEOUT = 3.0  # seconds a switch has to report its flows, groups and meters after connecting
 
 
@@ -101,6 +102,7 @@ class KendaliApp(app_manager.OSKenApp):
         self.compiler = Compiler()
         self.datapaths: dict[int, Any] = {}
         self.hw_addr: dict[tuple[int, int], str] = {}
+        self._reported: list[str] | None = None  # discrepancies last logged
         self._reading: dict[int, dict] = {}  # dpid -> state being read back after connect
         self.actual: dict[int, SwitchState] = {}
         store = self.settings.store
@@ -383,6 +385,22 @@ class KendaliApp(app_manager.OSKenApp):
             rounds.append(now)
             for dpid in list(self.datapaths):
                 self._send_lldp(dpid)
+            self._check_declared(now)
+
+    def _check_declared(self, now: float) -> None:
+        """Log where discovery and the declared topology disagree, whenever that changes
+        (after a settling time, so switches still connecting are not reported)."""
+        if self.settings.topology is None or now - self.started < SETTLE_SECONDS:
+            return
+        problems = self.net.discrepancies()
+        if problems == self._reported:
+            return
+        self._reported = problems
+        if problems:
+            LOG.warning("topology check: %d difference(s) from %s:\n  %s", len(problems),
+                        self.settings.topology.source or "the declared topology", "\n  ".join(problems))
+        else:
+            LOG.info("topology check: discovery matches the declared topology")
 
     def _expire(self, cutoff: float, now: float) -> None:
         silent = {k: now - self.net.links[k].last_seen for k in self.net.links if self.net.links[k].last_seen < cutoff}

@@ -71,10 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     lab = sub.add_parser("lab", help="Mininet lab of a topology file")
     lab.add_argument("--topology", type=_existing_file, default=DEFAULT_TOPOLOGY)
-    lab.add_argument("--controller-port", type=_port, default=6653)
+    lab.add_argument("--policies", type=_existing_file, help="policies for the lab's own controller")
+    lab.add_argument("--controller-port", type=_port, default=None,
+                     help="use the controller already listening on this port (default: start one)")
+    lab.add_argument("--standalone", action="store_true", help="no controller: Open vSwitch's own RSTP")
     lab.add_argument("--script", type=_existing_file, help="run this Mininet CLI script instead of the CLI")
     lab.add_argument("--no-cli", dest="cli", action="store_false", help="bring up, check reachability, tear down")
-    lab.add_argument("--with-controller", action="store_true", help="start a Kendali controller for the lab")
 
     d = sub.add_parser("demo", help="the PPU lab with the controller: reachability and per-OPD caps")
     d.add_argument("--topology", type=_existing_file, default=DEFAULT_TOPOLOGY)

@@ -603,7 +603,8 @@ class Lab:
 
 
 def lab_main(args: Any) -> int:
-    """`kendali lab`: bring the topology up against the running controller.
+    """`kendali lab`: bring the topology up with a Kendali controller (its own, or one
+    already listening on ``controller_port``), or standalone with RSTP.
 
     args: argparse.Namespace with topology (path or None), controller_port, script (path
     or None), cli (bool); optional standalone (bool), prefix (str), timeout (float).
@@ -611,10 +612,20 @@ def lab_main(args: Any) -> int:
     with --no-cli and no script); 2 the lab could not be brought up.
     """
     path = getattr(args, "topology", None) or DEFAULT_TOPOLOGY
+    ctl = None
     try:
         topology = load(path)
-        lab = Lab(topology, controller_port=int(getattr(args, "controller_port", 6653) or 6653),
-                  prefix=getattr(args, "prefix", None), standalone=bool(getattr(args, "standalone", False)))
+        standalone = bool(getattr(args, "standalone", False))
+        port = getattr(args, "controller_port", None)
+        if port is None and not standalone:
+            # No controller named: bring our own, so the lab works on its own.
+            from controller.labctl import ControllerProcess
+
+            ctl = ControllerProcess(path, getattr(args, "policies", None)).start()
+            port = ctl.ofp_port
+            print(f"kendali lab: controller started: REST {ctl.url}/v1/ (token {ctl.token}), log {ctl.log_path}")
+        lab = Lab(topology, controller_port=int(port or 6653), prefix=getattr(args, "prefix", None),
+                  standalone=standalone)
         print(f"kendali lab: bringing up {topology.name} ({len(topology.switches)} switches, "
               f"{len(topology.hosts)} hosts)" + ("" if lab.standalone else f", controller 127.0.0.1:{lab.controller_port}"))
         with lab:
@@ -635,6 +646,9 @@ def lab_main(args: Any) -> int:
     except KeyboardInterrupt:
         print("kendali lab: interrupted; lab torn down", file=sys.stderr)
         return 130
+    finally:
+        if ctl is not None:
+            ctl.cleanup()
 
 
 if __name__ == "__main__":  # python -m controller.lab [TOPOLOGY] [--standalone] [--no-cli]
@@ -642,7 +656,7 @@ if __name__ == "__main__":  # python -m controller.lab [TOPOLOGY] [--standalone]
 
     p = argparse.ArgumentParser(prog="python -m controller.lab")
     p.add_argument("topology", nargs="?")
-    p.add_argument("--controller-port", type=int, default=6653)
+    p.add_argument("--controller-port", type=int, default=None)
     p.add_argument("--script")
     p.add_argument("--no-cli", dest="cli", action="store_false")
     p.add_argument("--standalone", action="store_true")

@@ -28,10 +28,9 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 import jsonschema
-import yaml
 
 from controller import __version__
-from controller.errors import KendaliError
+from controller.errors import KendaliError, read_yaml
 
 MIN_KBPS = 64  # below this a meter mostly drops ACKs; no OPD office is that small
 MAX_KBPS = 40_000_000  # 40 Gbit/s: above any link in the regency; larger is a typo
@@ -391,20 +390,7 @@ def parse_file(data: Any, where: str) -> dict[str, Policy]:
 
 def load_file(path: str | Path) -> dict[str, Policy]:
     """Read a policies/*.yaml file. Raises KendaliError naming file, field and problem."""
-    where = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise KendaliError("no such file", where) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KendaliError(f"cannot read: {exc}", where) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}" if mark else ""
-        raise KendaliError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", where, line) from None
-    return parse_file(data, where)
+    return parse_file(read_yaml(path), str(path))
 
 
 # --- the API document -----------------------------------------------------------------------

@@ -33,9 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
-from controller.errors import KendaliError
+from controller.errors import KendaliError, read_yaml
 
 _NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"}
 _PORT = {"type": "integer", "minimum": 1, "maximum": 65279}
@@ -338,20 +337,7 @@ def parse(data: Any, where: str = "<topology>") -> Topology:
 
 def load(path: str | Path) -> Topology:
     """Read and validate a topology file. Raises KendaliError naming file, field and problem."""
-    where = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise KendaliError("no such file", where) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KendaliError(f"cannot read: {exc}", where) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}" if mark else ""
-        raise KendaliError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where, line) from None
-    return parse(data, where)
+    return parse(read_yaml(path), str(path))
 
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "ppu.yaml"

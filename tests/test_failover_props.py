@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 
 import networkx as nx
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from controller.state import Flow

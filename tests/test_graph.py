@@ -198,7 +198,7 @@ def test_discrepancies_missing_unexpected_wrong_port_missing_switch():
     assert net.discrepancies() == sorted([
         f"missing link: declared r3:{l34.a_port} - r4:{l34.b_port} not discovered",
         f"missing link: declared r1:{links[('r4', 'r1')].b_port} - r4:{links[('r4', 'r1')].a_port} not discovered",
-        f"unexpected link: discovered r1:8 - r3:8 not declared",
+        "unexpected link: discovered r1:8 - r3:8 not declared",
         f"wrong port: declared r2:{l23.a_port} - r3:{l23.b_port}, discovered r2:8 - r3:{l23.b_port}",
     ])
     net.switch_down(d["r4"])
