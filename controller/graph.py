@@ -225,8 +225,9 @@ class Network:
         linked = self.link_ports(dpid)
         out = []
         for p, info in self.ports.get(dpid, {}).items():
-            if not info.up or p in linked or (dpid, p) in self._declared_link_ports \
-                    or (dpid, p) in self._switch_facing:
+            # A port declared for a link is not trusted as an edge port at once, but after
+            # probation discovery wins: a host found there is served (and reported).
+            if not info.up or p in linked or (dpid, p) in self._switch_facing:
                 continue
             if (dpid, p) in self._declared_host_ports or (dpid, p) in self._known_host_ports \
                     or now - info.since >= self.edge_probation:
@@ -259,8 +260,7 @@ class Network:
     def recover_host(self, mac: str, ip: str | None, dpid: int, port: int) -> bool:
         """A host that a switch's own flows place at (dpid, port), from before a controller
         restart: trusted at once (no probation), unless the port is known to face a switch."""
-        if (dpid, port) in self._switch_facing or (dpid, port) in self._declared_link_ports \
-                or port in self.link_ports(dpid) or mac.lower() in self.hosts:
+        if (dpid, port) in self._switch_facing or port in self.link_ports(dpid) or mac.lower() in self.hosts:
             return False
         self._known_host_ports.add((dpid, port))
         self.hosts[mac.lower()] = HostEntry(mac.lower(), ip, dpid, port)
@@ -336,6 +336,10 @@ class Network:
         for k in found - set(declared):
             if frozenset((k[0], k[2])) not in declared_pairs:
                 out.append(f"unexpected link: discovered {fmt(k)} not declared")
+        for h in self.hosts.values():
+            if (h.dpid, h.port) in self._declared_link_ports:
+                out.append(f"unexpected host: {h.mac} ({h.ip or 'no IP'}) on {name.get(h.dpid, hex(h.dpid))}:{h.port},"
+                           " a port declared for a link")
         for s in t.switches.values():
             if s.dpid not in self.ports:
                 out.append(f"missing switch: {s.name} (dpid {s.dpid}) not connected")

@@ -114,17 +114,21 @@ def test_learning_on_a_port_then_seeing_lldp_forgets_the_host():
     assert not net.hosts
 
 
-def test_declared_host_port_skips_probation_declared_link_port_never_edge():
+def test_declared_host_port_skips_probation_declared_link_port_waits_for_it():
     t = load("ring4")
     net = Network(t)
     h1 = t.subnets["opd1"].hosts[0]
     r1 = t.switches["r1"].dpid
     net.switch_up(r1, {1: True, 2: True, h1.port: True, 9: True}, 0)
     assert h1.port not in (1, 2)
-    assert net.edge_ports(r1, 0.1) == [h1.port]  # 9 still in probation, 1 and 2 are declared link ports
+    assert net.edge_ports(r1, 0.1) == [h1.port]  # 9 and the declared link ports 1, 2 in probation
     assert net.learn_host(h1.mac, h1.ip, r1, h1.port, 0.1)
-    assert not net.learn_host(M2, None, r1, 1, NOW)  # declared link port, no LLDP yet
-    assert net.edge_ports(r1, NOW) == [h1.port, 9]
+    assert not net.learn_host(M2, None, r1, 1, 0.1)  # declared link port, no LLDP yet
+    assert net.link_seen(r1, 2, t.switches["r4"].dpid, 2, 0.2) is False  # r4 not connected
+    # No LLDP ever came on port 1: discovery wins, a host there is served and reported.
+    assert net.edge_ports(r1, NOW) == [1, 2, h1.port, 9]
+    assert net.learn_host(M2, None, r1, 1, NOW)
+    assert any(d.startswith("unexpected host: " + M2) and "r1:1" in d for d in net.discrepancies())
 
 
 def test_host_move_is_relearned_and_bumps_version():
