@@ -368,8 +368,9 @@ class KendaliApp(app_manager.OSKenApp):
     def _lldp_loop(self) -> None:
         """Probe every port each interval; a link that missed enough rounds is dead.
 
-        Rounds, not wall time, decide: if this loop itself was held up (a long compile),
-        replies may still sit unread, so that round judges nothing.
+        Rounds, not wall time, decide: a link is dead when it missed the last ``miss``
+        rounds, so a controller that was itself held up (a long compile) does not blame
+        the links for its own delay.
         """
         interval = self.settings.lldp_interval
         miss = max(2, math.ceil(self.settings.link_timeout / interval))
@@ -377,11 +378,11 @@ class KendaliApp(app_manager.OSKenApp):
         while True:
             hub.sleep(interval)
             now = time.time()
+            # After a stall, replies to earlier rounds may still sit unread: judge nothing
+            # this round (the next one judges normally).
             late = bool(rounds) and now - rounds[-1] > 2 * interval
             if len(rounds) == miss and not late:
                 self._expire(rounds[0], now)
-            if late:
-                rounds.clear()
             rounds.append(now)
             for dpid in list(self.datapaths):
                 self._send_lldp(dpid)
