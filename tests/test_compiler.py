@@ -1,4 +1,5 @@
-"""controller.compiler: what each switch gets, checked structurally and by walking frames."""
+"""controller.compiler: what each switch gets, checked structurally and by running frames
+through controller.tablemodel."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from controller.compiler import (
     TURNBACK_GROUP, Compiler, compile_network, meter_rate,
 )
 from controller.state import T_EGRESS, T_FWD, T_INGRESS, T_ROUTE, Flow, SwitchState, diff, match
-from tests.helpers_core import NOW, Pol, build, load, walk
+from controller.tablemodel import Fabric, Packet, Result, links_of
+from tests.helpers_core import NOW, Pol, build, load
 
 RATIO = 1514 / 1448
 
@@ -40,8 +42,30 @@ def hosts_of(t):
     return [(h, dp(t, h.switch)) for h in t.hosts]
 
 
-def unicast(h):
-    return {"eth_dst": h.mac, "eth_type": ETH_IP, "ipv4_src": "192.0.2.1", "ipv4_dst": h.ip}
+def unicast(src, dst):
+    return Packet(eth_src=src.mac, eth_dst=dst.mac, eth_type=ETH_IP, ipv4_src="192.0.2.1", ipv4_dst=dst.ip)
+
+
+def routed(src, dst_ip):
+    return Packet(eth_src=src.mac, eth_dst=GATEWAY_MAC, eth_type=ETH_IP, ipv4_src=src.ip, ipv4_dst=dst_ip)
+
+
+def fabric(st, net, dead=()) -> Fabric:
+    """The compiled state on switches cabled like ``net``; ``dead`` (dpid, port) lose what is sent to them."""
+    return Fabric(st, links_of(net), dead)
+
+
+def reached(res: Result) -> tuple[int, int] | None:
+    """Where the one frame came out: None unless exactly one copy was delivered to a host port
+    and nothing was dropped, sent to the controller or looped on the way."""
+    if res.looped or res.drops or res.packet_ins or len(res.deliveries) != 1:
+        return None
+    return res.delivered_to()[0]
+
+
+def path(res: Result) -> list[int]:
+    """The switches the frame entered, in order."""
+    return [h.dpid for h in res.trace]
 
 
 # ---- the pipeline skeleton -------------------------------------------------------------------
@@ -82,18 +106,20 @@ def test_per_host_forwarding_on_every_switch(which, request):
 def test_every_host_reaches_every_host(which, request):
     t, net, st = request.getfixturevalue(which)
     hs = hosts_of(t)
+    fab = fabric(st, net)
     for a, ad in hs:
         for b, bd in hs:
             if a is not b:
-                where, trace = walk(st, net, ad, a.port, unicast(b))
-                assert where == (bd, b.port), trace
-                assert "vlan_vid" not in trace[-1]
+                res = fab.inject(ad, a.port, unicast(a, b))
+                assert reached(res) == (bd, b.port), res.format_trace()
+                assert res.deliveries[0].packet.vlan_vid is None, res.format_trace()
 
 
 def test_unknown_destination_misses_in_t_fwd(ring):
     t, net, st = ring
-    where, trace = walk(st, net, 1, 3, {"eth_dst": "02:99:00:00:00:01", "eth_type": ETH_IP})
-    assert where is None and "table 2 miss" in trace[-1]
+    res = fabric(st, net).inject(1, 3, Packet(eth_src="02:99:00:00:00:02", eth_dst="02:99:00:00:00:01", eth_type=ETH_IP))
+    assert not res.deliveries and not res.packet_ins, res.format_trace()
+    assert res.drops == [(1, f"table {T_FWD} miss")], res.format_trace()
 
 
 # ---- flooding ----------------------------------------------------------------------------------
@@ -194,9 +220,9 @@ def test_shortest_path_follows_declared_capacity():
     # a -> b goes through c (2 x 10 Gbit/s), not over the direct 10 Mbit/s link; and back.
     assert st[1].flows[(T_FWD, 100, match(eth_dst=hb.mac))].metadata[0] == port[("a", "c")][0]
     assert st[2].flows[(T_FWD, 100, match(eth_dst=ha.mac))].metadata[0] == port[("c", "b")][1]
-    trace = walk(st, net, 1, ha.port, unicast(hb))[1]
-    assert walk(st, net, 1, ha.port, unicast(hb))[0] == (2, hb.port)
-    assert [line.split()[0] for line in trace[:-1] if isinstance(line, str) and " t0 " in line] == ["s1", "s3", "s2"]
+    res = fabric(st, net).inject(1, ha.port, unicast(ha, hb))
+    assert reached(res) == (2, hb.port), res.format_trace()
+    assert path(res) == [1, 3, 2], res.format_trace()
     # The spanning tree leaves out the slow link too.
     assert port[("a", "b")][0] not in flood_ports(st[1])
     # Without declared capacities the direct link wins.
@@ -264,10 +290,10 @@ def test_detour_to_the_neighbour_delivers_when_the_link_dies(ring):
     h = {x.name: x for x in t.hosts}
     dead = {(1, 1), (2, 1)}  # r1:1 - r2:1
     assert (1, 1, 2, 1) in net.links
-    where, trace = walk(st, net, 1, h["h1"].port, unicast(h["h2"]), dead)
-    assert where == (2, h["h2"].port), trace
-    assert "vlan_vid" not in trace[-1]
-    assert sum(1 for line in trace if isinstance(line, str) and " t0 " in line) == 4  # r1 r4 r3 r2
+    res = fabric(st, net, dead).inject(1, h["h1"].port, unicast(h["h1"], h["h2"]))
+    assert reached(res) == (2, h["h2"].port), res.format_trace()
+    assert res.deliveries[0].packet.vlan_vid is None, res.format_trace()
+    assert len(path(res)) == 4, res.format_trace()  # r1 r4 r3 r2
 
 
 @pytest.mark.parametrize("which", ["ring", "ppu"])
@@ -278,17 +304,19 @@ def test_any_single_link_failure_is_survived_before_recompiling(which, request):
     keep = {"h1", "h2", "h3", "h4", "isp", "spbe", "setda1", "kecwaru1", "kecbabul1", "kecsepak1", "rsud1", "diskomin1"}
     hs = [(h, d) for h, d in hosts_of(t) if h.name in keep]
     failures = []
+    fab = fabric(st, net)
     for d1, p1, d2, p2 in sorted(net.links):
         rest = g.copy()
         rest.remove_edge(d1, d2)
         if not nx.is_connected(rest):
             continue
+        cut = fab.with_liveness({(d1, p1), (d2, p2)})
         for a, ad in hs:
             for b, bd in hs:
                 if a is not b:
-                    where, trace = walk(st, net, ad, a.port, unicast(b), {(d1, p1), (d2, p2)})
-                    if where != (bd, b.port):
-                        failures.append((d1, p1, d2, p2, a.name, b.name, trace[-1]))
+                    res = cut.inject(ad, a.port, unicast(a, b))
+                    if reached(res) != (bd, b.port):
+                        failures.append((d1, p1, d2, p2, a.name, b.name, res.format_trace()))
     assert not failures, failures[:3]
 
 
@@ -329,16 +357,18 @@ def test_routed_frames_arrive_rewritten(ppu):
     t, net, st = ppu
     hs = dict((h.name, (h, d)) for h, d in hosts_of(t))
     (a, ad), (b, bd), (isp, ispd) = hs["dinkes1"], hs["kecwaru1"], hs["isp"]
-    pkt = {"eth_src": a.mac, "eth_dst": GATEWAY_MAC, "eth_type": ETH_IP, "ipv4_src": a.ip, "ipv4_dst": b.ip}
-    where, trace = walk(st, net, ad, a.port, pkt)
-    assert where == (bd, b.port), trace
-    assert trace[-1]["eth_dst"] == b.mac and trace[-1]["eth_src"] == GATEWAY_MAC
+    fab = fabric(st, net)
+    res = fab.inject(ad, a.port, routed(a, b.ip))
+    assert reached(res) == (bd, b.port), res.format_trace()
+    out = res.deliveries[0].packet
+    assert out.eth_dst == b.mac.lower() and out.eth_src == GATEWAY_MAC.lower(), res.format_trace()
     # An unknown address of a declared subnet goes to the controller (to ARP for it).
-    where, trace = walk(st, net, ad, a.port, {**pkt, "ipv4_dst": "10.10.15.77"})
-    assert where is None and "to controller" in trace[-1]
+    res = fab.inject(ad, a.port, routed(a, "10.10.15.77"))
+    assert not res.deliveries and len(res.packet_ins) == 1, res.format_trace()
     # Anything else leaves by the ISP router.
-    where, trace = walk(st, net, ad, a.port, {**pkt, "ipv4_dst": "8.8.8.8"})
-    assert where == (ispd, isp.port) and trace[-1]["eth_dst"] == isp.mac
+    res = fab.inject(ad, a.port, routed(a, "8.8.8.8"))
+    assert reached(res) == (ispd, isp.port), res.format_trace()
+    assert res.deliveries[0].packet.eth_dst == isp.mac.lower(), res.format_trace()
 
 
 def test_no_default_route_without_an_uplink(ring):
@@ -398,22 +428,17 @@ def test_meters_apply_to_inter_opd_traffic_only(ppu):
     hs = dict((h.name, (h, d)) for h, d in hosts_of(t))
     (d1, dd), (d2, _), (s1, sd) = hs["dinkes1"], hs["dinkes2"], hs["setda1"]
     up, down = sorted(st[dd].meters)
-
-    def meters(trace):
-        return [line.rsplit("meter=", 1)[1] for line in trace if isinstance(line, str) and "meter=" in line
-                and not line.endswith("meter=None")]
-
+    fab = fabric(st, net)
     # dinkes1 -> setda1 (routed): upload meter only.
-    pkt = {"eth_src": d1.mac, "eth_dst": GATEWAY_MAC, "eth_type": ETH_IP, "ipv4_src": d1.ip, "ipv4_dst": s1.ip}
-    where, trace = walk(st, net, dd, d1.port, pkt)
-    assert where == (sd, s1.port) and meters(trace) == [str(up)]
+    res = fab.inject(dd, d1.port, routed(d1, s1.ip))
+    assert reached(res) == (sd, s1.port) and res.meters == [(dd, up)], res.format_trace()
     # setda1 -> dinkes1: download meter only.
-    pkt = {"eth_src": s1.mac, "eth_dst": GATEWAY_MAC, "eth_type": ETH_IP, "ipv4_src": s1.ip, "ipv4_dst": d1.ip}
-    where, trace = walk(st, net, sd, s1.port, pkt)
-    assert where == (dd, d1.port) and meters(trace) == [str(down)]
+    res = fab.inject(sd, s1.port, routed(s1, d1.ip))
+    assert reached(res) == (dd, d1.port) and res.meters == [(dd, down)], res.format_trace()
     # dinkes1 -> dinkes2: none.
-    where, trace = walk(st, net, dd, d1.port, {"eth_dst": d2.mac, "eth_type": ETH_IP, "ipv4_src": d1.ip, "ipv4_dst": d2.ip})
-    assert where == (dd, d2.port) and meters(trace) == []
+    pkt = Packet(eth_src=d1.mac, eth_dst=d2.mac, eth_type=ETH_IP, ipv4_src=d1.ip, ipv4_dst=d2.ip)
+    res = fab.inject(dd, d1.port, pkt)
+    assert reached(res) == (dd, d2.port) and res.meters == [], res.format_trace()
 
 
 def test_policy_without_present_hosts_adds_nothing(ppu):

@@ -1,10 +1,9 @@
 """Where an OPD's caps are enforced, proven on the table model (which meters a frame hits)."""
 
-from dataclasses import dataclass
-
 from controller import topology
 from controller.compiler import AGGREGATE_METER, Compiler
 from controller.tablemodel import Fabric, links_of
+from tests.helpers_core import Pol
 from tests.netbuild import NOW, from_topology, routed
 
 DOC = {
@@ -21,15 +20,6 @@ DOC = {
     ],
     "uplink": {"subnet": "isp"},
 }
-
-
-@dataclass(frozen=True)
-class Pol:
-    id: str
-    subnets: tuple
-    download_kbps: int
-    upload_kbps: int
-    burst_kbit: int | None = None
 
 
 def _setup(policies):

@@ -5,7 +5,6 @@ only the difference; a flow that came back looking different would be deleted an
 re-added, so the round trip must be exact.
 """
 
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -14,18 +13,10 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from controller import ofmsg, topology
 from controller.compiler import Compiler
 from controller.state import Changes, SwitchState, diff
+from tests.helpers_core import Pol
 from tests.netbuild import NOW, from_topology
 
 DP = SimpleNamespace(ofproto=ofp, ofproto_parser=parser, id=1)
-
-
-@dataclass(frozen=True)
-class Pol:
-    id: str
-    subnets: tuple
-    download_kbps: int
-    upload_kbps: int
-    burst_kbit: int | None = None
 
 
 def ppu_state():
