@@ -316,8 +316,11 @@ def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, 
                     link = ring[(i + offset) % len(ring)]
                     pair = _pair_for(topology, *link)
                     assert crosses(path_switches(topology, *pair), *link)
-                    if wait_link_in_use(ctl, *link) is None:
-                        raise KendaliError(f"link {link[0]}-{link[1]} not in use after 40 s", "bench failover")
+                    # Every ring link, not just this one: a neighbour still held back by flap
+                    # damping would leave no detour and the event would measure the hold.
+                    for other in ring:
+                        if wait_link_in_use(ctl, *other) is None:
+                            raise KendaliError(f"link {other[0]}-{other[1]} not in use after 40 s", "bench failover")
                     seconds = {"silent": 3.5, "recovery": 7.0}.get(kind, 3.0)
                     # Recovery: flap damping may hold the link back a few seconds; the stream
                     # must also cover the moment the controller moves paths back onto it.
