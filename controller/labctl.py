@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -16,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from controller.errors import KendaliError
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, so no controller outlives its lab."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -57,7 +63,7 @@ class ControllerProcess:
         env = dict(os.environ, KENDALI_TOKEN=self.token, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
