@@ -31,6 +31,7 @@ from controller.store import PolicyStore
 from controller.topology import Topology
 
 LOG = logging.getLogger("kendali")
+DISCOVERY_INTERVAL = 1.0  # seconds between LLDP probes on ports that are not (yet) links
 SETTLE_SECONDS = 5.0  # after start, before discovery is compared with the declared topology
 READ_TIMEOUT = 3.0  # seconds a switch has to report its flows, groups and meters after connecting
 
@@ -44,8 +45,8 @@ class Settings:
     tokens: dict[str, str] = field(default_factory=dict)
     rest_port: int = 8080
     rest_host: str = "0.0.0.0"
-    lldp_interval: float = 0.2
-    link_timeout: float = 0.6
+    lldp_interval: float = 0.1
+    link_timeout: float = 0.3
     open_reads: bool = True
     protect: bool = True
 
@@ -366,7 +367,7 @@ class KendaliApp(app_manager.OSKenApp):
                 self._packet_out(dp, port, lldp_frame(dpid, port, self.hw_addr.get((dpid, port), "02:00:00:00:00:00")))
 
     def _lldp_loop(self) -> None:
-        """Probe every port each interval; a link that missed enough rounds is dead.
+        """Probe the links each interval; a link that missed enough rounds is dead.
 
         Rounds, not wall time, decide: a link is dead when it missed the last ``miss``
         rounds, so a controller that was itself held up (a long compile) does not blame
@@ -375,6 +376,8 @@ class KendaliApp(app_manager.OSKenApp):
         interval = self.settings.lldp_interval
         miss = max(2, math.ceil(self.settings.link_timeout / interval))
         rounds: collections.deque[float] = collections.deque(maxlen=miss)
+        every = max(1, round(DISCOVERY_INTERVAL / interval))
+        n = 0
         while True:
             hub.sleep(interval)
             now = time.time()
@@ -384,9 +387,14 @@ class KendaliApp(app_manager.OSKenApp):
             if len(rounds) == miss and not late:
                 self._expire(rounds[0], now)
             rounds.append(now)
+            # Links are probed every round (their liveness is at stake); the other ports,
+            # where a new link could appear, about once a second (discovery only).
+            n += 1
+            full = n % every == 0
             for dpid in list(self.datapaths):
-                self._send_lldp(dpid)
-            self._check_declared(now)
+                self._send_lldp(dpid, None if full else sorted(self.net.link_ports(dpid)))
+            if full:
+                self._check_declared(now)
 
     def _check_declared(self, now: float) -> None:
         """Log where discovery and the declared topology disagree, whenever that changes

@@ -58,7 +58,7 @@ def test_a_directory_is_not_a_file(capsys, tmp_path):
 def test_defaults_and_good_values():
     a = build_parser().parse_args(["controller"])
     assert (a.command, a.topology, a.policies, a.ofp_port, a.rest_port, a.lldp_interval, a.link_timeout) == \
-        ("controller", None, None, 6653, 8080, 0.2, None)
+        ("controller", None, None, 6653, 8080, 0.1, None)
     assert a.state_dir == Path("state") and not a.no_protect
     a = build_parser().parse_args(["controller", "--topology", str(DEFAULT_TOPOLOGY), "--ofp-port", "1",
                                    "--rest-port", "65535", "--lldp-interval", "0.01", "--link-timeout", "3600"])
