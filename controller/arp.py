@@ -41,8 +41,8 @@ class ArpResponder:
     def handle(self, dpid: int, in_port: int, arp: Arp, now: float) -> tuple[bool, list[Send]]:
         """Returns (forwarding changed, frames to send)."""
         net = self.net
-        if not net.is_edge_port(dpid, in_port, now):
-            return False, []
+        if not net.is_edge_port(dpid, in_port, now) or arp.src_mac.lower() == GATEWAY_MAC:
+            return False, []  # only hosts speak here, and none may pose as the gateway
         src_ip = arp.src_ip if arp.src_ip != "0.0.0.0" else None
         changed = net.learn_host(arp.src_mac, src_ip, dpid, in_port, now)
         if arp.op == REPLY:

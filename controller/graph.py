@@ -30,6 +30,15 @@ def link_key(d1: int, p1: int, d2: int, p2: int) -> LinkKey:
     return (d1, p1, d2, p2) if (d1, p1) <= (d2, p2) else (d2, p2, d1, p1)
 
 
+def unicast_mac(mac: str) -> bool:
+    """A MAC a host can own: not multicast/broadcast (group bit), not all zeros."""
+    try:
+        value = int(mac.replace(":", ""), 16)
+    except ValueError:
+        return False
+    return value != 0 and not (value >> 40) & 1
+
+
 def cost(capacity_mbps: float | None) -> int:
     return max(1, int(REFERENCE_MBPS / (capacity_mbps or DEFAULT_CAPACITY_MBPS)))
 
@@ -240,9 +249,11 @@ class Network:
     # ---- hosts ---------------------------------------------------------------------
     def learn_host(self, mac: str, ip: str | None, dpid: int, port: int, now: float) -> bool:
         """A host was seen at an edge port. True if it is new or moved (forwarding changes)."""
-        if not self.is_edge_port(dpid, port, now):
-            return False
         mac = mac.lower()
+        if not unicast_mac(mac) or not self.is_edge_port(dpid, port, now):
+            return False  # a broadcast or multicast "host" would capture everyone's floods
+        if ip is not None and ip in self.gateways():
+            ip = None  # nobody else may answer for a gateway address
         old = self.hosts.get(mac)
         if ip is None and old is not None:
             ip = old.ip

@@ -134,3 +134,15 @@ def test_without_a_declaration_nothing_is_a_gateway(env):
     changed, out = arp.handle(1, 1, Arp(REQUEST, "02:00:00:00:00:01", "10.0.0.5", "00:00:00:00:00:00", "10.0.0.1"), NOW)
     assert changed and out == [Send(1, 2)]
     assert arp.probe("10.0.0.9", NOW) == []
+
+
+def test_a_host_posing_as_the_gateway_mac_is_ignored():
+    from controller.arp import REQUEST, Arp, ArpResponder
+    from controller.compiler import GATEWAY_MAC
+    from controller.graph import Network
+
+    net = Network(edge_probation=0.0)
+    net.switch_up(1, {1: True}, 0.0)
+    changed, sends = ArpResponder(net).handle(1, 1, Arp(REQUEST, GATEWAY_MAC, "10.0.0.9", "00:00:00:00:00:00",
+                                                        "10.0.0.1"), 1.0)
+    assert (changed, sends) == (False, []) and not net.hosts

@@ -303,3 +303,17 @@ def test_recovered_host_is_used_at_once_but_never_on_a_switch_port():
     assert not net.recover_host("02:00:00:00:00:0b", None, 1, 1)  # faces switch 2
     net.port_status(1, 2, False, 1.0)
     assert "02:00:00:00:00:0a" not in net.hosts
+
+
+def test_odd_source_addresses_are_never_learned_as_hosts():
+    t = load("ring4")
+    net = Network(t)
+    h1 = t.subnets["opd1"].hosts[0]
+    r1 = t.switches["r1"].dpid
+    net.switch_up(r1, {h1.port: True}, 0)
+    for mac in ("ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01", "00:00:00:00:00:00", "zz:zz"):
+        assert not net.learn_host(mac, h1.ip, r1, h1.port, NOW)
+    assert not net.hosts
+    gw = t.subnets["opd1"].gateway
+    assert net.learn_host(h1.mac, gw, r1, h1.port, NOW)  # the MAC is learned, the claim to the gateway is not
+    assert net.hosts[h1.mac].ip is None and net.host_by_ip(gw) is None
