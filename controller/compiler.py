@@ -179,12 +179,12 @@ class _Build:
         self.nbr_port = {u: {v: d["ports"][u] for v, d in nbrs.items()} for u, nbrs in self.g.adjacency()}
         self.state: DesiredState = {dpid: SwitchState() for dpid in self.g.nodes}
         self.edge = {dpid: net.edge_ports(dpid, now) for dpid in self.g.nodes}
-        # Hosts are only usable where their switch is present and their port is an edge port.
         self.peer: dict[tuple[int, int], tuple[int, int]] = {}
         for d1, p1, d2, p2 in net.links:
             self.peer[(d1, p1)] = (d2, p2)
             self.peer[(d2, p2)] = (d1, p1)
         self.detours = self._plan_detours() if protect else {}
+        # Hosts are only usable where their switch is present and their port is an edge port.
         self.hosts: list[HostEntry] = sorted(
             (h for h in net.hosts.values() if h.dpid in self.state and h.port in self.edge[h.dpid]),
             key=lambda h: h.mac,
