@@ -25,9 +25,6 @@ Knobs (environment, all optional; the defaults are the full benchmark):
   KENDALI_BENCH_BURSTS="0.1,0.25,0.5,1,2"  also sweep burst seconds (burst_kbit = meter
                                    rate x seconds, set through the policy): ratio and
                                    swing per burst, at KENDALI_BENCH_SWEEP_CAPS="5,20"
-  KENDALI_BENCH_RAW_IPERF=1        use traffic.goodput's per-second figures as they are
-                                   (by default iperf3 3.12's bogus 2 s interval after
-                                   the warm-up is dropped; see clean_goodput)
   KENDALI_BENCH_OVERHEAD=1.0456    meter rate / cap to try instead of the compiler's
                                    FRAME_OVERHEAD (applied by PUTting a scaled cap:
                                    the compiler runs in the controller process)
@@ -66,20 +63,6 @@ def _env_num(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
-def clean_goodput(load: traffic.Load, data: dict) -> traffic.Goodput:
-    """traffic.goodput without iperf3 3.12's mislabelled interval.
-
-    In reverse mode with -O, iperf3 3.12 reports one extra interval right after the
-    warm-up with ``omitted: false`` and ``seconds: ~2.0`` but only about one second's
-    bytes, i.e. at about half the real rate; the real 1 s intervals follow (their
-    start restarts at 1.0). traffic.goodput counts it as a measured second, which pulls
-    an 8 s mean down by up to ~6 %. Only intervals of about one second are kept here.
-    """
-    per = [iv["sum"]["bits_per_second"] for iv in data.get("intervals", [])
-           if not iv["sum"].get("omitted") and abs(iv["sum"].get("seconds", 1.0) - 1.0) < 0.1]
-    return traffic.Goodput(load, per, data.get("end", {}).get("sum_sent", {}).get("retransmits"))
-
-
 class Bench:
     def __init__(self, ctl: Any, lab: Any) -> None:
         self.ctl = ctl
@@ -88,7 +71,6 @@ class Bench:
         self.overhead = _env_num("KENDALI_BENCH_OVERHEAD", FRAME_OVERHEAD)
         self.seconds = int(_env_num("KENDALI_BENCH_SECONDS", 8))
         self.omit = int(_env_num("KENDALI_BENCH_OMIT", 2))
-        self.clean = os.environ.get("KENDALI_BENCH_RAW_IPERF", "") != "1"
 
     # -- policy through REST
 
@@ -113,29 +95,18 @@ class Bench:
 
     def goodput(self, cap_mbps: float, loads: list[tuple[str, str, int]], burst_s: float | None = None) -> dict:
         self.put(cap_mbps, burst_s)
-        raw: list[traffic.Goodput] = []
-        original = traffic.goodput
-
-        def keep_both(load: traffic.Load, data: dict) -> traffic.Goodput:
-            raw.append(original(load, data))
-            return clean_goodput(load, data) if self.clean else raw[-1]
-
-        traffic.goodput = keep_both  # traffic.run looks it up at call time
-        try:
-            res = traffic.run(self.lab, [traffic.Load(*l) for l in loads], seconds=self.seconds, omit=self.omit)
-        finally:
-            traffic.goodput = original
-        raw_mean = sum(r.mean_bps for r in raw)
+        res = traffic.run(self.lab, [traffic.Load(*l) for l in loads], seconds=self.seconds, omit=self.omit)
+        # The ratio sums each receiver's own mean: the clients' seconds do not line up, so a
+        # per-second sum would wobble. The per-second sum is still the right view of swing.
+        mean = sum(r.mean_bps for r in res)
         n = min(len(r.per_second_bps) for r in res)
-        per = [sum(r.per_second_bps[i] for r in res) for i in range(n)]  # the OPD's aggregate, per second
-        mean = statistics.fmean(per) if per else 0.0
+        per = [sum(r.per_second_bps[i] for r in res) for i in range(n)]
         cap = cap_mbps * 1e6
         return {
             "goodput_mbps": mean / 1e6, "ratio": mean / cap,
-            "swing_pct": statistics.pstdev(per) / mean * 100 if len(per) > 1 and mean else 0.0,
+            "swing_pct": statistics.pstdev(per) / statistics.fmean(per) * 100 if len(per) > 1 and any(per) else 0.0,
             "sec_min_ratio": min(per) / cap if per else 0.0, "sec_max_ratio": max(per) / cap if per else 0.0,
             "retransmits": sum(r.retransmits or 0 for r in res),
-            "raw_ratio": raw_mean / cap,  # traffic.goodput as is (with iperf3's 2 s interval)
             "per_second_mbps": [round(x / 1e6, 4) for x in per],
         }
 
@@ -150,7 +121,6 @@ class Bench:
             "swing": statistics.median(g["swing_pct"] for g in got),
             "sec_min": min(g["sec_min_ratio"] for g in got), "sec_max": max(g["sec_max_ratio"] for g in got),
             "retr": int(statistics.median(g["retransmits"] for g in got)),
-            "raw": statistics.median(g["raw_ratio"] for g in got),
             "runs": got,
         }
         row["in_target"] = TARGET[0] <= row["ratio_min"] and row["ratio_max"] <= TARGET[1] and row["ratio"] >= TARGET[2]
@@ -277,8 +247,7 @@ sys.stdout.write("".join(f"{t:.6f} {n}\n" for t, n in got))
 
 _GOODPUT_COLS = [("cap", "cap Mbit/s"), ("flows", "flows"), ("burst_s", "burst s"), ("goodput", "goodput Mbit/s"),
                  ("ratio", "ratio"), ("ratio_min", "min"), ("ratio_max", "max"), ("swing", "swing %"),
-                 ("sec_min", "1s min"), ("sec_max", "1s max"), ("retr", "retransmits"), ("ok", "target"),
-                 ("raw", "traffic.py ratio")]
+                 ("sec_min", "1s min"), ("sec_max", "1s max"), ("retr", "retransmits"), ("ok", "target")]
 _LAT_COLS = [("burst_s", "burst s"), ("runs", "runs"), ("put", "PUT reply ms (median)"),
              ("inst", "installed ms min/med/max"), ("enf", "enforced ms min/med/max"),
              ("drain", "burst drain ms (calc)"), ("rates", "before -> after Mbit/s")]
@@ -350,9 +319,7 @@ def run(args: Any) -> int:
                 print(f"  burst {one[0]['burst_s']:g} s: enforced {_mmm([r['enforced_ms'] for r in one])} ms",
                       flush=True)
     print("\n1. Steady-state TCP goodput vs the download cap (median of runs; min/max = run ratios; swing ="
-          " std/mean of the per-second aggregate; 1s min/max = per-second goodput / cap over all runs;\n"
-          "traffic.py ratio: the same runs as controller.traffic.goodput counts them, iperf3's bogus 2 s interval"
-          " included)\n")
+          " std/mean of the per-second aggregate; 1s min/max = per-second goodput / cap over all runs)\n")
     print(table(_display(rows), _GOODPUT_COLS))
     good = [r for r in rows if r["in_target"]]
     print(f"\nTarget ratio {TARGET[0]}-{TARGET[1]}, median >= {TARGET[2]}: {len(good)}/{len(rows)} rows in target")
