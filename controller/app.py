@@ -32,6 +32,7 @@ from controller.topology import Topology
 
 LOG = logging.getLogger("kendali")
 DISCOVERY_INTERVAL = 1.0  # seconds between LLDP probes on ports that are not (yet) links
+DISCOVERY_BURST = 3.0  # after a switch connects, every port is probed each round for this long
 SETTLE_SECONDS = 5.0  # after start, before discovery is compared with the declared topology
 READ_TIMEOUT = 3.0  # seconds a switch has to report its flows, groups and meters after connecting
 
@@ -111,6 +112,7 @@ class KendaliApp(app_manager.OSKenApp):
         self.started = time.time()
         self.last_compile_ms = 0.0
         self._dirty = hub.Event()
+        self._discovering_until = 0.0  # probe every port each round until then
 
     def start(self) -> Any:
         thread = super().start()
@@ -265,6 +267,7 @@ class KendaliApp(app_manager.OSKenApp):
         name = self._name(dp.id)
         LOG.info("switch %s connected with %d ports", name, len(ports))
         self._send_lldp(dp.id)
+        self._discovering_until = time.time() + DISCOVERY_BURST
         self.schedule()
         # Edge ports leave probation after a while: compile again then.
         hub.spawn_after(self.net.edge_probation + 0.05, self.schedule)
@@ -305,6 +308,7 @@ class KendaliApp(app_manager.OSKenApp):
             self.schedule()
         if up:
             self._send_lldp(dp.id, [p.port_no])
+            self._discovering_until = max(self._discovering_until, time.time() + 1.0)
 
     # ---- packets ---------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
@@ -390,7 +394,7 @@ class KendaliApp(app_manager.OSKenApp):
             # Links are probed every round (their liveness is at stake); the other ports,
             # where a new link could appear, about once a second (discovery only).
             n += 1
-            full = n % every == 0
+            full = n % every == 0 or now < self._discovering_until
             for dpid in list(self.datapaths):
                 self._send_lldp(dpid, None if full else sorted(self.net.link_ports(dpid)))
             if full:
