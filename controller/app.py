@@ -186,16 +186,20 @@ class KendaliApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev: Any) -> None:
         dp = ev.msg.datapath
-        ofp, parser = dp.ofproto, dp.ofproto_parser
         # After a (re)connect, read what the switch holds so that only differences are
         # sent: a controller restart must not blip anyone's traffic.
+        self._read_state(dp)
+        dp.send_msg(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0))
+
+    def _read_state(self, dp: Any) -> None:
+        """Ask the switch for its Kendali flows, groups and meters; reconcile once all arrive."""
+        ofp, parser = dp.ofproto, dp.ofproto_parser
         self.actual.pop(dp.id, None)
         self._reading[dp.id] = {"flows": [], "groups": [], "meters": [], "pending": {"flows", "groups", "meters"}}
         dp.send_msg(parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
                                                COOKIE, COOKIE_MASK, parser.OFPMatch()))
         dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
         dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
-        dp.send_msg(parser.OFPPortDescStatsRequest(dp, 0))
         hub.spawn_after(READ_TIMEOUT, self._read_timeout, dp)
 
     def _read_timeout(self, dp: Any) -> None:
@@ -209,7 +213,12 @@ class KendaliApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev: Any) -> None:
         msg = ev.msg
-        LOG.error("switch %s refused a message: type %d code %d", self._name(msg.datapath.id), msg.type, msg.code)
+        dp = msg.datapath
+        LOG.error("switch %s refused a message: type %d code %d; reading its state again", self._name(dp.id),
+                  msg.type, msg.code)
+        # What we believe the switch holds is now wrong: read it back, then send the difference.
+        if dp.id in self.datapaths and dp.id not in self._reading:
+            self._read_state(dp)
 
     def _read_part(self, ev: Any, kind: str, items: list) -> None:
         dp = ev.msg.datapath
@@ -397,6 +406,7 @@ class KendaliApp(app_manager.OSKenApp):
             full = n % every == 0 or now < self._discovering_until
             for dpid in list(self.datapaths):
                 self._send_lldp(dpid, None if full else sorted(self.net.link_ports(dpid)))
+            self._send(self.arp.probe_declared(now), b"")
             if full:
                 self._check_declared(now)
 

@@ -79,6 +79,24 @@ class ArpResponder:
         request = Arp(REQUEST, GATEWAY_MAC, gw, "00:00:00:00:00:00", ip)
         return [Send(s.dpid, s.port, request) for s in self._flood(now)]
 
+    def probe_declared(self, now: float) -> list[Send]:
+        """ARP, at its declared switch port, for every declared host not learned yet, so
+        forwarding to it is in place before anyone sends it traffic."""
+        t = self.net.topology
+        if t is None:
+            return []
+        out = []
+        for sub in t.subnets.values():
+            for h in sub.hosts:
+                dpid = t.switches[h.switch].dpid
+                key = ("declared", h.ip)
+                if self.net.host_by_ip(h.ip) or not self.net.port_up(dpid, h.port) \
+                        or now - self._recent.get(key, -1e9) < self.dedup_seconds:
+                    continue
+                self._recent[key] = now
+                out.append(Send(dpid, h.port, Arp(REQUEST, GATEWAY_MAC, sub.gateway, "00:00:00:00:00:00", h.ip)))
+        return out
+
     def _flood(self, now: float, exclude: tuple[int, int] | None = None) -> list[Send]:
         return [
             Send(dpid, port)

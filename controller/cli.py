@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--ofp-port", type=_port, default=6653)
     c.add_argument("--rest-port", type=_port, default=8080)
     c.add_argument("--rest-host", default="0.0.0.0")
-    c.add_argument("--lldp-interval", type=_seconds, default=0.2,
-                   help="seconds between LLDP probes on every port (default 0.2)")
+    c.add_argument("--lldp-interval", type=_seconds, default=0.1,
+                   help="seconds between LLDP probes on each link (default 0.1; other ports about 1 s)")
     c.add_argument("--link-timeout", type=_seconds, default=None,
                    help="a link silent this long is routed around (default 3 x interval)")
     c.add_argument("--no-protect", action="store_true", help="no fast-failover groups (for comparison)")

@@ -45,6 +45,11 @@ MAX_DETOUR_VID = 4094
 # Cookie tag of the flow that delivers to a host at its own switch: after a controller
 # restart, these flows tell where the hosts are (see hosts_on_switch).
 HOST_TAG = 0x1
+# Control-plane policing, in packets per second per switch (Meter.pps). Ids at the top
+# of the OPD range (OPD n uses 2n+1 and 2n+2), clear of the aggregate bit.
+ARP_METER = Meter(0xFFF1, 200, 200, pps=True)
+UNKNOWN_METER = Meter(0xFFF2, 50, 50, pps=True)
+CONTROL_METERS = (ARP_METER, UNKNOWN_METER)
 AGGREGATE_METER = 0x10000  # meter id bit: an OPD's aggregate meter at the uplink switch
 OFPVID_PRESENT = 0x1000
 
@@ -206,7 +211,11 @@ class _Build:
     def _base(self, dpid: int) -> None:
         ctrl = (("output", "controller"),)
         self.add(dpid, Flow(T_INGRESS, 1000, match(eth_type=ETH_LLDP), ctrl))
-        self.add(dpid, Flow(T_INGRESS, 1000, match(eth_type=ETH_ARP), ctrl))
+        # Hosts decide how much ARP and unroutable traffic they send; the controller must
+        # not drown in it: each switch may send it only so many packets a second.
+        for m in CONTROL_METERS:
+            self.state[dpid].add_meter(m)
+        self.add(dpid, Flow(T_INGRESS, 1000, match(eth_type=ETH_ARP), ctrl, meter=ARP_METER.meter_id))
         self.add(dpid, Flow(T_INGRESS, 0, (), goto=T_ROUTE))
         self.add(dpid, Flow(T_ROUTE, 0, (), goto=T_FWD))
 
@@ -341,7 +350,7 @@ class _Build:
             net = _masked(ipaddress.IPv4Network(s.cidr))
             for d in first_hops:
                 self.add(d, Flow(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=net),
-                                 (("output", "controller"),)))
+                                 (("output", "controller"),), meter=UNKNOWN_METER.meter_id))
         if router and router.dpid in self.state:
             for d in first_hops:
                 self.add(d, Flow(T_ROUTE, 50, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC), (

@@ -97,7 +97,8 @@ def meter_mod(dp: Any, meter: Meter | int, command: str) -> Any:
     assert isinstance(meter, Meter)
     cmd = ofp.OFPMC_ADD if command == "add" else ofp.OFPMC_MODIFY
     bands = [parser.OFPMeterBandDrop(rate=meter.rate_kbps, burst_size=meter.burst_kbit)]
-    return parser.OFPMeterMod(dp, cmd, ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS, meter.meter_id, bands)
+    unit = ofp.OFPMF_PKTPS if meter.pps else ofp.OFPMF_KBPS
+    return parser.OFPMeterMod(dp, cmd, unit | ofp.OFPMF_BURST | ofp.OFPMF_STATS, meter.meter_id, bands)
 
 
 def changes(dp: Any, ch: Changes) -> list:
@@ -176,6 +177,6 @@ def group_from_desc(ofp: Any, desc: Any) -> Group:
 
 def meter_from_config(ofp: Any, cfg: Any) -> Meter:
     band = cfg.bands[0] if cfg.bands else None
-    if band is None or type(band).__name__ != "OFPMeterBandDrop" or not cfg.flags & ofp.OFPMF_KBPS:
+    if band is None or type(band).__name__ != "OFPMeterBandDrop" or not cfg.flags & (ofp.OFPMF_KBPS | ofp.OFPMF_PKTPS):
         return Meter(cfg.meter_id, -1, -1)  # not one of ours: it gets replaced
-    return Meter(cfg.meter_id, band.rate, band.burst_size)
+    return Meter(cfg.meter_id, band.rate, band.burst_size, bool(cfg.flags & ofp.OFPMF_PKTPS))

@@ -69,8 +69,9 @@ class Group:
 @dataclass(frozen=True)
 class Meter:
     meter_id: int
-    rate_kbps: int
-    burst_kbit: int
+    rate_kbps: int  # packets per second when pps
+    burst_kbit: int  # packets when pps
+    pps: bool = False
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pytest
 
 from controller import topology as topo_mod
 from controller.compiler import (
+    CONTROL_METERS,
     ETH_ARP, ETH_IP, ETH_LLDP, FLOOD_GROUP, GATEWAY_MAC, METADATA_MASK, MULTICAST, OFPVID_PRESENT,
     TURNBACK_GROUP, Compiler, compile_network, meter_rate,
 )
@@ -384,8 +385,14 @@ SETDA = Pol("setda", ("10.10.1.0/24",), download_kbps=8000, upload_kbps=4000, bu
 BPKAD = Pol("bpkad", ("10.10.5.0/24",), download_kbps=5000, upload_kbps=5000)
 
 
+def policy_meters(sw):
+    """A switch's OPD meters (every switch also has the control-plane policing meters)."""
+    control = {m.meter_id for m in CONTROL_METERS}
+    return {i: m for i, m in sw.meters.items() if i not in control}
+
+
 def opd_meters(st, t, sw_name):
-    return st[dp(t, sw_name)].meters
+    return policy_meters(st[dp(t, sw_name)])
 
 
 def test_meter_rate_formula():
@@ -397,7 +404,7 @@ def test_policy_meters_and_flows(ppu):
     t, net, _ = ppu
     st = Compiler().compile(net, {"dinkes": DINKES, "setda": SETDA}, now=NOW)
     d = dp(t, "sw-dinkes")
-    meters = st[d].meters
+    meters = policy_meters(st[d])
     up, down = sorted(meters)
     assert meters[up].rate_kbps == round(10000 * RATIO) and meters[up].burst_kbit == meters[up].rate_kbps
     assert meters[down].rate_kbps == round(20000 * RATIO) and meters[down].burst_kbit == meters[down].rate_kbps
@@ -407,8 +414,8 @@ def test_policy_meters_and_flows(ppu):
     # Meters only where the OPD's hosts are.
     for dpid, sw in st.items():
         if dpid not in (d, dp(t, "sw-setda")):
-            assert not sw.meters
-            assert not any(f.meter for f in sw.flows.values())
+            assert not policy_meters(sw)
+            assert not any(f.meter and f.meter in policy_meters(st[d]) for f in sw.flows.values())
     sub = ("10.10.7.0", "255.255.255.0")
     for h in t.subnets["dinkes"].hosts:
         f = st[d].flows[(T_INGRESS, 300, match(in_port=h.port, eth_type=ETH_IP, ipv4_src=sub))]
@@ -427,7 +434,7 @@ def test_meters_apply_to_inter_opd_traffic_only(ppu):
     st = Compiler().compile(net, {"dinkes": DINKES}, now=NOW)
     hs = dict((h.name, (h, d)) for h, d in hosts_of(t))
     (d1, dd), (d2, _), (s1, sd) = hs["dinkes1"], hs["dinkes2"], hs["setda1"]
-    up, down = sorted(st[dd].meters)
+    up, down = sorted(policy_meters(st[dd]))
     fab = fabric(st, net)
     # dinkes1 -> setda1 (routed): upload meter only.
     res = fab.inject(dd, d1.port, routed(d1, s1.ip))

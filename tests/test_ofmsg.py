@@ -86,8 +86,8 @@ def test_a_switch_that_kept_its_state_gets_no_changes_on_reconnect():
 
 
 def test_foreign_state_is_replaced_not_kept():
-    foreign = parser.OFPMeterConfigStats(flags=ofp.OFPMF_PKTPS, meter_id=7,
-                                         bands=[parser.OFPMeterBandDrop(rate=10, burst_size=0)])
+    foreign = parser.OFPMeterConfigStats(flags=ofp.OFPMF_KBPS, meter_id=7,
+                                         bands=[parser.OFPMeterBandDscpRemark(rate=10, burst_size=0, prec_level=1)])
     m = ofmsg.meter_from_config(ofp, foreign)
     assert m.rate_kbps == -1
     ch = diff(SwitchState(meters={7: m}), SwitchState())
