@@ -146,3 +146,24 @@ def test_a_host_posing_as_the_gateway_mac_is_ignored():
     changed, sends = ArpResponder(net).handle(1, 1, Arp(REQUEST, GATEWAY_MAC, "10.0.0.9", "00:00:00:00:00:00",
                                                         "10.0.0.1"), 1.0)
     assert (changed, sends) == (False, []) and not net.hosts
+
+
+def test_declared_hosts_are_asked_for_at_their_own_port_once_per_window():
+    from controller.arp import REQUEST, ArpResponder
+    from controller.compiler import GATEWAY_MAC
+    from controller.graph import Network
+    from controller.topology import load
+
+    t = load("topologies/ring4.yaml")
+    net = Network(t)
+    for s in t.switches.values():
+        net.switch_up(s.dpid, {p: True for p in range(1, 4)}, 0.0)
+    responder = ArpResponder(net)
+    sends = responder.probe_declared(1.0)
+    assert sorted((s.dpid, s.port, s.arp.dst_ip) for s in sends) == sorted(
+        (t.switches[h.switch].dpid, h.port, h.ip) for h in t.hosts)
+    assert all(s.arp.op == REQUEST and s.arp.src_mac == GATEWAY_MAC for s in sends)
+    assert responder.probe_declared(1.2) == []  # within the dedup window
+    h1 = t.subnets["opd1"].hosts[0]
+    net.learn_host(h1.mac, h1.ip, t.switches["r1"].dpid, h1.port, 2.0)
+    assert h1.ip not in [s.arp.dst_ip for s in responder.probe_declared(2.0)]  # learned: not asked again
