@@ -47,7 +47,7 @@ class Settings:
     rest_port: int = 8080
     rest_host: str = "0.0.0.0"
     lldp_interval: float = 0.1
-    link_timeout: float = 0.3
+    link_timeout: float = 0.5
     open_reads: bool = True
     protect: bool = True
 

@@ -41,7 +41,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # Mininet hosts run the probe with the syste
 PROBE_INTERVAL = 0.0005
 RUNS = 5
 RSTP_SILENT_RUNS = 3  # each takes ~10 s: RSTP only notices after three missed hellos
-# The controller as shipped: LLDP on each link every 0.1 s, 0.3 s of silence kills.
+# The controller as shipped: LLDP on each link every 0.1 s, 0.5 s of silence kills.
 CONTROLLER_ARGS: list[str] = []
 
 # Classic BPF, one instruction: "ret #2" = TC_ACT_SHOT in direct-action mode: drop all.
@@ -396,7 +396,7 @@ def run(args: Any) -> int:
     r_rows, r_raw = bench_rstp(runs, min(runs, RSTP_SILENT_RUNS), lambda s: print(s, flush=True))
     for r in k_rows:
         if r["event"] == "silent":
-            r["note"] = "LLDP every 0.1 s, dead after 0.3 s silence"
+            r["note"] = "LLDP every 0.1 s, dead after 0.5 s silence"
     for r in r_rows:
         if r["event"] == "silent":
             r["note"] = "RSTP: 3 missed BPDUs (hello 2 s)"

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--lldp-interval", type=_seconds, default=0.1,
                    help="seconds between LLDP probes on each link (default 0.1; other ports about 1 s)")
     c.add_argument("--link-timeout", type=_seconds, default=None,
-                   help="a link silent this long is routed around (default 3 x interval)")
+                   help="a link silent this long is routed around (default 5 x interval)")
     c.add_argument("--no-protect", action="store_true", help="no fast-failover groups (for comparison)")
     c.add_argument("--closed-reads", action="store_true", help="REST reads need the token too")
     c.add_argument("-v", "--verbose", action="store_true")
@@ -107,7 +107,7 @@ def _check_free(host: str, port: int, what: str) -> None:
 
 
 def run_controller(args: argparse.Namespace) -> int:
-    link_timeout = args.link_timeout or 3 * args.lldp_interval
+    link_timeout = args.link_timeout or 5 * args.lldp_interval
     if link_timeout < 2 * args.lldp_interval:
         raise KendaliError(f"must be at least twice --lldp-interval ({args.lldp_interval:g} s)", "--link-timeout")
     _quiet_eventlet()
