@@ -114,9 +114,7 @@ def run_controller(args: argparse.Namespace) -> int:
     from os_ken.lib import hub
 
     hub.patch(thread=True)  # before anything creates a lock or a socket
-    from controller import topology as topo_mod
-
-    from controller import policy, store as store_mod
+    from controller import policy, store as store_mod, topology as topo_mod
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
