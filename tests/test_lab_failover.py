@@ -15,9 +15,6 @@ Bounds are generous: this is a shared two-CPU machine; the benchmark
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,26 +25,7 @@ RING4 = ROOT / "topologies" / "ring4.yaml"
 INTERVAL = 0.001  # probe every ms
 
 
-def _lab_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "the Mininet lab needs root"
-    try:
-        import mininet.net  # noqa: F401
-    except ImportError:
-        return f"Mininet is not importable from {sys.executable} (bash scripts/setup.sh; use .venv)"
-    try:
-        r = subprocess.run(["ovs-vsctl", "-t", "2", "show"], capture_output=True, timeout=5)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return "Open vSwitch is not installed or not answering (bash scripts/setup.sh)"
-    if r.returncode != 0:
-        return "Open vSwitch is not running (bash scripts/setup.sh)"
-    if not os.access("/usr/sbin/tc", os.X_OK) and subprocess.run(["sh", "-c", "command -v tc"]).returncode:
-        return "tc (iproute2) is missing"
-    return None
-
-
-_WHY = _lab_missing()
-pytestmark = [pytest.mark.lab, pytest.mark.skipif(_WHY is not None, reason=_WHY or "")]
+pytestmark = pytest.mark.lab  # tests/conftest.py skips (or, under CI, refuses) without a lab
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,6 @@ what `kendali bench meters` measures.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,27 +29,6 @@ SECONDS, OMIT = 6, 2
 MBIT = 1e6
 
 
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (Mininet and Open vSwitch)"
-    try:
-        import mininet.net  # noqa: F401
-    except ImportError:
-        return "Mininet is not importable from this Python: run scripts/setup.sh and use .venv/bin/python"
-    try:
-        if subprocess.run(["ovs-vsctl", "-t", "2", "show"], capture_output=True, timeout=5).returncode:
-            return "Open vSwitch is not running: run scripts/setup.sh"
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return "Open vSwitch is not installed or not answering: run scripts/setup.sh"
-    for tool in ("iperf3", "ethtool", "ping"):
-        if not shutil.which(tool):
-            return f"{tool} is missing: run scripts/setup.sh"
-    return None
-
-
-_SKIP = _why_not()
-if _SKIP:
-    pytestmark = [pytest.mark.lab, pytest.mark.skip(reason=_SKIP)]
 
 
 class Env:
