@@ -195,16 +195,17 @@ class KendaliApp(app_manager.OSKenApp):
         """Ask the switch for its Kendali flows, groups and meters; reconcile once all arrive."""
         ofp, parser = dp.ofproto, dp.ofproto_parser
         self.actual.pop(dp.id, None)
-        self._reading[dp.id] = {"flows": [], "groups": [], "meters": [], "pending": {"flows", "groups", "meters"}}
+        reading = {"flows": [], "groups": [], "meters": [], "pending": {"flows", "groups", "meters"}}
+        self._reading[dp.id] = reading
         dp.send_msg(parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
                                                COOKIE, COOKIE_MASK, parser.OFPMatch()))
         dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
         dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
-        hub.spawn_after(READ_TIMEOUT, self._read_timeout, dp)
+        hub.spawn_after(READ_TIMEOUT, self._read_timeout, dp, reading)
 
-    def _read_timeout(self, dp: Any) -> None:
-        reading = self._reading.get(dp.id)
-        if reading is not None and self.datapaths.get(dp.id) is dp:
+    def _read_timeout(self, dp: Any, reading: dict) -> None:
+        # Only this read times out: a newer one (after a resync) has its own timer.
+        if self._reading.get(dp.id) is reading and self.datapaths.get(dp.id) is dp:
             LOG.warning("switch %s did not report its %s; assuming none", self._name(dp.id),
                         " and ".join(sorted(reading["pending"])))
             reading["pending"].clear()
