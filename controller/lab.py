@@ -417,32 +417,38 @@ class Lab:
     def reachability(self, count: int = 1, wait_s: float = 1.0, hosts: list[str] | None = None) -> Reachability:
         """Every host pings every other host, all at once; returns per-pair loss.
 
-        Each host shell runs ``ping -c count -W wait_s`` to all others as background jobs
-        inside a subshell (whose ``wait`` only waits for those jobs), all hosts at the
-        same time; one round takes about wait_s when something is unreachable.
+        Each pair sends ``count`` probes one after another, each its own
+        ``ping -c 1 -W wait_s``, so every probe gets the full wait_s to be answered.
+        (One ``ping -c N`` would give later probes only max(2 x its fastest RTT,
+        the interval) after the last send: on a busy machine a reply that arrives
+        300 ms late would count as lost.) Pairs run as background jobs inside a
+        subshell (whose ``wait`` only waits for those jobs), all hosts at the same
+        time; one round takes about count x wait_s when something is unreachable.
         """
         self._need_net()
         names = hosts or self.host_names
         ips = {h.name: h.ip for h in self.topology.hosts}
         t0 = time.monotonic()
         nodes = {n: self.host(n) for n in names}
+        probes = " ".join(str(i) for i in range(max(1, int(count))))
         for src, node in nodes.items():
             targets = " ".join(ips[d] for d in names if d != src)
-            interval = "-i 0.2 " if count > 1 else ""
             node.sendCmd(
-                f"( for ip in {targets}; do "
-                f"( ping -n -q -c {int(count)} {interval}-W {wait_s:g} $ip 2>&1 | "
-                f"sed -n \"s/.* \\([0-9.]*\\)% packet loss.*/R $ip \\1/p\" ) & done; wait )")
+                f"( for ip in {targets}; do ( for p in {probes}; do "
+                f"if ping -n -q -c 1 -W {wait_s:g} $ip >/dev/null 2>&1; "
+                f"then echo \"R $ip 0\"; else echo \"R $ip 100\"; fi; done ) & done; wait )")
         loss: dict[tuple[str, str], float] = {}
         by_ip = {ips[n]: n for n in names}
         for src, node in nodes.items():
             out = node.waitOutput()
-            got = {}
+            got: dict[str, list[float]] = {}
             for m in re.finditer(r"^R (\S+) ([0-9.]+)\s*$", out, re.M):
-                got[by_ip.get(m.group(1), m.group(1))] = float(m.group(2))
+                got.setdefault(by_ip.get(m.group(1), m.group(1)), []).append(float(m.group(2)))
             for dst in names:
                 if dst != src:
-                    loss[(src, dst)] = got.get(dst, 100.0)  # no summary line: ping failed outright
+                    seen = got.get(dst)
+                    # no line at all: the shell never ran ping for it; count it unreached
+                    loss[(src, dst)] = sum(seen) / len(seen) if seen else 100.0
         return Reachability(list(names), loss, time.monotonic() - t0)
 
     def wait_reachable(self, timeout: float = 30.0, wait_s: float = 1.0) -> tuple[float, Reachability]:
@@ -492,10 +498,11 @@ class Lab:
             loss = sum(m.loss[p] for p in pairs) / len(pairs) if pairs else 0.0
             label = sub.name if len(sub.name) <= 34 else sub.name[:31] + "..."
             lines.append(f"{label:<34} {len(hs):>5} {f'{reached}/{len(pairs)}':>9} {loss:>6.1f}%")
-        bad = m.failed()
-        if bad:
-            shown = ", ".join(f"{s}->{d}" for s, d in bad[:8])
-            lines += ["", f"Not reached ({len(bad)}): {shown}" + (" ..." if len(bad) > 8 else "")]
+        for title, bad in (("Not reached", [p for p in m.failed() if m.loss[p] >= 100.0]),
+                           ("Some probes lost", [p for p in m.failed() if m.loss[p] < 100.0])):
+            if bad:
+                shown = ", ".join(f"{s}->{d}" for s, d in bad[:8])
+                lines += ["", f"{title} ({len(bad)}): {shown}" + (" ..." if len(bad) > 8 else "")]
         return "\n".join(lines)
 
     # -- failures

@@ -33,9 +33,9 @@ def _full_mesh(topology: Path, prefix: str) -> None:
             assert matrix.complete, lab.report(matrix) + "\n--- controller log ---\n" + ctl.log_tail(30)
             assert matrix.loss_pct == 0.0
             assert matrix.pairs == len(lab.host_names) * (len(lab.host_names) - 1)
-            # A second round: reachability is stable, not a lucky moment. Every pair must
-            # answer; a lone late reply among 1,740 simultaneous pings on a busy 2-core
-            # machine is the measurement's noise, not the network's.
+            # A second round, two probes per pair, each with its own 1 s wait:
+            # reachability is stable, not a lucky moment. Every pair must answer; a lone
+            # lost probe among 1,740 sent at once on a busy 2-core machine is noise.
             again = lab.reachability(count=2, wait_s=1.0)
             assert not [p for p, loss in again.loss.items() if loss >= 100.0], lab.report(again)
             assert again.loss_pct < 5.0, lab.report(again)
