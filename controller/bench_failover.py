@@ -333,6 +333,7 @@ def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, 
                     back = f", link back in use {r['back_in_use_s']:.2f} s after carrier" \
                         if r.get("back_in_use_s") is not None else ""
                     log(f"  kendali {kind:<9} {r['link']:<6} gap {r['max_gap_ms'] or 0:8.1f} ms  lost {r['lost']}"
+                        f" in {len(r.get('lost_runs') or [])} outage(s)"
                         f"  (gap at {r.get('gap_at_s', 0):.2f} s, event at {r['event_at_s']:.2f} s{back})")
             for a, b in ring:  # leave everything healthy
                 if wait_link_in_use(ctl, a, b) is None:

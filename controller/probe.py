@@ -73,11 +73,19 @@ def analyse(arrivals: list[tuple[int, float]], expect: int | None = None) -> dic
     gaps = [(b[1] - a[1], a[0], b[0]) for a, b in zip(arrivals, arrivals[1:])]
     worst = max(gaps) if gaps else (0.0, seqs[0], seqs[0])
     reordered = sum(1 for a, b in zip(seqs, seqs[1:]) if b < a)
+    # Lost probes as runs [first missing seq, how many]: one run is one outage; several
+    # tell a failover (fast-failover switch, then the controller's new paths) apart.
+    runs: list[list[int]] = []
+    for s in sorted(set(range(top)) - unique):
+        if runs and runs[-1][0] + runs[-1][1] == s:
+            runs[-1][1] += 1
+        else:
+            runs.append([s, 1])
     return {
         "received": len(arrivals), "unique": len(unique), "duplicates": len(arrivals) - len(unique),
         "reordered": reordered, "lost": top - sum(1 for s in unique if s < top),
         "max_gap_ms": worst[0] * 1000, "gap_after_seq": worst[1], "gap_before_seq": worst[2],
-        "first_seq": seqs[0], "last_seq": seqs[-1],
+        "first_seq": seqs[0], "last_seq": seqs[-1], "lost_runs": runs[:20],
     }
 
 
