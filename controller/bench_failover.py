@@ -15,6 +15,8 @@ The receiver reports the longest gap between consecutive arrivals and the lost p
 The same is done with Open vSwitch's own RSTP (standalone bridges, no controller) on
 the same topology in the same run, and a no-failure baseline shows the stream's own
 noise floor on this machine (a Python sender inside a Mininet host on a shared CPU).
+Last, controller.ovs_floor measures Open vSwitch's own fast-failover on a bridge alone:
+the floor under any controller's carrier-loss figure here.
 
 Helpers here (silent_fail, ProbeStream, path_switches, ...) are shared with
 tests/test_lab_failover.py.
@@ -33,6 +35,7 @@ from typing import Any, Callable
 
 import networkx as nx
 
+from controller import ovs_floor
 from controller.errors import KendaliError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -294,6 +297,13 @@ COLUMNS = [("system", "system"), ("event", "event"), ("runs", "runs"),
            ("note", "note")]
 
 
+# The floor: Open vSwitch's own fast-failover on a bridge alone (3 ports), and with as many
+# ports on the same ovs-vswitchd as the ring4 lab has (12), since one main thread polls them all.
+FLOOR_IDLE_PORTS = 9
+FLOOR_COLUMNS = [("ports", "ports on the ovs-vswitchd"), ("runs", "cuts"), ("outage_min", "outage min ms"),
+                 ("outage_med", "outage med ms"), ("outage_max", "outage max ms")]
+
+
 def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
     from controller.lab import Lab
     from controller.labctl import ControllerProcess
@@ -404,14 +414,18 @@ def run(args: Any) -> int:
         if r["event"] == "carrier":
             r["note"] = "RSTP alternate port takes over"
     rows = k_rows + r_rows
+    print("\nOpen vSwitch alone: one bridge, one fast-failover group, no controller; the floor\n"
+          "under any controller's carrier-loss failover here (controller.ovs_floor):", flush=True)
+    floor = [ovs_floor.measure(3 * runs, idle, lambda s: print(s, flush=True)) for idle in (0, FLOOR_IDLE_PORTS)]
     print("\n" + table(rows, COLUMNS))
+    print("\n" + table(floor, FLOOR_COLUMNS))
     lines = failover_log_lines(log_text)
     if lines:
         print("\nController log (failover lines, last 12):")
         for l in lines[-12:]:
             print("  " + l)
     out = write_json("failover", {"benchmark": "failover", "topology": "ring4", "probe_interval_s": PROBE_INTERVAL,
-                                  "controller_args": CONTROLLER_ARGS, "rows": rows,
+                                  "controller_args": CONTROLLER_ARGS, "rows": rows, "ovs_alone": floor,
                                   "raw": {"kendali": k_raw, "ovs-rstp": r_raw},
                                   "controller_failover_log": lines}, getattr(args, "json", None))
     print(f"\nJSON: {out}")

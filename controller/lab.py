@@ -25,6 +25,7 @@ this module (e.g. from controller.cli) works without it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import os
 import re
@@ -35,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from controller.errors import KendaliError
 from controller.topology import DEFAULT_TOPOLOGY, Topology, load
@@ -44,6 +45,28 @@ SETUP_HINT = "run `bash scripts/setup.sh` (then use .venv/bin/python or /usr/bin
 
 
 LAB_LOCK = "/run/kendali-lab.lock"
+
+
+def take_lab_lock() -> int:
+    """One lab at a time on a machine: a second one waits here (timings stay honest).
+    Returns the lock's file descriptor; closing it releases the lock."""
+    fd = os.open(LAB_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("kendali lab: another lab is running on this machine; waiting for it", file=sys.stderr, flush=True)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+@contextlib.contextmanager
+def lab_lock() -> Iterator[None]:
+    """The lab lock for work that is not a Lab (e.g. controller.ovs_floor)."""
+    fd = take_lab_lock()
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 class LabError(KendaliError):
@@ -251,13 +274,7 @@ class Lab:
             raise
 
     def _take_lab_lock(self) -> None:
-        """One lab at a time on a machine: a second one waits here (timings stay honest)."""
-        self._lock_fd = os.open(LAB_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print("kendali lab: another lab is running on this machine; waiting for it", file=sys.stderr, flush=True)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self._lock_fd = take_lab_lock()
 
     def _release_lab_lock(self) -> None:
         fd = getattr(self, "_lock_fd", None)
