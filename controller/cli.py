@@ -50,6 +50,24 @@ def _existing_file(text: str) -> Path:
     return p
 
 
+def _writable_file(text: str) -> Path:
+    """A file we can write at the end of a long run: checked now, so minutes of
+    measurement are not lost to a bad path."""
+    p = Path(text)
+    if p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a directory")
+    existed = p.exists()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with open(p, "a"):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: cannot write there ({exc.strerror})") from None
+    if not existed:
+        p.unlink()
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="kendali", description="Kendali SDN controller for a regency intranet")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -85,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks (see bench/)")
     b.add_argument("which", nargs="?", default="compile", choices=["compile", "reach", "meters", "failover"])
-    b.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    b.add_argument("--json", type=_writable_file, help="also write the figures as JSON here")
     return ap
 
 

@@ -55,6 +55,15 @@ def test_a_directory_is_not_a_file(capsys, tmp_path):
     assert "no such file" in usage_error(capsys, ["controller", "--topology", str(tmp_path)])
 
 
+def test_bench_json_path_is_checked_before_minutes_of_measuring(capsys, tmp_path):
+    err = usage_error(capsys, ["bench", "failover", "--json", "/proc/kendali/x.json"])
+    assert "--json" in err and "cannot write there" in err, err
+    assert "is a directory" in usage_error(capsys, ["bench", "--json", str(tmp_path)])
+    good = tmp_path / "new" / "figures.json"
+    assert build_parser().parse_args(["bench", "--json", str(good)]).json == good
+    assert not good.exists()  # checking leaves nothing behind
+
+
 def test_defaults_and_good_values():
     a = build_parser().parse_args(["controller"])
     assert (a.command, a.topology, a.policies, a.ofp_port, a.rest_port, a.lldp_interval, a.link_timeout) == \
