@@ -25,6 +25,7 @@ this module (e.g. from controller.cli) works without it.
 from __future__ import annotations
 
 import atexit
+import codecs
 import contextlib
 import fcntl
 import os
@@ -97,10 +98,33 @@ def _preflight() -> None:
             raise LabError(f"{tool} is missing: {SETUP_HINT}", "lab")
 
 
+class _LenientShell:
+    """A node whose shell output is decoded with errors='replace'.
+
+    Mininet decodes every node's shell output as strict UTF-8; one stray byte (seen once
+    in a full lab run under load) would raise UnicodeDecodeError out of a lab round.
+    """
+
+    decoder: Any
+
+    def startShell(self, *args: Any, **kwargs: Any) -> Any:
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return super().startShell(*args, **kwargs)  # type: ignore[misc]
+
+
+def _make_host_class() -> type:
+    from mininet.node import Host
+
+    class KendaliHost(_LenientShell, Host):
+        pass
+
+    return KendaliHost
+
+
 def _make_switch_class() -> type:
     from mininet.node import Host, OVSSwitch
 
-    class KendaliSwitch(OVSSwitch):
+    class KendaliSwitch(_LenientShell, OVSSwitch):
         """OVSSwitch that can enable RSTP, with host-facing ports as RSTP admin-edge.
 
         Mininet's own ``stp=True`` is classic 802.1D (30 s to forward); RSTP is what a
@@ -256,7 +280,8 @@ class Lab:
             t0 = time.monotonic()
             # build=False: self.net exists before anything is created, so a failure in
             # build() can still be cleaned up by stop().
-            self.net = Mininet(topo=self.topo, switch=make_switch, controller=None, build=False,
+            self.net = Mininet(topo=self.topo, switch=make_switch, host=_make_host_class(), controller=None,
+                               build=False,
                                autoSetMacs=False, autoStaticArp=False, cleanup=False,
                                listenPort=None)  # no ptcp:6654+ listeners: they could steal a controller's port
             if not self.standalone:

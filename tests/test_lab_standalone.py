@@ -60,6 +60,9 @@ def test_ring4_standalone_rstp_reaches_fails_over_and_cleans_up() -> None:
         assert matrix.complete, lab.report(matrix)
         assert lab.timings["reachable_after_start_s"] < 15
         assert "ALL REACHABLE" in lab.report(matrix)
+        # A stray non-UTF-8 byte in a shell's output is replaced, not a crash of the lab.
+        assert "odd \ufffd\ufffd bytes" in lab.host("h1").cmd("printf 'odd \\377\\376 bytes\\n'")
+        assert lab.reachability(hosts=["h1", "h2"]).complete
         # RSTP must re-route around any single ring link.
         for a, b in (("r1", "r2"), ("r3", "r4")):
             lab.link_down(a, b)
