@@ -54,13 +54,21 @@ def parse_iperf3(out: str, what: str) -> dict:
     return data
 
 
-def goodput(load: Load, data: dict) -> Goodput:
+def goodput(load: Load, data: dict, keep: int | None = None) -> Goodput:
+    """Steady-state seconds of one iperf3 run: the first ``keep`` of them (all: None)."""
     # iperf3 (3.12, reverse mode) reports one unmarked, stretched interval right after the
     # omitted warm-up; only whole one-second intervals are steady-state seconds.
     per = [iv["sum"]["bits_per_second"] for iv in data.get("intervals", [])
            if not iv["sum"].get("omitted") and abs(iv["sum"].get("seconds", 1.0) - 1.0) < 0.1]
     retr = data.get("end", {}).get("sum_sent", {}).get("retransmits")
-    return Goodput(load, per, retr)
+    return Goodput(load, per[:keep] if keep is not None else per, retr)
+
+
+# Concurrent clients start one after another (up to a few hundred ms apart on a busy
+# machine). Each runs this much longer than it is measured, so no client's measured
+# seconds include a moment when an earlier client had already stopped and left it the
+# whole cap (that inflated 2-host aggregates by up to ~3 % in 8 s windows).
+TAIL_PAD_S = 2
 
 
 def run(lab: Any, loads: list[Load], seconds: int = 8, omit: int = 2, base_port: int = 5301) -> list[Goodput]:
@@ -80,16 +88,17 @@ def run(lab: Any, loads: list[Load], seconds: int = 8, omit: int = 2, base_port:
                 if time.monotonic() > deadline:
                     raise KendaliError(f"iperf3 server on port {port} did not start", "traffic")
                 time.sleep(0.05)
-        limit = seconds + omit + 15
+        pad = TAIL_PAD_S if len(loads) > 1 else 0
+        limit = seconds + pad + omit + 15
         ips = {h.name: h.ip for h in lab.topology.hosts}
         for i, l in enumerate(loads):
             lab.host(l.dst).sendCmd(
-                f"timeout {limit} iperf3 -c {ips[l.src]} -p {base_port + i} -R -t {seconds} -O {omit} "
+                f"timeout {limit} iperf3 -c {ips[l.src]} -p {base_port + i} -R -t {seconds + pad} -O {omit} "
                 f"-P {l.streams} -J 2>&1")
         results = []
         for l in loads:
             out = lab.host(l.dst).waitOutput()
-            results.append(goodput(l, parse_iperf3(out, f"iperf3 {l.src}->{l.dst}")))
+            results.append(goodput(l, parse_iperf3(out, f"iperf3 {l.src}->{l.dst}"), keep=seconds))
         return results
     finally:
         for node, pid, _port in servers:

@@ -28,3 +28,13 @@ def test_iperf3_errors_and_garbage_are_clear():
 def test_swing_is_spread_over_mean():
     g = traffic.Goodput(traffic.Load("a", "b"), [9e6, 11e6], 0)
     assert g.mean_bps == 10e6 and g.swing == pytest.approx(0.1)
+
+
+def test_only_the_measured_seconds_count_not_the_tail_pad() -> None:
+    # A client of a concurrent run is kept going TAIL_PAD_S past its measured seconds;
+    # its tail (here: alone on the meter, twice the rate) must not enter the mean.
+    data = {"intervals": [{"sum": {"seconds": 1.0, "bits_per_second": bps, "omitted": False}}
+                          for bps in (10e6, 10e6, 10e6, 20e6, 20e6)]}
+    g = traffic.goodput(traffic.Load("inet", "c1"), data, keep=3)
+    assert g.per_second_bps == [10e6] * 3
+    assert traffic.goodput(traffic.Load("inet", "c1"), data).mean_bps == pytest.approx(14e6)
