@@ -112,6 +112,7 @@ class KendaliApp(app_manager.OSKenApp):
         self.started = time.time()
         self.last_compile_ms = 0.0
         self._dirty = hub.Event()
+        self._compile_lock = hub.Semaphore(1)  # see recompute()
         self._discovering_until = 0.0  # probe every port each round until then
 
     def start(self) -> Any:
@@ -162,25 +163,37 @@ class KendaliApp(app_manager.OSKenApp):
                 LOG.exception("recompute failed")
 
     def recompute(self) -> None:
-        t0 = time.perf_counter()
-        desired = self.compiler.compile(self.net, self.policies, time.time(), protect=self.settings.protect)
-        self.last_compile_ms = (time.perf_counter() - t0) * 1000
-        sent = 0
-        for dpid, dp in list(self.datapaths.items()):
-            have = self.actual.get(dpid)
-            if have is None:
-                continue  # still reading what the switch holds
-            want = desired.get(dpid, SwitchState())
-            ch = diff(have, want)
-            if not ch:
-                continue
-            for msg in ofmsg.changes(dp, ch):
-                dp.send_msg(msg)
-            dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
-            self.actual[dpid] = apply(have, ch)
-            sent += ch.count()
-        if sent:
-            LOG.info("compiled %d flows in %.1f ms; sent %d changes", total_flows(desired), self.last_compile_ms, sent)
+        """Compile the graph and policies, and send every switch its difference.
+
+        One recompute at a time: sending yields (os-ken's send queue holds 16 messages),
+        and a second recompute started meanwhile (a failover, a REST change) would send
+        its own difference interleaved with the first one's, leaving a switch holding a
+        mix while we believe it holds the later state. Nothing would then correct it until
+        the next change (seen once: an OPD switch cut off at lab start for a full minute).
+        """
+        with self._compile_lock:
+            t0 = time.perf_counter()
+            desired = self.compiler.compile(self.net, self.policies, time.time(), protect=self.settings.protect)
+            self.last_compile_ms = (time.perf_counter() - t0) * 1000
+            sent = 0
+            for dpid, dp in list(self.datapaths.items()):
+                have = self.actual.get(dpid)
+                if have is None:
+                    continue  # still reading what the switch holds
+                want = desired.get(dpid, SwitchState())
+                ch = diff(have, want)
+                if not ch:
+                    continue
+                # Recorded before sending: a read-back that starts while we send (after an
+                # error from the switch) replaces it with what the switch reports.
+                self.actual[dpid] = apply(have, ch)
+                for msg in ofmsg.changes(dp, ch):
+                    dp.send_msg(msg)
+                dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
+                sent += ch.count()
+            if sent:
+                LOG.info("compiled %d flows in %.1f ms; sent %d changes", total_flows(desired),
+                         self.last_compile_ms, sent)
 
     # ---- switches ------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
