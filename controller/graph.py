@@ -12,6 +12,7 @@ be joined by several links), keyed by ``(dpid_a, port_a, dpid_b, port_b)`` with
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -193,9 +194,10 @@ class Network:
         """Links whose LLDP has not been heard for ``timeout`` seconds are removed (silent failure)."""
         return self.expire_unseen_since(now - timeout, now)
 
-    def expire_unseen_since(self, cutoff: float, now: float) -> list[LinkKey]:
-        """Remove links last heard before ``cutoff``; ``now`` dates the loss for damping."""
-        dead = [k for k, l in self.links.items() if l.last_seen < cutoff]
+    def expire_unseen_since(self, cutoff: float, now: float, spare: Collection[int] = ()) -> list[LinkKey]:
+        """Remove links last heard before ``cutoff``; ``now`` dates the loss for damping.
+        Links touching a switch in ``spare`` are not judged this time."""
+        dead = [k for k, l in self.links.items() if l.last_seen < cutoff and k[0] not in spare and k[2] not in spare]
         for k in dead:
             del self.links[k]
             self._record_down(k, now)

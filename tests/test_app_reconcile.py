@@ -1,4 +1,5 @@
-"""The os-ken app's reconciler: recomputes never interleave their messages to a switch.
+"""The os-ken app's reconciler: recomputes never interleave their messages to a switch,
+and a switch busy with our changes is not judged on LLDP.
 
 Sending yields (os-ken's send queue holds 16 messages), so a failover or a REST change
 can start a recompute while another is still sending. Interleaved, the two would leave a
@@ -27,6 +28,12 @@ class FakeDatapath:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.xid = 0
+
+    def set_xid(self, msg: Any) -> int:
+        self.xid += 1
+        msg.set_xid(self.xid)
+        return self.xid
 
     def send_msg(self, msg: Any) -> None:
         self.sent.append((threading.current_thread().name, type(msg).__name__))
@@ -62,3 +69,48 @@ def test_concurrent_recomputes_send_one_after_the_other_and_end_in_the_last_stat
     assert senders.count("first") == 41 and senders.count("second") == 41  # 40 flows + a barrier each
     assert dp.sent[40] == ("first", "OFPBarrierRequest")
     assert app.actual[dp.id] == _state(40, 2)
+
+
+class _Reply:
+    def __init__(self, dp: Any, xid: int) -> None:
+        self.msg = type("Msg", (), {"datapath": dp, "xid": xid})()
+
+
+def test_a_switch_busy_with_our_changes_is_not_judged_on_lldp() -> None:
+    from controller.graph import Network
+
+    app = KendaliApp()
+    app.recompute = lambda: None  # type: ignore[method-assign]
+    net = Network(edge_probation=0.0)
+    net.switch_up(1, {1: True}, 0.0)
+    net.switch_up(2, {1: True}, 0.0)
+    assert net.link_seen(1, 1, 2, 1, 1.0)
+    app.net = net
+    dp = FakeDatapath()
+    app._barrier_pending[1] = (7, 9.8)  # switch 1 still installing what we sent at 9.8
+    app._expire(cutoff=9.5, now=10.0)
+    assert (1, 1, 2, 1) in net.links  # silent since 1.0, but spared while busy
+    app._barrier_reply(_Reply(dp, 6))  # an older barrier: still busy
+    assert 1 in app._barrier_pending
+    app._barrier_reply(_Reply(dp, 7))
+    app._barrier_done[1] = 9.9  # it answered after the cutoff: this round is still spared
+    app._expire(cutoff=9.5, now=10.0)
+    assert (1, 1, 2, 1) in net.links
+    app._expire(cutoff=10.0, now=10.5)  # a round with nothing outstanding judges it
+    assert (1, 1, 2, 1) not in net.links
+
+
+def test_a_switch_that_never_answers_is_judged_anyway() -> None:
+    from controller.app import BUSY_MAX_S
+    from controller.graph import Network
+
+    app = KendaliApp()
+    app.recompute = lambda: None  # type: ignore[method-assign]
+    net = Network(edge_probation=0.0)
+    net.switch_up(1, {1: True}, 0.0)
+    net.switch_up(2, {1: True}, 0.0)
+    assert net.link_seen(1, 1, 2, 1, 1.0)
+    app.net = net
+    app._barrier_pending[1] = (7, 10.0 - BUSY_MAX_S - 0.1)
+    app._expire(cutoff=9.5, now=10.0)
+    assert (1, 1, 2, 1) not in net.links

@@ -243,6 +243,12 @@ def _two_switches(**kw):
     return net
 
 
+def test_links_of_spared_switches_are_not_expired():
+    net = _two_switches()
+    assert net.expire_unseen_since(5.0, 5.0, spare={2}) == []
+    assert net.expire_unseen_since(5.0, 5.0, spare={3}) == [(1, 1, 2, 1)]
+
+
 def test_first_return_of_a_link_is_immediate():
     net = _two_switches()
     assert net.expire_unseen_since(5.0, 5.0) == [(1, 1, 2, 1)]
