@@ -67,7 +67,7 @@ def goodput(load: Load, data: dict, keep: int | None = None) -> Goodput:
 # Concurrent clients start one after another (up to a few hundred ms apart on a busy
 # machine). Each runs this much longer than it is measured, so no client's measured
 # seconds include a moment when an earlier client had already stopped and left it the
-# whole cap (that inflated 2-host aggregates by up to ~3 % in 8 s windows).
+# whole cap, which would count towards an aggregate above the cap.
 TAIL_PAD_S = 2
 
 
