@@ -372,8 +372,9 @@ class _Build:
         for opd in sorted(self.policies):
             pol = self.policies[opd]
             ids = self.comp.meter_ids(opd)
-            nets = [_masked(ipaddress.IPv4Network(c)) for c in pol.subnets]
-            members = [h for h in self.hosts if h.ip and self._in(h.ip, pol)]
+            networks = [ipaddress.IPv4Network(c) for c in pol.subnets]  # parsed once per policy
+            nets = [_masked(n) for n in networks]
+            members = [h for h in self.hosts if h.ip and any(ipaddress.IPv4Address(h.ip) in n for n in networks)]
             up_rate, down_rate = meter_rate(pol.upload_kbps), meter_rate(pol.download_kbps)
             up = Meter(ids.upload_id, up_rate, meter_burst(up_rate, pol.burst_kbit))
             down = Meter(ids.download_id, down_rate, meter_burst(down_rate, pol.burst_kbit))
@@ -408,11 +409,6 @@ class _Build:
                              meter=agg_down.meter_id, goto=T_ROUTE))
             self.add(u, Flow(T_FWD, 220, match(eth_dst=router.mac, eth_type=ETH_IP, ipv4_src=n),
                              meter=agg_up.meter_id, metadata=(router.port, METADATA_MASK), goto=T_EGRESS))
-
-    @staticmethod
-    def _in(ip: str, pol: PolicyLike) -> bool:
-        addr = ipaddress.IPv4Address(ip)
-        return any(addr in ipaddress.IPv4Network(c) for c in pol.subnets)
 
 
 def _masked(net: ipaddress.IPv4Network) -> tuple[str, str]:
