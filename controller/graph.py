@@ -190,13 +190,9 @@ class Network:
         self.version += 1
         return True
 
-    def expire_links(self, now: float, timeout: float) -> list[LinkKey]:
-        """Links whose LLDP has not been heard for ``timeout`` seconds are removed (silent failure)."""
-        return self.expire_unseen_since(now - timeout, now)
-
     def expire_unseen_since(self, cutoff: float, now: float, spare: Collection[int] = ()) -> list[LinkKey]:
-        """Remove links last heard before ``cutoff``; ``now`` dates the loss for damping.
-        Links touching a switch in ``spare`` are not judged this time."""
+        """Remove links last heard before ``cutoff`` (a silent failure); ``now`` dates the
+        loss for damping. Links touching a switch in ``spare`` are not judged this time."""
         dead = [k for k, l in self.links.items() if l.last_seen < cutoff and k[0] not in spare and k[2] not in spare]
         for k in dead:
             del self.links[k]

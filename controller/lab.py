@@ -231,7 +231,6 @@ class Lab:
         self.names: dict[str, str] = {}  # topology name -> Mininet name
         self.timings: dict[str, float] = {}  # build_s, start_s, reachable_after_start_s, stop_s
         self._t_started: float | None = None
-        self._bg_pids: list[tuple[Any, int]] = []  # (node, pid) we started in host shells
         self._stopped = False
         self._old_sigterm: Any = None
 
@@ -340,11 +339,6 @@ class Lab:
         try:
             if self.net is not None:
                 self._quiesce_shells()
-                for node, pid in self._bg_pids:
-                    try:
-                        node.cmd(f"kill {pid} 2>/dev/null")
-                    except Exception:
-                        pass
                 try:
                     self.net.stop()
                 except Exception as exc:  # keep going: the sweep below still removes our leftovers
@@ -540,8 +534,9 @@ class Lab:
             loss = sum(m.loss[p] for p in pairs) / len(pairs) if pairs else 0.0
             label = sub.name if len(sub.name) <= 34 else sub.name[:31] + "..."
             lines.append(f"{label:<34} {len(hs):>5} {f'{reached}/{len(pairs)}':>9} {loss:>6.1f}%")
-        for title, bad in (("Not reached", [p for p in m.failed() if m.loss[p] >= 100.0]),
-                           ("Some probes lost", [p for p in m.failed() if m.loss[p] < 100.0])):
+        failed = m.failed()
+        for title, bad in (("Not reached", [p for p in failed if m.loss[p] >= 100.0]),
+                           ("Some probes lost", [p for p in failed if m.loss[p] < 100.0])):
             if bad:
                 shown = ", ".join(f"{s}->{d}" for s, d in bad[:8])
                 lines += ["", f"{title} ({len(bad)}): {shown}" + (" ..." if len(bad) > 8 else "")]

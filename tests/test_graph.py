@@ -78,13 +78,13 @@ def test_switch_down_forgets_links_and_hosts():
     assert C not in net.ports and set(net.links) == {(A, 1, B, 1)} and not net.hosts
 
 
-def test_expire_links():
+def test_expire_unseen_links():
     net = three()
     net.link_seen(A, 1, B, 1, 5)
     v = net.version
-    assert net.expire_links(5.0, 5.0) == []  # B-C seen at 0: exactly the timeout is not late
+    assert net.expire_unseen_since(0.0, 5.0) == []  # B-C seen at 0: exactly the cutoff is not late
     assert net.version == v
-    assert net.expire_links(5.5, 5.0) == [(B, 2, C, 1)]
+    assert net.expire_unseen_since(0.5, 5.5) == [(B, 2, C, 1)]
     assert net.version == v + 1
     assert set(net.links) == {(A, 1, B, 1)}
     # A silent link's ports still face a switch: never edge ports, hosts not learned there.
@@ -222,7 +222,7 @@ def test_silent_failure_expiry_is_a_missing_link(name):
     for k in list(net.links):
         if {k[0], k[2]} != {a, b}:
             net.links[k].last_seen = 100
-    assert net.expire_links(101, 3.5) == [link_key(a, l.a_port, b, l.b_port)]
+    assert net.expire_unseen_since(97.5, 101) == [link_key(a, l.a_port, b, l.b_port)]
     assert net.discrepancies() == [f"missing link: declared {l.a}:{l.a_port} - {l.b}:{l.b_port} not discovered"] \
         or net.discrepancies() == [f"missing link: declared {l.b}:{l.b_port} - {l.a}:{l.a_port} not discovered"]
 
