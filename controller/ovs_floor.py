@@ -18,6 +18,7 @@ names, and removes them afterwards.
 
 from __future__ import annotations
 
+import re
 import socket
 import statistics
 import struct
@@ -44,10 +45,13 @@ def _veths(idle_ports: int) -> list[str]:
     return ["kffin", "kff1", "kff2"] + [f"kffi{i}" for i in range(idle_ports)]
 
 
-def teardown(idle_ports: int = 64) -> None:
+def teardown() -> None:
+    """Remove our bridge and every kff* veth pair (also one left by an interrupted run)."""
     subprocess.run(["ovs-vsctl", "--if-exists", "del-br", BRIDGE], capture_output=True)
-    for name in _veths(idle_ports):
-        subprocess.run(["ip", "link", "del", name], capture_output=True)
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    for name in re.findall(r"^\d+: (kff[^:@]*)@", links, re.M):
+        if not name.endswith("p"):  # deleting one end of a veth removes its peer too
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
 
 
 def setup(idle_ports: int) -> None:
@@ -129,7 +133,7 @@ def measure(runs: int = 10, idle_ports: int = 0, log: Any = None) -> dict[str, A
                 results.append(one_cut())
                 time.sleep(0.5)  # port 2 back up and live again
         finally:
-            teardown(idle_ports)
+            teardown()
     if not all(r["on_backup"] for r in results):
         raise KendaliError("the backup port never carried traffic: the fast-failover group did not switch",
                            "ovs floor")
