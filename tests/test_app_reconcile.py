@@ -76,7 +76,8 @@ class _Reply:
         self.msg = type("Msg", (), {"datapath": dp, "xid": xid})()
 
 
-def test_a_switch_busy_with_our_changes_is_not_judged_on_lldp() -> None:
+def _app_with_one_link() -> tuple[KendaliApp, Any]:
+    """An app whose graph has one link 1:1-2:1, last heard at t=1.0; recompute is a no-op."""
     from controller.graph import Network
 
     app = KendaliApp()
@@ -86,6 +87,11 @@ def test_a_switch_busy_with_our_changes_is_not_judged_on_lldp() -> None:
     net.switch_up(2, {1: True}, 0.0)
     assert net.link_seen(1, 1, 2, 1, 1.0)
     app.net = net
+    return app, net
+
+
+def test_a_switch_busy_with_our_changes_is_not_judged_on_lldp() -> None:
+    app, net = _app_with_one_link()
     dp = FakeDatapath()
     app._barrier_pending[1] = (7, 9.8)  # switch 1 still installing what we sent at 9.8
     app._expire(cutoff=9.5, now=10.0)
@@ -102,15 +108,8 @@ def test_a_switch_busy_with_our_changes_is_not_judged_on_lldp() -> None:
 
 def test_a_switch_that_never_answers_is_judged_anyway() -> None:
     from controller.app import BUSY_MAX_S
-    from controller.graph import Network
 
-    app = KendaliApp()
-    app.recompute = lambda: None  # type: ignore[method-assign]
-    net = Network(edge_probation=0.0)
-    net.switch_up(1, {1: True}, 0.0)
-    net.switch_up(2, {1: True}, 0.0)
-    assert net.link_seen(1, 1, 2, 1, 1.0)
-    app.net = net
+    app, net = _app_with_one_link()
     app._barrier_pending[1] = (7, 10.0 - BUSY_MAX_S - 0.1)
     app._expire(cutoff=9.5, now=10.0)
     assert (1, 1, 2, 1) not in net.links

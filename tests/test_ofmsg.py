@@ -41,24 +41,25 @@ def wire_flow(flow):
                            cookie=mod.cookie)
 
 
+def _rewire(parts, cls):
+    """Serialize each part to bytes and parse it back, as the switch would see it."""
+    out = []
+    for part in parts:
+        buf = bytearray()
+        part.serialize(buf, 0)
+        out.append(cls.parser(bytes(buf), 0))
+    return out
+
+
 def wire_group(group):
     mod = ofmsg.group_mod(DP, group, "add")
-    buckets = []
-    for b in mod.buckets:
-        buf = bytearray()
-        b.serialize(buf, 0)
-        buckets.append(parser.OFPBucket.parser(bytes(buf), 0))
-    return SimpleNamespace(type=mod.type, group_id=mod.group_id, buckets=buckets)
+    return SimpleNamespace(type=mod.type, group_id=mod.group_id, buckets=_rewire(mod.buckets, parser.OFPBucket))
 
 
 def wire_meter(meter):
     mod = ofmsg.meter_mod(DP, meter, "add")
-    bands = []
-    for band in mod.bands:
-        buf = bytearray()
-        band.serialize(buf, 0)
-        bands.append(parser.OFPMeterBandHeader.parser(bytes(buf), 0))
-    return SimpleNamespace(flags=mod.flags, meter_id=mod.meter_id, bands=bands)
+    return SimpleNamespace(flags=mod.flags, meter_id=mod.meter_id,
+                           bands=_rewire(mod.bands, parser.OFPMeterBandHeader))
 
 
 def test_every_compiled_flow_group_and_meter_survives_the_wire():
