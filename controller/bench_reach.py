@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -110,8 +111,7 @@ def _mesh_result(lab: Any, stop: Path, outs: list[Path]) -> dict[str, Any]:
     complete = pairs == n * (n - 1)
     stable = max(t for d in data for t in d["stable"].values()) - t0 if complete else None
     first = max(t for d in data for t in d["first"].values()) - t0 if complete else None
-    for o in outs:
-        o.unlink(missing_ok=True)
+    shutil.rmtree(stop.parent, ignore_errors=True)  # script, logs, results (kept above on failure)
     return {"pairs": pairs, "of": n * (n - 1), "complete": complete, "stable_s": stable, "first_s": first,
             "mesh_from_s": max(starts)}
 

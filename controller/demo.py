@@ -54,7 +54,7 @@ def demo_main(args: Any) -> int:
     policies = load_file(pol_path)
     print(f"Kendali demo: {topo.name} - {len(topo.switches)} switches, {len(topo.links)} links, "
           f"{len(topo.hosts)} hosts, {len(policies)} OPD policies\n", flush=True)
-    with ControllerProcess(topo_path, pol_path) as ctl:
+    with ControllerProcess(topo_path, pol_path, keep_log=True) as ctl:
         with Lab(topo, controller_port=ctl.ofp_port, prefix="kd") as lab:
             took, matrix = lab.wait_reachable(timeout=90, wait_s=1.0)
             print("1. Reachability\n")

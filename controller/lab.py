@@ -610,7 +610,7 @@ def lab_main(args: Any) -> int:
             # No controller named: bring our own, so the lab works on its own.
             from controller.labctl import ControllerProcess
 
-            ctl = ControllerProcess(path, getattr(args, "policies", None)).start()
+            ctl = ControllerProcess(path, getattr(args, "policies", None), keep_log=True).start()
             port = ctl.ofp_port
             print(f"kendali lab: controller started: REST {ctl.url}/v1/ (token {ctl.token}), log {ctl.log_path}")
         lab = Lab(topology, controller_port=int(port or 6653), prefix=getattr(args, "prefix", None),

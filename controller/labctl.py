@@ -35,7 +35,7 @@ class ControllerProcess:
 
     def __init__(self, topology: str | Path | None = None, policies: str | Path | None = None,
                  state_dir: str | Path | None = None, extra: list[str] | None = None,
-                 token: str = "lab-token", log_path: str | Path | None = None) -> None:
+                 token: str = "lab-token", log_path: str | Path | None = None, keep_log: bool = False) -> None:
         self.ofp_port = free_port()
         self.rest_port = free_port()
         self._tmp = None
@@ -53,6 +53,8 @@ class ControllerProcess:
             self.args += ["--policies", str(policies)]
         self.args += extra or []
         self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="kendali-ctl-", suffix=".log")[1])
+        # A log we made up is removed at cleanup unless someone was told where it is.
+        self._drop_log = not log_path and not keep_log
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -91,6 +93,8 @@ class ControllerProcess:
         self.stop()
         if self._tmp:
             self._tmp.cleanup()
+        if self._drop_log:
+            self.log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> "ControllerProcess":
         return self.start()
