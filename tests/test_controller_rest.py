@@ -163,6 +163,7 @@ def test_a_body_that_is_not_json_is_400(ctl: ControllerProcess) -> None:
 
 def _restart(old: ControllerProcess, kill: bool = False) -> ControllerProcess:
     old.stop(kill=kill)
+    old.cleanup()  # its log; the state dir is the caller's
     # The same state dir, and --policies again: the file must NOT override the saved state.
     return ControllerProcess(TOPO, POLICIES, state_dir=old.state_dir).start()
 

@@ -151,7 +151,7 @@ def test_controller_restart_keeps_the_rest_policy_enforced(env: Env) -> None:
     cap = 3000  # differs from the policy file's 20000: only the saved state knows it
     env.put("opd-c", download_kbps=cap)
     old = env.ctl
-    old.stop()
+    old.cleanup()  # stops it and removes its log; the state dir is the fixture's
     # Same state dir and the same OpenFlow port (argparse: the last --ofp-port wins), so
     # the lab's switches reconnect to the new process; the file is passed again and must
     # not override the saved state.
