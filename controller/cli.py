@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from controller.errors import KendaliError
-from controller.topology import DEFAULT_TOPOLOGY
+from controller.core.topology import DEFAULT_TOPOLOGY
 
 EXIT_USAGE = 2
 
@@ -132,7 +132,9 @@ def run_controller(args: argparse.Namespace) -> int:
     from os_ken.lib import hub
 
     hub.patch(thread=True)  # before anything creates a lock or a socket
-    from controller import policy, store as store_mod, topology as topo_mod
+    from controller.core import policy
+    from controller.api import store as store_mod
+    from controller.core import topology as topo_mod
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -158,7 +160,7 @@ def run_controller(args: argparse.Namespace) -> int:
     cfg.CONF(args=["--ofp-tcp-listen-port", str(args.ofp_port)], project="os_ken")
     from os_ken.base.app_manager import AppManager
 
-    from controller import app
+    from controller.openflow import app
 
     app.SETTINGS.topology = topology
     app.SETTINGS.store = store
@@ -170,7 +172,7 @@ def run_controller(args: argparse.Namespace) -> int:
     app.SETTINGS.protect = not args.no_protect
     app.SETTINGS.open_reads = not args.closed_reads
     try:
-        AppManager.run_apps(["os_ken.controller.ofp_handler", "controller.app"])
+        AppManager.run_apps(["os_ken.controller.ofp_handler", "controller.openflow.app"])
     except KeyboardInterrupt:
         pass
     return 0
@@ -182,15 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "controller":
             return run_controller(args)
         if args.command == "lab":
-            from controller.lab import lab_main
+            from controller.lab.mininet_lab import lab_main
 
             return lab_main(args)
         if args.command == "demo":
-            from controller.demo import demo_main
+            from controller.lab.demo import demo_main
 
             return demo_main(args)
         if args.command == "bench":
-            from controller.bench import bench_main
+            from controller.lab.bench import bench_main
 
             return bench_main(args)
     except KendaliError as exc:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller import topology as topo_mod
-from controller.graph import Network
+from controller.core import topology as topo_mod
+from controller.core.graph import Network
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOS = ROOT / "topologies"

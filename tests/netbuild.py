@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from controller import topology as topo_mod
-from controller.compiler import GATEWAY_MAC, compile_network
-from controller.graph import Network
-from controller.state import DesiredState
-from controller.tablemodel import Fabric, Packet, links_of
+from controller.core import topology as topo_mod
+from controller.core.compiler import GATEWAY_MAC, compile_network
+from controller.core.graph import Network
+from controller.core.state import DesiredState
+from controller.lab.tablemodel import Fabric, Packet, links_of
 
 NOW = 10.0  # compile time: well past the edge-port probation of ports brought up at 0
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
-from controller.app import KendaliApp
-from controller.state import Flow, SwitchState, match
+from controller.openflow.app import KendaliApp
+from controller.core.state import Flow, SwitchState, match
 
 
 class FakeDatapath:
@@ -78,7 +78,7 @@ class _Reply:
 
 def _app_with_one_link() -> tuple[KendaliApp, Any]:
     """An app whose graph has one link 1:1-2:1, last heard at t=1.0; recompute is a no-op."""
-    from controller.graph import Network
+    from controller.core.graph import Network
 
     app = KendaliApp()
     app.recompute = lambda: None  # type: ignore[method-assign]
@@ -107,7 +107,7 @@ def test_a_switch_busy_with_our_changes_is_not_judged_on_lldp() -> None:
 
 
 def test_a_switch_that_never_answers_is_judged_anyway() -> None:
-    from controller.app import BUSY_MAX_S
+    from controller.openflow.app import BUSY_MAX_S
 
     app, net = _app_with_one_link()
     app._barrier_pending[1] = (7, 10.0 - BUSY_MAX_S - 0.1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.arp import BROADCAST, REPLY, REQUEST, Arp, ArpResponder, Send
-from controller.compiler import GATEWAY_MAC
+from controller.core.arp import BROADCAST, REPLY, REQUEST, Arp, ArpResponder, Send
+from controller.core.compiler import GATEWAY_MAC
 from tests.helpers_core import NOW, build, load
 
 SPARE = 9  # an extra edge port on r1, up since 0
@@ -126,7 +126,7 @@ def test_probe_for_an_unknown_host_of_a_declared_subnet(env):
 
 
 def test_without_a_declaration_nothing_is_a_gateway(env):
-    from controller.graph import Network
+    from controller.core.graph import Network
 
     net = Network()
     net.switch_up(1, {1: True, 2: True}, 0.0)
@@ -137,9 +137,9 @@ def test_without_a_declaration_nothing_is_a_gateway(env):
 
 
 def test_a_host_posing_as_the_gateway_mac_is_ignored():
-    from controller.arp import REQUEST, Arp, ArpResponder
-    from controller.compiler import GATEWAY_MAC
-    from controller.graph import Network
+    from controller.core.arp import REQUEST, Arp, ArpResponder
+    from controller.core.compiler import GATEWAY_MAC
+    from controller.core.graph import Network
 
     net = Network(edge_probation=0.0)
     net.switch_up(1, {1: True}, 0.0)
@@ -149,10 +149,10 @@ def test_a_host_posing_as_the_gateway_mac_is_ignored():
 
 
 def test_declared_hosts_are_asked_for_at_their_own_port_once_per_window():
-    from controller.arp import REQUEST, ArpResponder
-    from controller.compiler import GATEWAY_MAC
-    from controller.graph import Network
-    from controller.topology import load
+    from controller.core.arp import REQUEST, ArpResponder
+    from controller.core.compiler import GATEWAY_MAC
+    from controller.core.graph import Network
+    from controller.core.topology import load
 
     t = load("topologies/ring4.yaml")
     net = Network(t)

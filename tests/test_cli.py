@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from controller.cli import EXIT_USAGE, build_parser
-from controller.topology import DEFAULT_TOPOLOGY
+from controller.core.topology import DEFAULT_TOPOLOGY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,7 +87,7 @@ SCRIPT = textwrap.dedent("""
         with contextlib.redirect_stderr(err):
             rc = main(argv)
         out.append({"rc": rc, "err": err.getvalue(), "s": time.monotonic() - t0,
-                    "app": "controller.app" in sys.modules})
+                    "app": "controller.openflow.app" in sys.modules})
     print(json.dumps(out))
 """)
 

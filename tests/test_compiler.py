@@ -8,14 +8,14 @@ import dataclasses
 import networkx as nx
 import pytest
 
-from controller import topology as topo_mod
-from controller.compiler import (
+from controller.core import topology as topo_mod
+from controller.core.compiler import (
     CONTROL_METERS,
     ETH_ARP, ETH_IP, ETH_LLDP, FLOOD_GROUP, GATEWAY_MAC, METADATA_MASK, MULTICAST, OFPVID_PRESENT,
     TURNBACK_GROUP, Compiler, compile_network, meter_rate,
 )
-from controller.state import T_EGRESS, T_FWD, T_INGRESS, T_ROUTE, Flow, SwitchState, diff, match
-from controller.tablemodel import Fabric, Packet, Result, links_of
+from controller.core.state import T_EGRESS, T_FWD, T_INGRESS, T_ROUTE, Flow, SwitchState, diff, match
+from controller.lab.tablemodel import Fabric, Packet, Result, links_of
 from tests.helpers_core import NOW, Pol, build, load
 
 RATIO = 1514 / 1448

@@ -14,8 +14,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from controller.labctl import ControllerProcess
-from controller.policy import load_file
+from controller.lab.labctl import ControllerProcess
+from controller.core.policy import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPO = ROOT / "topologies" / "ppu.yaml"

@@ -22,8 +22,8 @@ import copy
 import networkx as nx
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from controller.state import Flow
-from controller.tablemodel import Fabric
+from controller.core.state import Flow
+from controller.lab.tablemodel import Fabric
 from tests.netbuild import NOW, Built, all_pairs, build, check_network, two_edge_connected, unicast
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, print_blob=True,

@@ -12,7 +12,7 @@ import networkx as nx
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from controller import topology
+from controller.core import topology
 from tests.netbuild import all_pairs, broadcast_ok, build, check_network, check_pair, from_topology
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, print_blob=True,
@@ -70,8 +70,8 @@ def test_checks_can_fail():
     broken = b.fabric(state)
     assert any(check_pair(broken, a, h1) for a in b.hosts if a is not h1)
     # Add the spanning-tree-breaking port back to a flood group: broadcast must loop or duplicate.
-    from controller.compiler import FLOOD_GROUP
-    from controller.state import Bucket, Group
+    from controller.core.compiler import FLOOD_GROUP
+    from controller.core.state import Bucket, Group
     state = b.compile()
     for d, s in state.items():
         ports = sorted({p for p in range(1, 5)})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.graph import Network, PortInfo, cost, link_key
+from controller.core.graph import Network, PortInfo, cost, link_key
 from tests.helpers_core import NOW, build, load
 
 A, B, C = 1, 2, 3

@@ -31,9 +31,9 @@ pytestmark = pytest.mark.lab  # tests/conftest.py skips (or, under CI, refuses) 
 
 @pytest.fixture(scope="module")
 def ring():
-    from controller.bench_failover import CONTROLLER_ARGS
-    from controller.lab import Lab
-    from controller.labctl import ControllerProcess
+    from controller.lab.bench_failover import CONTROLLER_ARGS
+    from controller.lab.mininet_lab import Lab
+    from controller.lab.labctl import ControllerProcess
 
     with ControllerProcess(RING4, extra=CONTROLLER_ARGS) as ctl:
         with Lab(RING4, controller_port=ctl.ofp_port, prefix="kfo") as lab:
@@ -44,13 +44,13 @@ def ring():
 
 
 def _ready(ctl, a: str, b: str) -> None:
-    from controller.bench_failover import wait_link_in_use
+    from controller.lab.bench_failover import wait_link_in_use
 
     assert wait_link_in_use(ctl, a, b, timeout=40) is not None, f"{a}-{b} not in use: " + ctl.log_tail(20)
 
 
 def _on_path(lab, src: str, dst: str, a: str, b: str) -> None:
-    from controller.bench_failover import crosses, path_switches
+    from controller.lab.bench_failover import crosses, path_switches
 
     path = path_switches(lab.topology, src, dst)
     assert crosses(path, a, b), f"{src}->{dst} goes {path}, not over {a}-{b}"
@@ -61,7 +61,7 @@ def _why(ctl, res: dict) -> str:
 
 
 def test_carrier_loss_mid_stream_traffic_continues(ring) -> None:
-    from controller.bench_failover import one_event
+    from controller.lab.bench_failover import one_event
 
     ctl, lab = ring
     _ready(ctl, "r1", "r2")
@@ -82,7 +82,7 @@ def test_carrier_loss_mid_stream_traffic_continues(ring) -> None:
 
 
 def test_link_comes_back_mid_stream_traffic_continues(ring) -> None:
-    from controller.bench_failover import one_event, wait_link_in_use
+    from controller.lab.bench_failover import one_event, wait_link_in_use
 
     ctl, lab = ring
     _ready(ctl, "r2", "r3")
@@ -95,7 +95,7 @@ def test_link_comes_back_mid_stream_traffic_continues(ring) -> None:
 
 
 def test_silent_failure_is_routed_around_after_lldp_timeout(ring) -> None:
-    from controller.bench_failover import carrier, one_event, silent_fail, silent_restore
+    from controller.lab.bench_failover import carrier, one_event, silent_fail, silent_restore
 
     ctl, lab = ring
     _ready(ctl, "r3", "r4")
@@ -120,7 +120,7 @@ def test_silent_failure_is_routed_around_after_lldp_timeout(ring) -> None:
 
 
 def test_capped_opd_stays_capped_after_failover(ring) -> None:
-    from controller import traffic
+    from controller.lab import traffic
 
     ctl, lab = ring
     cap_kbps = 5000

@@ -27,9 +27,9 @@ pytestmark = pytest.mark.lab  # tests/conftest.py skips (or, under CI, refuses) 
 
 @pytest.fixture(scope="module")
 def ppu():
-    from controller.bench_failover import CONTROLLER_ARGS
-    from controller.lab import Lab
-    from controller.labctl import ControllerProcess
+    from controller.lab.bench_failover import CONTROLLER_ARGS
+    from controller.lab.mininet_lab import Lab
+    from controller.lab.labctl import ControllerProcess
 
     with ControllerProcess(PPU, POLICIES, extra=CONTROLLER_ARGS) as ctl:
         with Lab(PPU, controller_port=ctl.ofp_port, prefix="kfq") as lab:
@@ -40,7 +40,7 @@ def ppu():
 
 
 def _ready(ctl, lab, src: str, dst: str, a: str, b: str) -> None:
-    from controller.bench_failover import crosses, path_switches, wait_link_in_use, wait_pair
+    from controller.lab.bench_failover import crosses, path_switches, wait_link_in_use, wait_pair
 
     assert wait_link_in_use(ctl, a, b, timeout=40) is not None, f"{a}-{b} not in use: " + ctl.log_tail(20)
     path = path_switches(lab.topology, src, dst)
@@ -59,7 +59,7 @@ def _logged(ctl, a: str, b: str, what: str) -> bool:
 
 
 def test_ring_link_loses_carrier_mid_stream(ppu) -> None:
-    from controller.bench_failover import one_event
+    from controller.lab.bench_failover import one_event
 
     ctl, lab = ppu
     _ready(ctl, lab, "isp", "pkmbabul1", "dist-waru", "dist-babulu")
@@ -73,7 +73,7 @@ def test_ring_link_loses_carrier_mid_stream(ppu) -> None:
 
 
 def test_ring_link_comes_back_mid_stream(ppu) -> None:
-    from controller.bench_failover import one_event, wait_link_in_use
+    from controller.lab.bench_failover import one_event, wait_link_in_use
 
     ctl, lab = ppu
     _ready(ctl, lab, "isp", "kecwaru1", "dist-penajam", "dist-waru")
@@ -87,7 +87,7 @@ def test_ring_link_comes_back_mid_stream(ppu) -> None:
 
 
 def test_silent_ring_link_is_routed_around(ppu) -> None:
-    from controller.bench_failover import one_event
+    from controller.lab.bench_failover import one_event
 
     ctl, lab = ppu
     _ready(ctl, lab, "isp", "kecsepak1", "dist-sepaku", "core")
@@ -101,8 +101,8 @@ def test_silent_ring_link_is_routed_around(ppu) -> None:
 
 
 def test_capped_opd_keeps_its_cap_on_the_backup_path(ppu) -> None:
-    from controller import traffic
-    from controller.bench_failover import path_switches
+    from controller.lab import traffic
+    from controller.lab.bench_failover import path_switches
 
     ctl, lab = ppu
     cap_kbps = ctl.get("/v1/policies/pkm-babulu")["download_kbps"]

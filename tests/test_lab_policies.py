@@ -47,7 +47,7 @@ class Env:
         return body
 
     def load(self, *loads: tuple[str, str, int]) -> list[Any]:
-        from controller import traffic
+        from controller.lab import traffic
 
         return traffic.run(self.lab, [traffic.Load(s, d, n) for s, d, n in loads], seconds=SECONDS, omit=OMIT)
 
@@ -68,8 +68,8 @@ def show(results: list[Any]) -> str:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    from controller.lab import Lab
-    from controller.labctl import ControllerProcess
+    from controller.lab.mininet_lab import Lab
+    from controller.lab.labctl import ControllerProcess
 
     state = tmp_path_factory.mktemp("kendali-lab-policies") / "state"
     ctl = ControllerProcess(TOPO, POLICIES, state_dir=state).start()
@@ -146,7 +146,7 @@ def test_a_new_policy_caps_and_deleting_it_uncaps(env: Env) -> None:
 
 
 def test_controller_restart_keeps_the_rest_policy_enforced(env: Env) -> None:
-    from controller.labctl import ControllerProcess
+    from controller.lab.labctl import ControllerProcess
 
     cap = 3000  # differs from the policy file's 20000: only the saved state knows it
     env.put("opd-c", download_kbps=cap)

@@ -13,8 +13,8 @@ import pytest
 
 mininet = pytest.importorskip("mininet.topo", reason="Mininet not importable: run scripts/setup.sh, use .venv")
 
-from controller.mntopo import IFNAMSIZ, KendaliTopo, flat_network  # noqa: E402
-from controller.topology import load  # noqa: E402
+from controller.lab.mntopo import IFNAMSIZ, KendaliTopo, flat_network  # noqa: E402
+from controller.core.topology import load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RING4 = ROOT / "topologies" / "ring4.yaml"
@@ -52,7 +52,7 @@ def test_flat_mode_puts_all_hosts_on_link() -> None:
 
 @pytest.mark.lab
 def test_ring4_standalone_rstp_reaches_fails_over_and_cleans_up() -> None:
-    from controller.lab import Lab
+    from controller.lab.mininet_lab import Lab
 
     lab = Lab(RING4, prefix="ktst", standalone=True)
     with lab:
@@ -77,7 +77,7 @@ def test_ring4_standalone_rstp_reaches_fails_over_and_cleans_up() -> None:
 
 @pytest.mark.lab
 def test_teardown_on_exception_leaves_nothing() -> None:
-    from controller.lab import Lab
+    from controller.lab.mininet_lab import Lab
 
     lab = Lab(RING4, prefix="ktex", standalone=True)
     with pytest.raises(RuntimeError):

@@ -1,8 +1,8 @@
 """Where an OPD's caps are enforced, proven on the table model (which meters a frame hits)."""
 
-from controller import topology
-from controller.compiler import AGGREGATE_METER, Compiler
-from controller.tablemodel import Fabric, links_of
+from controller.core import topology
+from controller.core.compiler import AGGREGATE_METER, Compiler
+from controller.lab.tablemodel import Fabric, links_of
 from tests.helpers_core import Pol
 from tests.netbuild import NOW, from_topology, routed
 

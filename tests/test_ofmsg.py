@@ -10,9 +10,10 @@ from types import SimpleNamespace
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controller import ofmsg, topology
-from controller.compiler import Compiler
-from controller.state import Changes, SwitchState, diff
+from controller.openflow import ofmsg
+from controller.core import topology
+from controller.core.compiler import Compiler
+from controller.core.state import Changes, SwitchState, diff
 from tests.helpers_core import Pol
 from tests.netbuild import NOW, from_topology
 
@@ -97,7 +98,7 @@ def test_foreign_state_is_replaced_not_kept():
 
 
 def test_hosts_are_recovered_from_a_switch_flows_after_a_restart():
-    from controller.compiler import hosts_on_switch
+    from controller.core.compiler import hosts_on_switch
 
     built = from_topology(topology.load(topology.DEFAULT_TOPOLOGY))
     state = Compiler().compile(built.net, {}, now=NOW)

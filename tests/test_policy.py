@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from controller.errors import KendaliError
-from controller.policy import (
+from controller.core.policy import (
     BODY_SCHEMA,
     SCHEMA,
     Policy,
@@ -19,7 +19,7 @@ from controller.policy import (
     openapi,
     validate,
 )
-from controller.topology import load as load_topology
+from controller.core.topology import load as load_topology
 
 ROOT = Path(__file__).resolve().parent.parent
 OK = {"id": "dinkes", "name": "Dinas Kesehatan", "subnets": ["10.10.7.0/24"], "download_kbps": 20000, "upload_kbps": 10000}

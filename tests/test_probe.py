@@ -1,6 +1,6 @@
 """The probe receiver's arithmetic: gaps, lost probes and their runs, duplicates, reordering."""
 
-from controller.probe import analyse
+from controller.lab.probe import analyse
 
 
 def test_one_outage_is_one_run_of_lost_probes() -> None:

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webob import Request
 
-from controller.policy import SCHEMA, Policy
-from controller.rest import make_app
-from controller.store import PolicyStore
+from controller.core.policy import SCHEMA, Policy
+from controller.api.rest import make_app
+from controller.api.store import PolicyStore
 
 TOKEN = "t0ken-for-tests-only"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.state import (
+from controller.core.state import (
     T_EGRESS, T_FWD, T_INGRESS, Bucket, Changes, Flow, Group, Meter, SwitchState, apply, diff, match, total_flows,
 )
 

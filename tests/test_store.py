@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from controller.errors import KendaliError
-from controller.policy import Policy, PolicyError, validate
-from controller.store import PolicyStore, atomic_write, tokens
+from controller.core.policy import Policy, PolicyError, validate
+from controller.api.store import PolicyStore, atomic_write, tokens
 
 DINKES = validate({"id": "dinkes", "name": "Dinas Kesehatan", "subnets": ["10.10.7.0/24"], "download_kbps": 20000, "upload_kbps": 10000})
 RSUD = validate({"id": "rsud", "name": "RSUD", "subnets": ["10.10.11.0/24"], "download_kbps": 150000, "upload_kbps": 80000, "burst_kbit": 9000, "note": "SIMRS"})
@@ -227,8 +227,8 @@ def test_readable_token_file_is_refused(tmp_path: Path) -> None:
 
 WRITER = """
 import sys
-from controller.policy import Policy
-from controller.store import PolicyStore
+from controller.core.policy import Policy
+from controller.api.store import PolicyStore
 s = PolicyStore(sys.argv[1])
 i = 0
 while True:

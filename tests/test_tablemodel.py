@@ -3,8 +3,8 @@ compiler's output can be trusted."""
 
 import pytest
 
-from controller.state import T_EGRESS, T_FWD, T_INGRESS, T_ROUTE, Bucket, Flow, Group, SwitchState, match
-from controller.tablemodel import OFPVID_PRESENT, Fabric, ModelError, Packet, flow_matches
+from controller.core.state import T_EGRESS, T_FWD, T_INGRESS, T_ROUTE, Bucket, Flow, Group, SwitchState, match
+from controller.lab.tablemodel import OFPVID_PRESENT, Fabric, ModelError, Packet, flow_matches
 
 A, B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
 PKT = Packet(eth_src=A, eth_dst=B, eth_type=0x0800, ipv4_src="10.0.1.5", ipv4_dst="10.0.2.7")

@@ -8,7 +8,7 @@ import networkx as nx
 import pytest
 import yaml
 
-from controller import topology
+from controller.core import topology
 from controller.errors import KendaliError
 from tests.helpers_core import TOPOS, load
 

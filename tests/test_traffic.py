@@ -2,7 +2,7 @@
 
 import pytest
 
-from controller import traffic
+from controller.lab import traffic
 from controller.errors import KendaliError
 
 

@@ -2,11 +2,12 @@
 
 from os_ken.lib.packet import arp, ethernet, packet
 
-from controller import topology, views
-from controller.app import arp_frame, lldp_frame, parse_lldp
-from controller.arp import REPLY, Arp
-from controller.compiler import GATEWAY_MAC
-from controller.graph import Network
+from controller.core import topology
+from controller.core import views
+from controller.openflow.app import arp_frame, lldp_frame, parse_lldp
+from controller.core.arp import REPLY, Arp
+from controller.core.compiler import GATEWAY_MAC
+from controller.core.graph import Network
 from tests.netbuild import NOW, from_topology
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controller.compiler import GATEWAY_MAC
-from controller.graph import Network
+from controller.core.compiler import GATEWAY_MAC
+from controller.core.graph import Network
 
 REQUEST, REPLY = 1, 2
 BROADCAST = "ff:ff:ff:ff:ff:ff"

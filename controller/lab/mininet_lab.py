@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from controller.errors import KendaliError
-from controller.topology import DEFAULT_TOPOLOGY, Topology, load
+from controller.core.topology import DEFAULT_TOPOLOGY, Topology, load
 
 SETUP_HINT = "run `bash scripts/setup.sh` (then use .venv/bin/python or /usr/bin/python3)"
 
@@ -252,7 +252,7 @@ class Lab:
         from mininet.log import setLogLevel
         from mininet.net import Mininet
         from mininet.node import RemoteController
-        from controller.mntopo import KendaliTopo
+        from controller.lab.mntopo import KendaliTopo
 
         setLogLevel(self.log_level)
         self._take_lab_lock()
@@ -608,7 +608,7 @@ def lab_main(args: Any) -> int:
         port = getattr(args, "controller_port", None)
         if port is None and not standalone:
             # No controller named: bring our own, so the lab works on its own.
-            from controller.labctl import ControllerProcess
+            from controller.lab.labctl import ControllerProcess
 
             ctl = ControllerProcess(path, getattr(args, "policies", None), keep_log=True).start()
             port = ctl.ofp_port

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from controller.errors import KendaliError
-from controller.policy import Policy, PolicyError, check_overlap, validate
+from controller.core.policy import Policy, PolicyError, check_overlap, validate
 
 log = logging.getLogger("kendali.store")
 

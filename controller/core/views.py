@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.graph import Network, link_key
+from controller.core.graph import Network, link_key
 
 
 def _name(net: Network, dpid: int) -> str | None:

@@ -35,10 +35,10 @@ from typing import Any, Callable
 
 import networkx as nx
 
-from controller import ovs_floor
+from controller.lab.mininet_lab import ovs_floor
 from controller.errors import KendaliError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RING4 = REPO / "topologies" / "ring4.yaml"
 SYSTEM_PYTHON = "/usr/bin/python3"  # Mininet hosts run the probe with the system Python
 PROBE_INTERVAL = 0.0005
@@ -98,8 +98,8 @@ def host_switch(topology: Any, host: str) -> str:
 
 def path_switches(topology: Any, src: str, dst: str, cut: tuple[str, str] | None = None) -> list[str]:
     """Kendali's path src -> dst by switch name, from the same next_hops the compiler uses."""
-    from controller.compiler import next_hops
-    from controller.graph import cost
+    from controller.core.compiler import next_hops
+    from controller.core.graph import cost
 
     g = nx.Graph()
     for l in topology.links:
@@ -277,7 +277,7 @@ def one_event(lab: Any, kind: str, link: tuple[str, str], pair: tuple[str, str],
 
 
 def _row(system: str, event: str, results: list[dict[str, Any]], note: str = "") -> dict[str, Any]:
-    from controller.bench import summary
+    from controller.lab.bench import summary
 
     gaps = [r["max_gap_ms"] for r in results if r.get("max_gap_ms") is not None]
     lost = [float(r["lost"]) for r in results if r.get("lost") is not None]
@@ -305,9 +305,9 @@ FLOOR_COLUMNS = [("ports", "ports on the ovs-vswitchd"), ("runs", "cuts"), ("out
 
 
 def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
-    from controller.lab import Lab
-    from controller.labctl import ControllerProcess
-    from controller.topology import load
+    from controller.lab.mininet_lab import Lab
+    from controller.lab.labctl import ControllerProcess
+    from controller.core.topology import load
 
     topology = load(RING4)
     ring = [(l.a, l.b) for l in topology.links]
@@ -359,8 +359,8 @@ def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, 
 
 
 def bench_rstp(runs: int, silent_runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from controller.lab import Lab
-    from controller.topology import load
+    from controller.lab.mininet_lab import Lab
+    from controller.core.topology import load
 
     topology = load(RING4)
     ring = [(l.a, l.b) for l in topology.links]
@@ -394,7 +394,7 @@ def failover_log_lines(log_text: str) -> list[str]:
 
 
 def run(args: Any) -> int:
-    from controller.bench import table, write_json
+    from controller.lab.bench import table, write_json
 
     runs = int(os.environ.get("KENDALI_BENCH_RUNS", RUNS))
     print(f"Failover on ring4: UDP probes every {PROBE_INTERVAL * 1000:g} ms between the hosts at both ends of\n"

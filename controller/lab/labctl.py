@@ -62,7 +62,7 @@ class ControllerProcess:
         return f"http://127.0.0.1:{self.rest_port}"
 
     def start(self, timeout: float = 20.0) -> "ControllerProcess":
-        env = dict(os.environ, KENDALI_TOKEN=self.token, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        env = dict(os.environ, KENDALI_TOKEN=self.token, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True, preexec_fn=_die_with_parent)

@@ -26,8 +26,8 @@ from typing import Any, Iterable, Protocol
 
 import networkx as nx
 
-from controller.graph import HostEntry, Network
-from controller.state import (
+from controller.core.graph import HostEntry, Network
+from controller.core.state import (
     T_EGRESS, T_FWD, T_INGRESS, T_ROUTE, Bucket, DesiredState, Flow, Group, Meter, SwitchState, match,
 )
 

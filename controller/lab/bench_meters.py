@@ -44,11 +44,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from controller import traffic
-from controller.bench import summary, table, write_json
-from controller.compiler import DEFAULT_BURST_SECONDS, FRAME_OVERHEAD, meter_rate
+from controller.lab.mininet_lab import traffic
+from controller.lab.bench import summary, table, write_json
+from controller.core.compiler import DEFAULT_BURST_SECONDS, FRAME_OVERHEAD, meter_rate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOPO = ROOT / "topologies" / "lab-meters.yaml"
 POLICIES = ROOT / "policies" / "lab-meters.yaml"
 OPD = "opd-a"
@@ -280,8 +280,8 @@ def _display(rows: list[dict]) -> list[dict]:
 
 
 def run(args: Any) -> int:
-    from controller.lab import Lab
-    from controller.labctl import ControllerProcess
+    from controller.lab.mininet_lab import Lab
+    from controller.lab.labctl import ControllerProcess
 
     caps = _env_list("KENDALI_BENCH_CAPS", "1,5,20,100")
     runs = int(_env_num("KENDALI_BENCH_RUNS", 3))

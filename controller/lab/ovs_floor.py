@@ -121,7 +121,7 @@ def one_cut(interval: float = 0.00025, before: float = 0.3, after: float = 0.3) 
 
 def measure(runs: int = 10, idle_ports: int = 0, log: Any = None) -> dict[str, Any]:
     """``runs`` carrier cuts on a fresh bridge; min/median/max outage in ms."""
-    from controller.lab import lab_lock
+    from controller.lab.mininet_lab import lab_lock
 
     sys.setswitchinterval(0.00005)  # the capture threads must keep up with the sender
     with lab_lock():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from controller.graph import Network
+from controller.core.graph import Network
 
 HOST_PORT = 1  # on edge switches; links use ports from 2 up
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from controller.errors import KendaliError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOPOLOGIES = {"ring4": REPO / "topologies" / "ring4.yaml", "ppu": REPO / "topologies" / "ppu.yaml"}
 PING_WAIT = {"ring4": 0.1, "ppu": 1.0}
 MESH_INTERVAL = {"ring4": 0.01, "ppu": 0.2}  # ppu: 30 hosts x 29 peers -> 4,350 datagrams/s
@@ -117,8 +117,8 @@ def _mesh_result(lab: Any, stop: Path, outs: list[Path]) -> dict[str, Any]:
 
 
 def one_run(topo: str, system: str, run: int) -> dict[str, Any]:
-    from controller.lab import Lab
-    from controller.labctl import ControllerProcess
+    from controller.lab.mininet_lab import Lab
+    from controller.lab.labctl import ControllerProcess
 
     path = TOPOLOGIES[topo]
     ctl = ControllerProcess(path) if system == "kendali" else None
@@ -150,7 +150,7 @@ COLUMNS = [("topology", "topology"), ("system", "system"), ("runs", "runs"),
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from controller.bench import summary
+    from controller.lab.bench import summary
 
     out = []
     for topo in TOPOLOGIES:
@@ -168,7 +168,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run(args: Any) -> int:
-    from controller.bench import table, write_json
+    from controller.lab.bench import table, write_json
 
     runs = int(os.environ.get("KENDALI_BENCH_RUNS", RUNS))
     print("Time from the end of net.start() to full reachability (every ordered host pair).\n"

@@ -10,11 +10,11 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
-from controller.labctl import ControllerProcess
-from controller.policy import Policy, load_file
-from controller.topology import DEFAULT_TOPOLOGY, Topology, load
+from controller.lab.labctl import ControllerProcess
+from controller.core.policy import Policy, load_file
+from controller.core.topology import DEFAULT_TOPOLOGY, Topology, load
 
-DEFAULT_POLICIES = Path(__file__).resolve().parent.parent / "policies" / "ppu.yaml"
+DEFAULT_POLICIES = Path(__file__).resolve().parents[2] / "policies" / "ppu.yaml"
 # OPDs whose download the demo loads at once: different kecamatan, different caps.
 DEMO_OPDS = ("dinkes", "kec-sepaku", "kel-nipah", "pkm-babulu")
 
@@ -28,7 +28,7 @@ def _first_host(topo: Topology, pol: Policy) -> str | None:
 
 
 def load_table(topo: Topology, policies: dict[str, Policy], results: list[Any], direction: str) -> str:
-    from controller.bench import table
+    from controller.lab.bench import table
 
     rows = []
     for r in results:
@@ -45,8 +45,8 @@ def load_table(topo: Topology, policies: dict[str, Policy], results: list[Any], 
 
 
 def demo_main(args: Any) -> int:
-    from controller import traffic
-    from controller.lab import Lab
+    from controller.lab.mininet_lab import traffic
+    from controller.lab.mininet_lab import Lab
 
     topo_path = args.topology or DEFAULT_TOPOLOGY
     pol_path = args.policies or DEFAULT_POLICIES

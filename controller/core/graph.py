@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from controller.topology import Topology
+from controller.core.topology import Topology
 
 # OSPF-style cost: a reference bandwidth over the link capacity. Unknown capacity costs
 # as a 1 Gbit/s link, so declared capacities only ever make a link look better or worse.

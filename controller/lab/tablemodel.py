@@ -29,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Collection, Iterable
 
-from controller.state import T_INGRESS, DesiredState, Flow, Group
+from controller.core.state import T_INGRESS, DesiredState, Flow, Group
 
 OFPVID_PRESENT = 0x1000
 Port = tuple[int, int]  # (dpid, port)

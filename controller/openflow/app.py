@@ -21,14 +21,17 @@ from os_ken.lib.packet import arp as arp_pkt
 from os_ken.lib.packet import ethernet, ether_types, ipv4, lldp, packet
 from os_ken.ofproto import ofproto_v1_3
 
-from controller import COOKIE, COOKIE_MASK, ofmsg, rest, views
-from controller.arp import Arp, ArpResponder, Send
-from controller.compiler import GATEWAY_MAC, Compiler, hosts_on_switch
-from controller.graph import Network, link_key
-from controller.policy import Policy
-from controller.state import SwitchState, apply, diff, total_flows
-from controller.store import PolicyStore
-from controller.topology import Topology
+from controller import COOKIE, COOKIE_MASK
+from controller.openflow import ofmsg
+from controller.api import rest
+from controller.core import views
+from controller.core.arp import Arp, ArpResponder, Send
+from controller.core.compiler import GATEWAY_MAC, Compiler, hosts_on_switch
+from controller.core.graph import Network, link_key
+from controller.core.policy import Policy
+from controller.core.state import SwitchState, apply, diff, total_flows
+from controller.api.store import PolicyStore
+from controller.core.topology import Topology
 
 LOG = logging.getLogger("kendali")
 DISCOVERY_INTERVAL = 1.0  # seconds between LLDP probes on ports that are not (yet) links

@@ -340,4 +340,4 @@ def load(path: str | Path) -> Topology:
     return parse(read_yaml(path), str(path))
 
 
-DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "ppu.yaml"
+DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "topologies" / "ppu.yaml"

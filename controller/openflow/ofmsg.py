@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller import COOKIE, COOKIE_MASK
-from controller.state import Bucket, Changes, Flow, Group, Meter
+from controller.core.state import Bucket, Changes, Flow, Group, Meter
 
 _GROUP_TYPES = {"all": "OFPGT_ALL", "ff": "OFPGT_FF", "indirect": "OFPGT_INDIRECT", "select": "OFPGT_SELECT"}
 

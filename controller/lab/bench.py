@@ -16,9 +16,9 @@ import resource
 from pathlib import Path
 from typing import Any
 
-from controller.compiler import Compiler
-from controller.state import total_flows
-from controller.synth import regency_network
+from controller.core.compiler import Compiler
+from controller.core.state import total_flows
+from controller.lab.synth import regency_network
 
 RESULTS_DIR = Path("bench-results")
 
@@ -105,5 +105,5 @@ def bench_main(args: Any) -> int:
         return 0
     import importlib
 
-    # Lab benchmarks live in their own modules: controller/bench_<which>.py, each run(args) -> int.
-    return importlib.import_module(f"controller.bench_{args.which}").run(args)
+    # Lab benchmarks live in their own modules: controller/lab/bench_<which>.py, each run(args) -> int.
+    return importlib.import_module(f"controller.lab.bench_{args.which}").run(args)
