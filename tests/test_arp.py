@@ -102,16 +102,58 @@ def test_gratuitous_and_probe_arp_only_teach(env):
     changed, out = arp.handle(d1, h1.port, Arp(REQUEST, h1.mac, h1.ip, BROADCAST, h1.ip), NOW)
     assert changed and out == [] and net.hosts[h1.mac].ip == h1.ip
     # RFC 5227 probe: sender IP 0.0.0.0 - the MAC is learned without an address, nothing is sent.
-    changed, out = arp.handle(d2, h2.port, Arp(REQUEST, h2.mac, "0.0.0.0", "00:00:00:00:00:00", h2.ip), NOW)
-    assert changed and out == [] and net.hosts[h2.mac].ip is None
+    # (An undeclared MAC: a declared host always has its declared address.)
+    mac = "02:00:00:00:77:01"
+    changed, out = arp.handle(d2, h2.port, Arp(REQUEST, mac, "0.0.0.0", "00:00:00:00:00:00", h2.ip), NOW)
+    assert changed and out == [] and net.hosts[mac].ip is None
 
 
-def test_a_host_moving_is_relearned_through_arp(env):
+def test_a_declared_host_never_moves(env):
     t, net, arp, hs = env
     h1, d1 = hs["h1"]
     arp.handle(d1, h1.port, request(h1, "10.20.1.1"), NOW)
-    changed, _ = arp.handle(d1, SPARE, request(h1, "10.20.1.1"), NOW + 1)
-    assert changed and (net.hosts[h1.mac].dpid, net.hosts[h1.mac].port) == (d1, SPARE)
+    changed, out = arp.handle(d1, SPARE, request(h1, "10.20.1.1"), NOW + 1)
+    assert not changed and out == [] and (net.hosts[h1.mac].dpid, net.hosts[h1.mac].port) == (d1, h1.port)
+    assert not net.verify_due(NOW + 10) and net.hosts[h1.mac].port == h1.port
+
+
+MOVER, MOVER_IP = "02:00:00:00:55:01", "10.20.1.77"
+
+
+def test_a_host_moving_is_relearned_once_its_old_place_stays_silent(env):
+    t, net, arp, hs = env
+    h1, d1 = hs["h1"]
+    arp.handle(d1, h1.port, Arp(REQUEST, MOVER, MOVER_IP, "00:00:00:00:00:00", "10.20.1.1"), NOW)
+    changed, out = arp.handle(d1, SPARE, Arp(REQUEST, MOVER, MOVER_IP, "00:00:00:00:00:00", "10.20.1.1"), NOW + 1)
+    # Not yet: an ARP probe asks the old place first.
+    assert not changed and net.hosts[MOVER].port == h1.port
+    assert out == [Send(d1, h1.port, Arp(REQUEST, GATEWAY_MAC, "10.20.1.1", "00:00:00:00:00:00", MOVER_IP))]
+    assert not net.verify_due(NOW + 1.5)
+    assert net.verify_due(NOW + 2.1)  # no answer in time: it really moved
+    assert (net.hosts[MOVER].dpid, net.hosts[MOVER].port, net.hosts[MOVER].ip) == (d1, SPARE, MOVER_IP)
+
+
+def test_an_impostor_is_refused_when_the_real_host_answers_the_probe(env):
+    t, net, arp, hs = env
+    h1, d1 = hs["h1"]
+    arp.handle(d1, h1.port, Arp(REQUEST, MOVER, MOVER_IP, "00:00:00:00:00:00", "10.20.1.1"), NOW)
+    for i in range(3):  # gratuitous replies with the victim's MAC and IP from another port
+        arp.handle(d1, SPARE, Arp(REPLY, MOVER, MOVER_IP, "ff:ff:ff:ff:ff:ff", MOVER_IP), NOW + 0.1 * i)
+    changed, _ = arp.handle(d1, h1.port, Arp(REPLY, MOVER, MOVER_IP, GATEWAY_MAC, "10.20.1.1"), NOW + 0.5)
+    assert not changed and not net.pending and net.refused_claims >= 1
+    assert not net.verify_due(NOW + 5) and net.hosts[MOVER].port == h1.port
+
+
+def test_an_address_taken_by_another_mac_is_verified_first(env):
+    t, net, arp, hs = env
+    h1, d1 = hs["h1"]
+    arp.handle(d1, h1.port, Arp(REQUEST, MOVER, MOVER_IP, "00:00:00:00:00:00", "10.20.1.1"), NOW)
+    thief = "02:00:00:00:66:01"
+    changed, out = arp.handle(d1, SPARE, Arp(REPLY, thief, MOVER_IP, "ff:ff:ff:ff:ff:ff", MOVER_IP), NOW + 1)
+    assert changed and net.hosts[thief].ip is None and net.host_by_ip(MOVER_IP).mac == MOVER  # learned, no address
+    assert out and out[0].port == h1.port
+    assert net.verify_due(NOW + 3)  # the owner stayed silent: the address is the new MAC's (DHCP gave it away)
+    assert net.host_by_ip(MOVER_IP).mac == thief and net.hosts[MOVER].ip is None
 
 
 def test_probe_for_an_unknown_host_of_a_declared_subnet(env):

@@ -105,13 +105,19 @@ def test_edge_ports_and_probation():
     assert net.learn_host(M1, None, A, 2, 2.0)
 
 
-def test_learning_on_a_port_then_seeing_lldp_forgets_the_host():
+def test_lldp_at_a_port_where_hosts_were_seen_never_makes_a_link_until_it_is_replugged():
+    # TopoGuard's port classification: a host can send any LLDP it likes from its port.
     net = three()
     assert net.learn_host(M1, None, A, 2, NOW)
     net.switch_up(C, {1: True, 2: True, 3: True}, 0)
     assert net.learn_host(M2, None, C, 3, NOW)
-    assert net.link_seen(A, 2, C, 3, NOW)
-    assert not net.hosts
+    assert not net.link_seen(A, 2, C, 3, NOW)
+    assert net.refused_links == 1 and (A, 2, C, 3) not in net.links and len(net.hosts) == 2
+    net.port_status(C, 3, False, NOW + 1)  # re-cabled: whatever comes next is new
+    net.port_status(A, 2, False, NOW + 1)
+    net.port_status(C, 3, True, NOW + 2)
+    net.port_status(A, 2, True, NOW + 2)
+    assert net.link_seen(A, 2, C, 3, NOW + 2.1)
 
 
 def test_declared_host_port_skips_probation_declared_link_port_waits_for_it():
@@ -140,17 +146,41 @@ def test_host_move_is_relearned_and_bumps_version():
     assert not net.learn_host(M1, None, A, 2, NOW + 1)  # no IP keeps the known one
     assert net.version == v
     assert net.hosts[M1].ip == "10.0.0.1"
-    assert net.learn_host(M1, None, B, 3, NOW + 2)
+    assert not net.learn_host(M1, None, B, 3, NOW + 2)  # a move waits for the old place to stay silent
+    assert M1 in net.pending and net.verify_requests == [net.hosts[M1]]
+    assert net.verify_due(NOW + 2 + net.verify_seconds)
     assert net.version == v + 1
     assert net.hosts[M1] == net.host_by_ip("10.0.0.1")
     assert (net.hosts[M1].dpid, net.hosts[M1].port, net.hosts[M1].ip) == (B, 3, "10.0.0.1")
 
 
-def test_ip_taken_by_a_new_mac_replaces_the_old_owner():
+def test_a_host_whose_old_port_went_down_moves_at_once():
+    net = three()
+    assert net.learn_host(M1, "10.0.0.1", A, 2, NOW)
+    net.port_status(A, 2, False, NOW + 1)
+    assert net.learn_host(M1, None, B, 3, NOW + 2)
+    assert (net.hosts[M1].dpid, net.hosts[M1].ip) == (B, None)
+
+
+def test_mac_flooding_is_bounded_per_port_and_rate_limited():
+    net = three()
+    net.max_hosts_per_port = 100
+    learned = sum(net.learn_host(f"02:00:00:01:{i // 256:02x}:{i % 256:02x}", None, A, 2, NOW) for i in range(5000))
+    assert learned == net.learn_burst  # the burst, then the rate
+    later = NOW + 1000
+    learned += sum(net.learn_host(f"02:00:00:02:{i // 256:02x}:{i % 256:02x}", None, A, 2, later + i)
+                   for i in range(500))
+    assert len([h for h in net.hosts.values() if h.port == 2]) == 100  # full, idle ones evicted for new ones
+    assert net.refused_claims > 4000
+
+
+def test_ip_taken_by_a_new_mac_replaces_the_old_owner_once_it_stays_silent():
     net = three()
     net.learn_host(M1, "10.0.0.1", A, 2, NOW)
     assert net.learn_host(M2, "10.0.0.1", B, 3, NOW)
-    assert M1 not in net.hosts and net.host_by_ip("10.0.0.1").mac == M2
+    assert net.host_by_ip("10.0.0.1").mac == M1 and net.hosts[M2].ip is None
+    assert net.verify_due(NOW + net.verify_seconds)
+    assert net.hosts[M1].ip is None and net.host_by_ip("10.0.0.1").mac == M2
     assert net.host_by_ip("10.0.0.9") is None
 
 
@@ -321,5 +351,6 @@ def test_odd_source_addresses_are_never_learned_as_hosts():
         assert not net.learn_host(mac, h1.ip, r1, h1.port, NOW)
     assert not net.hosts
     gw = t.subnets["opd1"].gateway
-    assert net.learn_host(h1.mac, gw, r1, h1.port, NOW)  # the MAC is learned, the claim to the gateway is not
-    assert net.hosts[h1.mac].ip is None and net.host_by_ip(gw) is None
+    mac = "02:00:00:00:88:01"  # undeclared (a declared host always has its declared address)
+    assert net.learn_host(mac, gw, r1, h1.port, NOW)  # the MAC is learned, the claim to the gateway is not
+    assert net.hosts[mac].ip is None and net.host_by_ip(gw) is None

@@ -7,19 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.core.compiler import GATEWAY_MAC
-from controller.core.graph import Network
+from controller.core.frames import BROADCAST, Arp
+from controller.core.graph import HostEntry, Network
 
 REQUEST, REPLY = 1, 2
-BROADCAST = "ff:ff:ff:ff:ff:ff"
-
-
-@dataclass(frozen=True)
-class Arp:
-    op: int
-    src_mac: str
-    src_ip: str
-    dst_mac: str
-    dst_ip: str
+__all__ = ["Arp", "ArpResponder", "BROADCAST", "REPLY", "REQUEST", "Send"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +37,12 @@ class ArpResponder:
             return False, []  # only hosts speak here, and none may pose as the gateway
         src_ip = arp.src_ip if arp.src_ip != "0.0.0.0" else None
         changed = net.learn_host(arp.src_mac, src_ip, dpid, in_port, now)
+        probes = self.verify_probes()
+        known = net.hosts.get(arp.src_mac.lower())
+        if probes or (known is not None and (known.dpid, known.port) != (dpid, in_port)):
+            # A claim on another host's place: ask that place first, and answer nothing
+            # from here until the claim is believed.
+            return changed, probes
         if arp.op == REPLY:
             if arp.dst_mac.lower() == GATEWAY_MAC:
                 return changed, []
@@ -65,6 +63,18 @@ class ArpResponder:
         if len(self._recent) > 4096:
             self._recent = {k: t for k, t in self._recent.items() if now - t < self.dedup_seconds}
         return changed, self._flood(now, exclude=(dpid, in_port))
+
+    def verify_probes(self) -> list[Send]:
+        """ARP probes out of the old place of each host whose place someone claims: a
+        host still there answers, and the claim is refused (graph.Network.learn_host)."""
+        out = [self._probe_at(h) for h in self.net.verify_requests if h.ip]
+        self.net.verify_requests.clear()
+        return out
+
+    def _probe_at(self, h: HostEntry) -> Send:
+        subnet = self.net.subnet_of(h.ip) if h.ip else None
+        gw = next((g for g, c in self.net.gateways().items() if c == subnet), "0.0.0.0")
+        return Send(h.dpid, h.port, Arp(REQUEST, GATEWAY_MAC, gw, "00:00:00:00:00:00", h.ip or "0.0.0.0"))
 
     def probe(self, ip: str, now: float) -> list[Send]:
         """ARP for an unknown host of a declared subnet, from its gateway address."""

@@ -12,12 +12,16 @@ be joined by several links), keyed by ``(dpid_a, port_a, dpid_b, port_b)`` with
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import networkx as nx
 
+from controller.core.ratelog import RateLimitedLog
 from controller.core.topology import Topology
+
+LOG = logging.getLogger("kendali.hosts")
 
 # OSPF-style cost: a reference bandwidth over the link capacity. Unknown capacity costs
 # as a 1 Gbit/s link, so declared capacities only ever make a link look better or worse.
@@ -50,6 +54,17 @@ class HostEntry:
     ip: str | None
     dpid: int
     port: int
+
+
+@dataclass(frozen=True)
+class PendingMove:
+    """A claim on a known host's place (its MAC seen elsewhere, or its IP for another
+    MAC), waiting for the old place to answer an ARP probe until ``deadline``."""
+
+    claim: HostEntry
+    old: HostEntry
+    deadline: float
+    ip_claim: bool = False
 
 
 @dataclass
@@ -92,6 +107,15 @@ class Network:
     hold_base: float = 1.0
     hold_max: float = 30.0
     returning_gap: float = 2.0  # a held link not heard for this long starts its hold again
+    # Hosts: bounds and rates against MAC flooding and address theft (see learn_host).
+    max_hosts_per_port: int = 256  # an office switch behind one port; a flood stops here
+    max_hosts: int = 50_000
+    learn_rate: float = 20.0  # new hosts a second per port, after a burst of learn_burst
+    learn_burst: int = 64
+    host_idle_evict: float = 300.0  # a full port makes room by forgetting a host silent this long
+    verify_seconds: float = 1.0  # how long the old place of a host has to answer our probe
+    moves_per_window: int = 5  # claims on other hosts' places per port per move_window
+    move_window: float = 10.0
 
     def __post_init__(self) -> None:
         self._declared_caps: dict[tuple[int, int], float | None] = {}
@@ -105,6 +129,16 @@ class Network:
         self._returning: dict[LinkKey, tuple[float, float]] = {}  # damped link -> (first, last) heard
         self._index: dict[int, set[int]] = {}
         self._index_version = -1
+        self._declared_hosts: dict[str, HostEntry] = {}
+        self._edge_seen: set[tuple[int, int]] = set()  # ports where hosts were learned: never links
+        self._last_seen: dict[str, float] = {}
+        self._learn_budget: dict[tuple[int, int], tuple[float, float]] = {}
+        self._moves: dict[tuple[int, int], list[float]] = {}
+        self.pending: dict[str, PendingMove] = {}
+        self.verify_requests: list[HostEntry] = []  # old places to probe (arp.ArpResponder sends)
+        self.refused_claims = 0
+        self.refused_links = 0
+        self.log = RateLimitedLog(LOG)
         if self.topology:
             t = self.topology
             for l in t.links:
@@ -114,6 +148,7 @@ class Network:
                 self._declared_link_ports |= {(a, l.a_port), (b, l.b_port)}
             for h in t.hosts:
                 self._declared_host_ports.add((t.switches[h.switch].dpid, h.port))
+                self._declared_hosts[h.mac.lower()] = HostEntry(h.mac.lower(), h.ip, t.switches[h.switch].dpid, h.port)
 
     # ---- switches and ports -------------------------------------------------------
     def switch_up(self, dpid: int, ports: dict[int, bool], now: float) -> None:
@@ -124,6 +159,7 @@ class Network:
         self.ports.pop(dpid, None)
         self._switch_facing = {fp for fp in self._switch_facing if fp[0] != dpid}
         self._known_host_ports = {fp for fp in self._known_host_ports if fp[0] != dpid}
+        self._edge_seen = {fp for fp in self._edge_seen if fp[0] != dpid}
         for key in [k for k in self.links if dpid in (k[0], k[2])]:
             del self.links[key]
         for mac in [m for m, h in self.hosts.items() if h.dpid == dpid]:
@@ -141,6 +177,7 @@ class Network:
             return []
         self._switch_facing.discard((dpid, port))
         self._known_host_ports.discard((dpid, port))
+        self._edge_seen.discard((dpid, port))  # unplugged: whatever is plugged in next is new
         lost = [k for k in self.links if (k[0], k[1]) == (dpid, port) or (k[2], k[3]) == (dpid, port)]
         for k in lost:
             del self.links[k]
@@ -162,6 +199,17 @@ class Network:
         if src not in self.ports or dst not in self.ports:
             return False
         if not (self.port_up(src, src_port) and self.port_up(dst, dst_port)):
+            return False
+        if (src, src_port) == (dst, dst_port):
+            return False  # our own frame reflected back in: not a link
+        edge = {(src, src_port), (dst, dst_port)} & self._edge_seen
+        if edge:
+            # Hosts were learned there: an edge port, and LLDP arriving at it is a host's
+            # doing (TopoGuard's port classification). It becomes a link only after the
+            # port has gone down and come up again.
+            self.refused_links += 1
+            self.log.warning("LLDP at an edge port", now, "refused: LLDP from %s:%d at %s:%d, a port where hosts "
+                             "were seen", src, src_port, dst, dst_port)
             return False
         self._switch_facing |= {(src, src_port), (dst, dst_port)}
         self._known_host_ports -= {(src, src_port), (dst, dst_port)}
@@ -245,33 +293,146 @@ class Network:
         return port in self.edge_ports(dpid, now)
 
     # ---- hosts ---------------------------------------------------------------------
+    # Any PC can claim any MAC or IP address in an ARP frame. A claim that would take a
+    # known host's place (its MAC at another port, or its IP for another MAC) is only
+    # believed once the host is verified gone: an ARP probe goes out of its old port
+    # (see arp.ArpResponder) and a host that answers keeps its place. Declared hosts
+    # never move; learning is bounded and rate-limited per port (MAC flooding).
     def learn_host(self, mac: str, ip: str | None, dpid: int, port: int, now: float) -> bool:
-        """A host was seen at an edge port. True if it is new or moved (forwarding changes)."""
+        """A host was seen at an edge port. True if forwarding changes (new host, or a
+        verified move); a claim on another host's place starts a verification instead."""
         mac = mac.lower()
         if not unicast_mac(mac) or not self.is_edge_port(dpid, port, now):
             return False  # a broadcast or multicast "host" would capture everyone's floods
         if ip is not None and ip in self.gateways():
             ip = None  # nobody else may answer for a gateway address
+        declared = self._declared_hosts.get(mac)
+        if declared is not None:
+            if (dpid, port) != (declared.dpid, declared.port):
+                self._refuse("declared host elsewhere", now, "refused: %s (declared at %s:%d) seen at %s:%d; "
+                             "a declared host never moves", mac, declared.dpid, declared.port, dpid, port)
+                return False
+            ip = declared.ip
         old = self.hosts.get(mac)
         if ip is None and old is not None:
             ip = old.ip
+        self._last_seen[mac] = now
+        if old is not None and (old.dpid, old.port) == (dpid, port):
+            self._edge_seen.add((dpid, port))
+            self._answered(mac)
+            if old.ip == ip or ip is None:
+                return False
+        elif old is not None and self.port_up(old.dpid, old.port):
+            return self._verify(PendingMove(HostEntry(mac, ip, dpid, port), old, now + self.verify_seconds), now)
+        elif old is None and not self._room_for(mac, dpid, port, now):
+            return False
+        if ip:
+            owner = self.host_by_ip(ip)
+            if owner is not None and owner.mac != mac:
+                if owner.mac in self._declared_hosts:
+                    self._refuse("declared address claimed", now, "refused: %s at %s:%d claims %s, declared for %s",
+                                 mac, dpid, port, ip, owner.mac)
+                    ip = old.ip if old is not None and old.ip != ip else None
+                else:
+                    self._verify(PendingMove(HostEntry(mac, ip, dpid, port), owner, now + self.verify_seconds,
+                                             ip_claim=True), now)
+                    ip = old.ip if old is not None and old.ip != ip else None
         entry = HostEntry(mac, ip, dpid, port)
         if old == entry:
             return False
-        if ip:
-            # One IP, one host: a new MAC for an address replaces the old owner.
-            for m in [m for m, h in self.hosts.items() if h.ip == ip and m != mac]:
-                del self.hosts[m]
+        self._edge_seen.add((dpid, port))
         self.hosts[mac] = entry
         self.version += 1
         return True
 
+    def _room_for(self, mac: str, dpid: int, port: int, now: float) -> bool:
+        """A new host may be learned here: the port's table is not full (an idle host is
+        evicted to make room) and the port has not taught us too many hosts just now."""
+        here = [h for h in self.hosts.values() if (h.dpid, h.port) == (dpid, port)]
+        if len(here) >= self.max_hosts_per_port:
+            idle = min(here, key=lambda h: self._last_seen.get(h.mac, 0.0))
+            if now - self._last_seen.get(idle.mac, 0.0) < self.host_idle_evict:
+                self._refuse("port host table full", now, "refused: new host %s at %s:%d; the port already has "
+                             "%d hosts (MAC flooding?)", mac, dpid, port, len(here))
+                return False
+            del self.hosts[idle.mac]
+        if len(self.hosts) >= self.max_hosts:
+            self._refuse("host table full", now, "refused: new host %s at %s:%d; %d hosts known", mac, dpid, port,
+                         len(self.hosts))
+            return False
+        tokens, last = self._learn_budget.get((dpid, port), (float(self.learn_burst), now))
+        tokens = min(float(self.learn_burst), tokens + (now - last) * self.learn_rate)
+        if tokens < 1.0:
+            self._learn_budget[(dpid, port)] = (tokens, now)
+            self._refuse("new hosts too fast", now, "refused: new host %s at %s:%d; more than %g new hosts a second "
+                         "there (MAC flooding?)", mac, dpid, port, self.learn_rate)
+            return False
+        self._learn_budget[(dpid, port)] = (tokens - 1.0, now)
+        return True
+
+    def _verify(self, move: PendingMove, now: float) -> bool:
+        key = f"ip:{move.claim.ip}" if move.ip_claim else move.claim.mac
+        if key in self.pending:
+            return False
+        at = (move.claim.dpid, move.claim.port)
+        recent = [t for t in self._moves.get(at, []) if now - t < self.move_window]
+        if len(recent) >= self.moves_per_window:
+            self._refuse("moves too fast", now, "refused: %s at %s:%d claims the place of %s (%s) at %s:%d; "
+                         "more than %d such claims from that port in %.0f s", move.claim.mac, *at, move.old.mac,
+                         move.old.ip or "no IP", move.old.dpid, move.old.port, self.moves_per_window, self.move_window)
+            return False
+        self._moves[at] = recent + [now]
+        self.pending[key] = move
+        self.verify_requests.append(move.old)
+        return False
+
+    def _answered(self, mac: str) -> None:
+        """``mac`` spoke at its known place: every claim on that place is refused."""
+        for key in [k for k, m in self.pending.items() if m.old.mac == mac]:
+            m = self.pending.pop(key)
+            self.refused_claims += 1
+            LOG.warning("refused: %s at %s:%d claimed %s of %s at %s:%d, which still answers there",
+                        m.claim.mac, m.claim.dpid, m.claim.port, f"the address {m.old.ip}" if m.ip_claim else "the place",
+                        m.old.mac, m.old.dpid, m.old.port)
+
+    def verify_due(self, now: float) -> bool:
+        """Apply the claims whose old owner did not answer in time. True if forwarding changes."""
+        changed = False
+        for key in [k for k, m in self.pending.items() if m.deadline <= now]:
+            m = self.pending.pop(key)
+            old = self.hosts.get(m.old.mac)
+            if old != m.old:
+                continue  # the old entry changed meanwhile (its port went down, it moved)
+            claimant = m.claim
+            if m.ip_claim:
+                self.hosts[old.mac] = HostEntry(old.mac, None, old.dpid, old.port)
+                cur = self.hosts.get(claimant.mac)
+                if cur is None or (cur.dpid, cur.port) != (claimant.dpid, claimant.port):
+                    changed = True
+                    continue
+            LOG.info("host %s %s: %s:%d -> %s:%d (the old place did not answer)", claimant.mac,
+                     f"took over {claimant.ip}" if m.ip_claim else "moved", old.dpid, old.port,
+                     claimant.dpid, claimant.port)
+            for other in [x for x, h in self.hosts.items() if claimant.ip and h.ip == claimant.ip and x != claimant.mac]:
+                self.hosts[other] = HostEntry(other, None, self.hosts[other].dpid, self.hosts[other].port)
+            self.hosts[claimant.mac] = claimant
+            changed = True
+        if changed:
+            self.version += 1
+        return changed
+
+    def _refuse(self, reason: str, now: float, msg: str, *args: object) -> None:
+        self.refused_claims += 1
+        self.log.warning(reason, now, msg, *args)
+
     def recover_host(self, mac: str, ip: str | None, dpid: int, port: int) -> bool:
-        """A host that a switch's own flows place at (dpid, port), from before a controller
-        restart: trusted at once (no probation), unless the port is known to face a switch."""
+        """A host that a switch's own flows (or the state dir) place at (dpid, port), from
+        before a controller restart: trusted at once (no probation), unless the port is
+        known to face a switch."""
         if (dpid, port) in self._switch_facing or port in self.link_ports(dpid) or mac.lower() in self.hosts:
             return False
         self._known_host_ports.add((dpid, port))
+        self._edge_seen.add((dpid, port))
         self.hosts[mac.lower()] = HostEntry(mac.lower(), ip, dpid, port)
         self.version += 1
         return True
