@@ -43,6 +43,12 @@ def _seconds(text: str) -> float:
     return v
 
 
+def _audit_seconds(text: str) -> float:
+    if text.strip() in ("0", "0.0"):
+        return 0.0
+    return _seconds(text)
+
+
 def _existing_file(text: str) -> Path:
     p = Path(text)
     if not p.is_file():
@@ -84,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--link-timeout", type=_seconds, default=None,
                    help="a link silent this long is routed around (default 5 x interval)")
     c.add_argument("--no-protect", action="store_true", help="no fast-failover groups (for comparison)")
+    c.add_argument("--audit-interval", type=_audit_seconds, default=5.0,
+                   help="seconds between audits that compare each switch with what it should hold and repair "
+                   "any difference (default 5; 0 turns audits off)")
+    c.add_argument("--keep-foreign", action="store_true",
+                   help="keep flows with another cookie than Kendali's (default: removed and logged)")
     c.add_argument("--closed-reads", action="store_true", help="REST reads need the token too")
     c.add_argument("-v", "--verbose", action="store_true")
 
@@ -133,7 +144,7 @@ def run_controller(args: argparse.Namespace) -> int:
 
     hub.patch(thread=True)  # before anything creates a lock or a socket
     from controller.core import policy
-    from controller.api import store as store_mod
+    from controller.api import memory, store as store_mod
     from controller.core import topology as topo_mod
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -164,6 +175,10 @@ def run_controller(args: argparse.Namespace) -> int:
 
     app.SETTINGS.topology = topology
     app.SETTINGS.store = store
+    app.SETTINGS.state_dir = args.state_dir
+    app.SETTINGS.lldp_secret = memory.lldp_secret(args.state_dir)
+    app.SETTINGS.keep_foreign = args.keep_foreign
+    app.SETTINGS.audit_interval = args.audit_interval
     app.SETTINGS.tokens = tokens
     app.SETTINGS.rest_port = args.rest_port
     app.SETTINGS.rest_host = args.rest_host

@@ -86,8 +86,17 @@ def meter_burst(rate_kbps: int, burst_kbit: int | None) -> int:
 class Compiler:
     """Keeps the few facts that must stay stable between compilations (meter ids)."""
 
-    def __init__(self) -> None:
+    def __init__(self, meter_ids: dict[str, int] | None = None) -> None:
+        # OPD -> meter number n (meters 2n+1, 2n+2); remembered across restarts so that a
+        # restarted controller finds every meter where it left it.
         self._meter_ids: dict[str, int] = {}
+        for opd, n in sorted((meter_ids or {}).items(), key=lambda kv: kv[1]):
+            if isinstance(n, int) and 0 <= n < 0x7FF0 and n not in self._meter_ids.values():
+                self._meter_ids[opd] = n
+
+    @property
+    def meter_numbers(self) -> dict[str, int]:
+        return dict(self._meter_ids)
 
     def meter_ids(self, opd: str) -> MeterPlan:
         n = self._meter_ids.get(opd)

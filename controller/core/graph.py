@@ -319,7 +319,7 @@ class Network:
         self._last_seen[mac] = now
         if old is not None and (old.dpid, old.port) == (dpid, port):
             self._edge_seen.add((dpid, port))
-            self._answered(mac)
+            self._answered(mac, now)
             if old.ip == ip or ip is None:
                 return False
         elif old is not None and self.port_up(old.dpid, old.port):
@@ -386,14 +386,14 @@ class Network:
         self.verify_requests.append(move.old)
         return False
 
-    def _answered(self, mac: str) -> None:
+    def _answered(self, mac: str, now: float) -> None:
         """``mac`` spoke at its known place: every claim on that place is refused."""
         for key in [k for k, m in self.pending.items() if m.old.mac == mac]:
             m = self.pending.pop(key)
-            self.refused_claims += 1
-            LOG.warning("refused: %s at %s:%d claimed %s of %s at %s:%d, which still answers there",
-                        m.claim.mac, m.claim.dpid, m.claim.port, f"the address {m.old.ip}" if m.ip_claim else "the place",
-                        m.old.mac, m.old.dpid, m.old.port)
+            self._refuse("claim on a host that answers", now,
+                         "refused: %s at %s:%d claimed %s of %s at %s:%d, which still answers there",
+                         m.claim.mac, m.claim.dpid, m.claim.port,
+                         f"the address {m.old.ip}" if m.ip_claim else "the place", m.old.mac, m.old.dpid, m.old.port)
 
     def verify_due(self, now: float) -> bool:
         """Apply the claims whose old owner did not answer in time. True if forwarding changes."""

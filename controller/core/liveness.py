@@ -57,6 +57,9 @@ class Liveness:
         # this round (the next one judges normally).
         late = bool(self._rounds) and now - self._rounds[-1] > 2 * self.interval
         cutoff = self._rounds[0] if len(self._rounds) == self.miss and not late else None
+        if cutoff is not None:
+            # Rounds handled close together (the loop was busy) must not shorten the timeout.
+            cutoff = min(cutoff, now - self.timeout)
         self._rounds.append(now)
         self._n += 1
         full = self._n % self._every == 0 or now < self._discovering_until

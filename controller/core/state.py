@@ -111,19 +111,17 @@ class Changes:
     flows_del: list[Flow] = field(default_factory=list)
     groups_del: list[int] = field(default_factory=list)
     meters_del: list[int] = field(default_factory=list)
+    foreign_del: list[Flow] = field(default_factory=list)  # flows with another cookie, removed first
+
+    def _lists(self) -> tuple[list, ...]:
+        return (self.meters_add, self.meters_mod, self.groups_add, self.groups_mod, self.flows_add,
+                self.flows_mod, self.flows_del, self.groups_del, self.meters_del, self.foreign_del)
 
     def __bool__(self) -> bool:
-        return any(
-            (self.meters_add, self.meters_mod, self.groups_add, self.groups_mod,
-             self.flows_add, self.flows_mod, self.flows_del, self.groups_del, self.meters_del)
-        )
+        return any(self._lists())
 
     def count(self) -> int:
-        return sum(
-            len(x)
-            for x in (self.meters_add, self.meters_mod, self.groups_add, self.groups_mod,
-                      self.flows_add, self.flows_mod, self.flows_del, self.groups_del, self.meters_del)
-        )
+        return sum(len(x) for x in self._lists())
 
 
 def _split(actual: dict, desired: dict) -> tuple[list, list, list]:

@@ -51,7 +51,8 @@ def _link(net: Network, key: tuple[int, int, int, int], state: str, cap: float |
             "state": state, "capacity_mbps": cap, "declared": declared}
 
 
-def health(net: Network, *, policies: int, uptime_s: float, last_compile_ms: float) -> dict[str, Any]:
+def health(net: Network, *, policies: int, uptime_s: float, last_compile_ms: float, counters: Any = None,
+           repairs: dict[str, int] | None = None) -> dict[str, Any]:
     declared = len(net.topology.switches) if net.topology else None
     connected = len(net.ports)
     problems = net.discrepancies()
@@ -62,4 +63,8 @@ def health(net: Network, *, policies: int, uptime_s: float, last_compile_ms: flo
         "links_up": len(net.links), "hosts": len(net.hosts), "policies": policies,
         "discrepancies": len(problems), "last_compile_ms": round(last_compile_ms, 2),
         "uptime_s": round(uptime_s, 1),
+        "failovers": getattr(counters, "failovers", 0),
+        "repairs": dict(repairs or {}),
+        "refused": {"lldp": getattr(counters, "lldp_refused", 0) + net.refused_links,
+                    "host_claims": net.refused_claims, "frames": getattr(counters, "frames_dropped", 0)},
     }

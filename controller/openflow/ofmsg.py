@@ -59,14 +59,17 @@ def _instructions(dp: Any, flow: Flow) -> list:
 
 
 def flow_mod(dp: Any, flow: Flow, command: str) -> Any:
-    """command: "add", "modify" or "delete" (strict: this exact table, priority and match)."""
+    """command: "add", "modify", "delete" (strict: this exact table, priority and match, and
+    our cookie) or "delete_foreign" (strict, whatever the cookie)."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
-    cmd = {"add": ofp.OFPFC_ADD, "modify": ofp.OFPFC_MODIFY_STRICT, "delete": ofp.OFPFC_DELETE_STRICT}[command]
+    cmd = {"add": ofp.OFPFC_ADD, "modify": ofp.OFPFC_MODIFY_STRICT, "delete": ofp.OFPFC_DELETE_STRICT,
+           "delete_foreign": ofp.OFPFC_DELETE_STRICT}[command]
+    mask = COOKIE_MASK if command in ("modify", "delete") else 0
     return parser.OFPFlowMod(
-        dp, cookie=COOKIE | flow.tag, cookie_mask=COOKIE_MASK if command != "add" else 0, table_id=flow.table,
+        dp, cookie=COOKIE | flow.tag, cookie_mask=mask, table_id=flow.table,
         command=cmd, priority=flow.priority, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
         match=parser.OFPMatch(**dict(flow.match)),
-        instructions=_instructions(dp, flow) if command != "delete" else [],
+        instructions=_instructions(dp, flow) if command in ("add", "modify") else [],
     )
 
 
@@ -103,7 +106,8 @@ def meter_mod(dp: Any, meter: Meter | int, command: str) -> Any:
 
 def changes(dp: Any, ch: Changes) -> list:
     """Messages for ``ch`` in an order that keeps every reference valid."""
-    msgs = [meter_mod(dp, m, "add") for m in ch.meters_add]
+    msgs = [flow_mod(dp, f, "delete_foreign") for f in ch.foreign_del]
+    msgs += [meter_mod(dp, m, "add") for m in ch.meters_add]
     msgs += [meter_mod(dp, m, "modify") for m in ch.meters_mod]
     msgs += [group_mod(dp, g, "add") for g in ch.groups_add]
     msgs += [group_mod(dp, g, "modify") for g in ch.groups_mod]

@@ -1,30 +1,9 @@
-"""The JSON views and the frames the shell builds (LLDP, ARP), without switches."""
-
-from os_ken.lib.packet import arp, ethernet, packet
+"""The JSON views, without switches."""
 
 from controller.core import topology
 from controller.core import views
-from controller.openflow.app import arp_frame, lldp_frame, parse_lldp
-from controller.core.arp import REPLY, Arp
-from controller.core.compiler import GATEWAY_MAC
 from controller.core.graph import Network
 from tests.netbuild import NOW, from_topology
-
-
-def test_lldp_frame_round_trip_and_foreign_lldp_ignored():
-    pkt = packet.Packet(lldp_frame(0x1234, 7, "02:00:00:00:00:01"))
-    assert parse_lldp(pkt) == (0x1234, 7)
-    other = packet.Packet(lldp_frame(1, 1, "02:00:00:00:00:01").replace(b"kendali:", b"someone:"))
-    assert parse_lldp(other) is None
-    assert parse_lldp(packet.Packet(arp_frame(Arp(REPLY, GATEWAY_MAC, "10.0.0.1", "02:00:00:00:00:02",
-                                                  "10.0.0.2")))) is None
-
-
-def test_arp_reply_frame_is_addressed_to_the_asker():
-    pkt = packet.Packet(arp_frame(Arp(REPLY, GATEWAY_MAC, "10.10.7.1", "02:4b:0a:0a:07:0a", "10.10.7.10")))
-    eth, a = pkt.get_protocol(ethernet.ethernet), pkt.get_protocol(arp.arp)
-    assert (eth.src, eth.dst) == (GATEWAY_MAC, "02:4b:0a:0a:07:0a")
-    assert (a.opcode, a.src_ip, a.dst_ip) == (REPLY, "10.10.7.1", "10.10.7.10")
 
 
 def test_topology_view_lists_declared_links_down_when_not_discovered():
