@@ -115,6 +115,6 @@ def test_controller_with_bad_files_returns_2_before_starting(tmp_path):
         assert r["err"].count("\n") == 1 and r["err"].startswith("kendali: error: "), r["err"]
         assert not r["app"], "the os-ken app must not be imported before the files are checked"
         assert r["s"] < 5
-    assert f"{bad_topo}: switches.0: " in topo_run["err"] and "colour" in topo_run["err"]
+    assert f"{bad_topo}: switches.0.colour: unknown field" in topo_run["err"]
     assert f"{bad_pol}: policies.0" in pol_run["err"] and "download_kbps" in pol_run["err"]
     assert not state.exists(), "a bad topology must fail before the state directory is created"

@@ -1,4 +1,4 @@
-"""controller.policy: schema, semantic checks, the file loader, the API document."""
+"""controller.core.policy: schema, semantic checks, the file loader, the docs table."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from controller.core.policy import (
     PolicyError,
     fields_markdown,
     load_file,
-    openapi,
     validate,
 )
 from controller.core.topology import load as load_topology
@@ -231,6 +230,7 @@ BAD_FILES = [
     ),
     ("policies:\n" + ENTRY.replace("id: dinkes", "id: no"), "policies.0.id", "quote"),
     ("policies:\n" + ENTRY + "    limit_at: 5\n", "policies.0.limit_at", "unknown field"),
+    ("policies:\n" + ENTRY.replace("id: dinkes", "id: [dinkes]") + ENTRY, "policies.0.id", "must be a string, not a"),
 ]
 
 
@@ -263,38 +263,9 @@ def test_empty_policy_list_is_allowed(tmp_path: Path) -> None:
     assert load_file(write(tmp_path, "policies: []\n")) == {}
 
 
-# --- OpenAPI and docs -------------------------------------------------------------------------
-
-
-def _refs(node: object) -> list[str]:
-    if isinstance(node, dict):
-        own = [node["$ref"]] if "$ref" in node else []
-        return own + [r for v in node.values() for r in _refs(v)]
-    if isinstance(node, list):
-        return [r for v in node for r in _refs(v)]
-    return []
-
-
-def test_openapi_document() -> None:
-    doc = openapi()
-    assert doc["openapi"].startswith("3.1")
-    assert doc["components"]["schemas"]["Policy"] == SCHEMA
-    assert doc["components"]["schemas"]["Policy"] is not SCHEMA  # a copy: callers cannot corrupt SCHEMA
-    assert set(doc["paths"]) == {"/v1/policies", "/v1/policies/{id}", "/v1/topology", "/v1/health", "/v1/openapi.json"}
-    assert set(doc["paths"]["/v1/policies/{id}"]) >= {"get", "put", "delete"}
-    for ref in _refs(doc):  # every $ref resolves
-        node: object = doc
-        for part in ref.removeprefix("#/").split("/"):
-            node = node[part]  # type: ignore[index]
-    for schema in doc["components"]["schemas"].values():
-        jsonschema.Draft202012Validator.check_schema(schema)
-    for path in doc["paths"].values():
-        for op in (v for k, v in path.items() if k != "parameters"):
-            assert op["responses"] and op["operationId"]
-    for name in ("put", "delete"):
-        assert doc["paths"]["/v1/policies/{id}"][name]["security"] == [{"bearer": []}]
+# --- docs -------------------------------------------------------------------------------------
 
 
 def test_docs_field_table_matches_schema() -> None:
     text = (ROOT / "docs" / "policies.md").read_text()
-    assert fields_markdown() in text, "docs/policies.md is stale: paste controller.policy.fields_markdown()"
+    assert fields_markdown() in text, "docs/policies.md is stale: run python -m controller.docs"

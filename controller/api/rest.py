@@ -34,7 +34,8 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from webob import Request, Response
 
-from controller.core.policy import Policy, PolicyError, openapi, validate
+from controller.api.openapi import openapi
+from controller.core.policy import Policy, PolicyError, validate
 from controller.api.store import PolicyStore
 
 log = logging.getLogger("kendali.rest")

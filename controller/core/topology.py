@@ -30,134 +30,93 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, NoReturn
 
 import jsonschema
 
+from controller.core import schema
+from controller.core.schema import Spec
 from controller.errors import KendaliError, read_yaml
 
-_NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"}
-_PORT = {"type": "integer", "minimum": 1, "maximum": 65279}
-_MAC = {"type": "string", "pattern": "^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$"}
+# Every field written in the file carries a Spec: the dataclasses below are the one
+# definition of the file (JSON Schema, docs/topology.md, error messages). Fields without
+# one (assigned ports, the uplink's switch, the host's subnet) are filled in by ``parse``.
 
-SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "Kendali topology",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["switches"],
-    "properties": {
-        "name": {"type": "string"},
-        "description": {"type": "string"},
-        "switches": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["name", "dpid"],
-                "properties": {
-                    "name": _NAME,
-                    "dpid": {"type": "integer", "minimum": 1, "maximum": 2**48 - 1},
-                    "role": {"enum": ["core", "distribution", "edge", "datacenter"]},
-                    "site": {"type": "string"},
-                },
-            },
-        },
-        "links": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["a", "b"],
-                "properties": {
-                    "a": _NAME,
-                    "b": _NAME,
-                    "a_port": _PORT,
-                    "b_port": _PORT,
-                    "capacity_mbps": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6},
-                    "note": {"type": "string"},
-                },
-            },
-        },
-        "subnets": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["id", "cidr", "gateway", "switch"],
-                "properties": {
-                    "id": _NAME,
-                    "name": {"type": "string"},
-                    "cidr": {"type": "string"},
-                    "gateway": {"type": "string"},
-                    "switch": _NAME,
-                    "hosts": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "required": ["name", "ip"],
-                            "properties": {
-                                "name": _NAME,
-                                "ip": {"type": "string"},
-                                "mac": _MAC,
-                                "port": _PORT,
-                                "switch": _NAME,
-                            },
-                        },
-                    },
-                },
-            },
-        },
-        "uplink": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["subnet"],
-            "properties": {
-                "subnet": _NAME,
-                "capacity_mbps": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6},
-            },
-        },
-    },
-}
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+MAX_PORT = 65279  # 0xfeff: the highest physical port number OpenFlow 1.0 allows (OFPP_MAX is 0xff00)
+MAX_DPID = 2**48 - 1  # the low 48 bits of a datapath id (a MAC); the high 16 stay 0 here
+MAX_MBPS = 1_000_000  # 1 Tbit/s: above any link in the regency; larger is a typo (kbit/s?)
+
+_NAME_FIX = "use 1-32 letters, digits, '.', '-' or '_', starting with a letter or digit (e.g. sw-dinkes)"
+_MBPS_ADVICE = {"maximum": "capacities are in Mbit/s (10 Gbit/s = 10000)"}
+
+
+def _name(doc: str, **rules: Any) -> Spec:
+    """A name another field refers to (a switch, a subnet, a host): same rule everywhere."""
+    return Spec(doc, pattern=NAME_PATTERN, advice={"pattern": _NAME_FIX}, **rules)
+
+
+def _port(doc: str) -> Spec:
+    return Spec(doc, required=False, minimum=1, maximum=MAX_PORT)
+
+
+def _mbps(doc: str) -> Spec:
+    return Spec(doc, unit="Mbit/s", above=0, maximum=MAX_MBPS, advice=_MBPS_ADVICE)
 
 
 @dataclass(frozen=True)
 class Switch:
-    name: str
-    dpid: int
-    role: str = "edge"
-    site: str = ""
+    name: Annotated[str, _name("Name of the switch; links, subnets and hosts refer to it.")]
+    dpid: Annotated[int, Spec(
+        "OpenFlow datapath id the switch connects with (Open vSwitch: other-config:datapath-id, in hex there).",
+        minimum=1, maximum=MAX_DPID, advice={"minimum": "0 is not a valid datapath id"},
+    )]
+    role: Annotated[str, Spec(
+        "What the switch is for; shown in GET /v1/topology.", choices=("core", "distribution", "edge", "datacenter"),
+    )] = "edge"
+    site: Annotated[str, Spec("Where the switch is: building, office; free text.")] = ""
 
 
 @dataclass(frozen=True)
 class Link:
-    a: str
-    a_port: int
-    b: str
-    b_port: int
-    capacity_mbps: float | None = None
+    a: Annotated[str, _name("One end: a switch name.")]
+    a_port: Annotated[int, _port(
+        "Port on switch a. When absent: the lowest port of switch a still free after the ports the file "
+        "gives, assigned in file order (links first, then hosts).",
+    )]
+    b: Annotated[str, _name("The other end: a switch name.")]
+    b_port: Annotated[int, _port("Port on switch b; assigned like a_port when absent.")]
+    capacity_mbps: Annotated[float | None, _mbps(
+        "Link speed in Mbit/s; it sets the path cost (100000 / capacity). Absent: 1000.",
+    )] = None
+    note: Annotated[str, Spec("Free text: medium, circuit id, why it is there.")] = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
 class Host:
-    name: str
-    ip: str
-    mac: str
-    switch: str
-    port: int
+    name: Annotated[str, _name("Name of the host (must not be a switch's name); in the lab, a Mininet host.")]
+    ip: Annotated[str, Spec("IPv4 address: a free host address of the subnet (not its gateway).")]
+    mac: Annotated[str, Spec(
+        "MAC address. Absent: 02:4b followed by the IPv4 address in hex (locally administered).",
+        required=False, pattern="^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$",
+        advice={"pattern": "write six hex pairs separated by ':' (e.g. 02:4b:0a:0a:03:0a)"},
+    )]
+    switch: Annotated[str, _name("Switch the host is cabled to. Absent: the subnet's switch.", required=False)]
+    port: Annotated[int, _port("Port on that switch; assigned like a link's port when absent.")]
     subnet: str  # subnet id
 
 
 @dataclass(frozen=True)
 class Subnet:
-    id: str
-    name: str
-    cidr: str
-    gateway: str
-    switch: str
-    hosts: tuple[Host, ...] = ()
+    id: Annotated[str, _name("Short name of the subnet (the OPD); an uplink and policies refer to it.")]
+    name: Annotated[str, Spec("Human name of the OPD or site. Absent: the id.", required=False)]
+    cidr: Annotated[str, Spec("IPv4 network in CIDR notation with the host bits zero; subnets may not overlap.")]
+    gateway: Annotated[str, Spec(
+        "IPv4 address the hosts use as default gateway (the controller answers ARP for it); a host address "
+        "of cidr.",
+    )]
+    switch: Annotated[str, _name("Switch the subnet's hosts are on unless a host says otherwise.")]
+    hosts: Annotated[tuple[Host, ...], Spec("Declared hosts; more are learned from their traffic.")] = ()
 
     @property
     def network(self) -> ipaddress.IPv4Network:
@@ -167,18 +126,26 @@ class Subnet:
 @dataclass(frozen=True)
 class Uplink:
     switch: str  # the switch of the uplink subnet
-    subnet: str
-    capacity_mbps: float | None = None
+    subnet: Annotated[str, _name("The subnet of the ISP hand-off; its first host is the ISP router (default route).")]
+    capacity_mbps: Annotated[float | None, _mbps(
+        "What the ISP delivers, Mbit/s; policy files sum their caps against it.",
+    )] = None
 
 
 @dataclass
 class Topology:
-    name: str = "discovered"
-    description: str = ""
-    switches: dict[str, Switch] = field(default_factory=dict)
-    links: list[Link] = field(default_factory=list)
-    subnets: dict[str, Subnet] = field(default_factory=dict)
-    uplink: Uplink | None = None
+    """The intranet as the architect declares it: switches, links, subnets and the ISP uplink."""
+
+    name: Annotated[str, Spec("Name of the topology. Absent: the file name without .yaml.")] = "discovered"
+    description: Annotated[str, Spec("Free text.")] = ""
+    switches: Annotated[dict[str, Switch], Spec("The switches (at least one).", required=True, min_items=1)] = field(
+        default_factory=dict
+    )
+    links: Annotated[list[Link], Spec("Cables between two switches.")] = field(default_factory=list)
+    subnets: Annotated[dict[str, Subnet], Spec("The IPv4 subnets, one per OPD or site, and their hosts.")] = field(
+        default_factory=dict
+    )
+    uplink: Annotated[Uplink | None, Spec("The ISP hand-off, if the network has one.")] = None
     source: str = ""
 
     def switch_by_dpid(self, dpid: int) -> Switch | None:
@@ -199,17 +166,31 @@ class Topology:
         return None
 
 
+SCHEMA: dict[str, Any] = schema.json_schema(Topology, "Kendali topology", (Topology.__doc__ or "").strip())
+_VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+_TOP = "(top level)"
+# Fields people try; say what to use instead.
+_FIELD_HINTS = {
+    "capacity": "use capacity_mbps (Mbit/s)",
+    "bandwidth": "use capacity_mbps (Mbit/s)",
+    "speed": "use capacity_mbps (Mbit/s) on the link",
+    "mac_address": "use mac",
+    "gw": "use gateway, on the subnet",
+}
+
+
+def fields_markdown() -> str:
+    """The field table of docs/topology.md, generated from Topology (a test keeps them equal)."""
+    return schema.markdown_table(Topology)
+
+
 def host_mac(ip: str) -> str:
     """A stable, locally administered MAC for a declared host that names none."""
     octets = ipaddress.IPv4Address(ip).packed
     return "02:4b:" + ":".join(f"{b:02x}" for b in octets)
 
 
-def _path(error: jsonschema.ValidationError) -> str:
-    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
-
-
-def _fail(problem: str, where: str, fld: str = "") -> None:
+def _fail(problem: str, where: str, fld: str = "") -> NoReturn:
     raise KendaliError(problem, where, fld)
 
 
@@ -217,11 +198,10 @@ def parse(data: Any, where: str = "<topology>") -> Topology:
     """Validate a parsed YAML/JSON document and build the Topology. Raises KendaliError."""
     if data is None:
         _fail("the file is empty", where)
-    validator = jsonschema.Draft202012Validator(SCHEMA)
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        e = errors[0]
-        _fail(e.message, where, _path(e))
+    error = schema.first_error(_VALIDATOR, data, Topology, _TOP, _FIELD_HINTS)
+    if error:
+        fld, problem = error
+        _fail(problem, where, fld)
 
     topo = Topology(name=data.get("name", Path(where).stem), description=data.get("description", ""), source=where)
     dpids: dict[int, str] = {}
@@ -275,7 +255,7 @@ def parse(data: Any, where: str = "<topology>") -> Topology:
             if ports[end] is None:
                 ports[end] = next_free(l[end])
                 claim(l[end], ports[end], f"link {l['a']}-{l['b']}", f"links.{i}")
-        topo.links.append(Link(l["a"], ports["a"], l["b"], ports["b"], l.get("capacity_mbps")))
+        topo.links.append(Link(l["a"], ports["a"], l["b"], ports["b"], l.get("capacity_mbps"), l.get("note", "")))
 
     networks: dict[str, ipaddress.IPv4Network] = {}
     host_names: set[str] = set()
@@ -288,7 +268,10 @@ def parse(data: Any, where: str = "<topology>") -> Topology:
         try:
             net = ipaddress.IPv4Network(s["cidr"], strict=True)
         except ValueError as exc:
-            _fail(f"not an IPv4 network ({exc})", where, f"{fld}.cidr")
+            if "host bits set" in str(exc):
+                base = ipaddress.IPv4Network(s["cidr"], strict=False)
+                _fail(f"{s['cidr']} has host bits set; the network is {base}", where, f"{fld}.cidr")
+            _fail(f"not an IPv4 network ({exc}); write it like 10.10.3.0/24", where, f"{fld}.cidr")
         for other, onet in networks.items():
             if net.overlaps(onet):
                 _fail(f"{net} overlaps subnet {other!r} ({onet})", where, f"{fld}.cidr")
