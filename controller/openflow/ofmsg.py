@@ -6,6 +6,7 @@ what to send, only how.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from controller import COOKIE, COOKIE_MASK
@@ -101,18 +102,36 @@ def meter_mod(dp: Any, meter: Meter | int, command: str) -> Any:
     return parser.OFPMeterMod(dp, cmd, unit | ofp.OFPMF_BURST | ofp.OFPMF_STATS, meter.meter_id, bands)
 
 
+Step = tuple[str, Flow | Group | Meter | int, str]  # (kind, what, command)
+
+
+def plan(ch: Changes) -> list[Step]:
+    """What ``changes`` sends for ``ch``, in order: (kind, item, command) per message.
+
+    Meters and groups are added before the flows that use them and removed after the
+    flows that used them, so every reference stays valid at every step.
+    """
+    steps: list[Step] = [("meter", m, "add") for m in ch.meters_add]
+    steps += [("meter", m, "modify") for m in ch.meters_mod]
+    steps += [("group", g, "add") for g in ch.groups_add]
+    steps += [("group", g, "modify") for g in ch.groups_mod]
+    steps += [("flow", f, "add") for f in ch.flows_add]
+    steps += [("flow", f, "modify") for f in ch.flows_mod]
+    steps += [("flow", f, "delete") for f in ch.flows_del]
+    steps += [("group", g, "delete") for g in ch.groups_del]
+    steps += [("meter", m, "delete") for m in ch.meters_del]
+    return steps
+
+
+def message(dp: Any, kind: str, item: Any, command: str) -> Any:
+    """The one message for a step of ``plan``."""
+    build: dict[str, Callable[[Any, Any, str], Any]] = {"flow": flow_mod, "group": group_mod, "meter": meter_mod}
+    return build[kind](dp, item, command)
+
+
 def changes(dp: Any, ch: Changes) -> list:
-    """Messages for ``ch`` in an order that keeps every reference valid."""
-    msgs = [meter_mod(dp, m, "add") for m in ch.meters_add]
-    msgs += [meter_mod(dp, m, "modify") for m in ch.meters_mod]
-    msgs += [group_mod(dp, g, "add") for g in ch.groups_add]
-    msgs += [group_mod(dp, g, "modify") for g in ch.groups_mod]
-    msgs += [flow_mod(dp, f, "add") for f in ch.flows_add]
-    msgs += [flow_mod(dp, f, "modify") for f in ch.flows_mod]
-    msgs += [flow_mod(dp, f, "delete") for f in ch.flows_del]
-    msgs += [group_mod(dp, g, "delete") for g in ch.groups_del]
-    msgs += [meter_mod(dp, m, "delete") for m in ch.meters_del]
-    return msgs
+    """Messages for ``ch`` in an order that keeps every reference valid (see ``plan``)."""
+    return [message(dp, *step) for step in plan(ch)]
 
 
 # ---- the other direction: what a switch reports -> controller.state ------------------------
@@ -127,7 +146,7 @@ def _port_name(ofp: Any, port: int) -> int | str:
 
 
 def actions_from(ofp: Any, acts: list) -> tuple:
-    out = []
+    out: list[tuple] = []
     for a in acts:
         name = type(a).__name__
         if name == "OFPActionOutput":
