@@ -15,28 +15,20 @@ import threading
 import time
 from typing import Any
 
-from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
-
-from controller.openflow.app import KendaliApp
 from controller.core.state import Flow, SwitchState, match
+from controller.lab import wire
+from controller.openflow.app import KendaliApp
 
 
-class FakeDatapath:
-    id = 1
-    ofproto = ofproto_v1_3
-    ofproto_parser = ofproto_v1_3_parser
+class FakeDatapath(wire.FakeDatapath):
+    """Records which recompute (thread) sent each message, and waits as a full send queue does."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-        self.xid = 0
-
-    def set_xid(self, msg: Any) -> int:
-        self.xid += 1
-        msg.set_xid(self.xid)
-        return self.xid
+        super().__init__(1)
+        self.by_thread: list[tuple[str, str]] = []  # (thread, message type) per message sent
 
     def send_msg(self, msg: Any) -> None:
-        self.sent.append((threading.current_thread().name, type(msg).__name__))
+        self.by_thread.append((threading.current_thread().name, type(msg).__name__))
         time.sleep(0.001)
 
 
@@ -64,10 +56,10 @@ def test_concurrent_recomputes_send_one_after_the_other_and_end_in_the_last_stat
     first.join(5)
     second.join(5)
 
-    senders = [name for name, _ in dp.sent]
+    senders = [name for name, _ in dp.by_thread]
     assert senders == sorted(senders, key=["first", "second"].index), "messages interleaved"
     assert senders.count("first") == 41 and senders.count("second") == 41  # 40 flows + a barrier each
-    assert dp.sent[40] == ("first", "OFPBarrierRequest")
+    assert dp.by_thread[40] == ("first", "OFPBarrierRequest")
     assert app.actual[dp.id] == _state(40, 2)
 
 

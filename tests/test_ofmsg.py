@@ -5,19 +5,18 @@ only the difference; a flow that came back looking different would be deleted an
 re-added, so the round trip must be exact.
 """
 
-from types import SimpleNamespace
-
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controller.openflow import ofmsg
 from controller.core import topology
 from controller.core.compiler import Compiler
 from controller.core.state import Changes, SwitchState, diff
+from controller.lab import wire
+from controller.openflow import ofmsg
 from tests.helpers_core import Pol
 from tests.netbuild import NOW, from_topology
 
-DP = SimpleNamespace(ofproto=ofp, ofproto_parser=parser, id=1)
+DP = wire.FakeDatapath()
 
 
 def ppu_state():
@@ -27,40 +26,19 @@ def ppu_state():
     return Compiler().compile(built.net, pols, now=NOW)
 
 
+# What a switch reports holds what it was sent: a FlowMod, GroupMod or MeterMod parsed back
+# from its bytes has the attributes of a flow stats, group desc or meter config entry.
+
 def wire_flow(flow):
-    mod = ofmsg.flow_mod(DP, flow, "add")
-    buf = bytearray()
-    mod.match.serialize(buf, 0)
-    match = parser.OFPMatch.parser(bytes(buf), 0)
-    insts = []
-    for inst in mod.instructions:
-        b = bytearray()
-        inst.serialize(b, 0)
-        cls = type(inst)
-        insts.append(cls.parser(bytes(b), 0))
-    return SimpleNamespace(table_id=mod.table_id, priority=mod.priority, match=match, instructions=insts,
-                           cookie=mod.cookie)
-
-
-def _rewire(parts, cls):
-    """Serialize each part to bytes and parse it back, as the switch would see it."""
-    out = []
-    for part in parts:
-        buf = bytearray()
-        part.serialize(buf, 0)
-        out.append(cls.parser(bytes(buf), 0))
-    return out
+    return wire.round_trip(DP, ofmsg.flow_mod(DP, flow, "add"))
 
 
 def wire_group(group):
-    mod = ofmsg.group_mod(DP, group, "add")
-    return SimpleNamespace(type=mod.type, group_id=mod.group_id, buckets=_rewire(mod.buckets, parser.OFPBucket))
+    return wire.round_trip(DP, ofmsg.group_mod(DP, group, "add"))
 
 
 def wire_meter(meter):
-    mod = ofmsg.meter_mod(DP, meter, "add")
-    return SimpleNamespace(flags=mod.flags, meter_id=mod.meter_id,
-                           bands=_rewire(mod.bands, parser.OFPMeterBandHeader))
+    return wire.round_trip(DP, ofmsg.meter_mod(DP, meter, "add"))
 
 
 def test_every_compiled_flow_group_and_meter_survives_the_wire():
