@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from controller.core.state import Flow
 from controller.lab.tablemodel import Fabric
-from tests.netbuild import NOW, Built, all_pairs, build, check_network, two_edge_connected, unicast
+from tests.builders import NOW, Built, all_pairs, check_network, from_graph, two_edge_connected, unicast
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -45,7 +45,7 @@ def ring_networks(draw, min_switches: int = 3, max_switches: int = 10):
         for e in sorted(g.edges(keys=True)):
             caps[e] = draw(st.sampled_from([100, 1000, 10000]))
     hosts = draw(st.lists(node, min_size=2, max_size=6))
-    b = build(g, hosts, subnets=draw(st.booleans()), capacities=caps)
+    b = from_graph(g, hosts, subnets=draw(st.booleans()), capacities=caps)
     assert two_edge_connected(g)
     return b
 
@@ -117,7 +117,7 @@ def test_recompiled_after_failure_delivers_everything(b):
 def ring4() -> Built:
     g = nx.MultiGraph()
     nx.add_cycle(g, [1, 2, 3, 4])  # ports: s1:1-s2:1, s1:2-s4:1, s2:2-s3:1, s3:2-s4:2; hosts on port 3
-    return build(g, [1, 3])
+    return from_graph(g, [1, 3])
 
 
 def test_ring4_detour_past_destination():

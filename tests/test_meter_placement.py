@@ -4,8 +4,7 @@ and at what rate: the meters are those the switches were sent, parsed back from 
 from controller.core import topology
 from controller.core.compiler import AGGREGATE_METER, Compiler, meter_burst, meter_rate
 from controller.lab.tablemodel import Fabric, ModelMeter, links_of
-from tests.helpers_core import Pol
-from tests.netbuild import NOW, from_topology, routed, unicast
+from tests.builders import NOW, Pol, from_topology, routed, unicast
 
 DOC = {
     "switches": [{"name": "core", "dpid": 1}, {"name": "a", "dpid": 2}, {"name": "b", "dpid": 3}],

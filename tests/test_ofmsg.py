@@ -8,19 +8,17 @@ re-added, so the round trip must be exact.
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controller.core import topology
 from controller.core.compiler import Compiler
 from controller.core.state import Changes, SwitchState, diff
 from controller.lab import wire
 from controller.openflow import ofmsg
-from tests.helpers_core import Pol
-from tests.netbuild import NOW, from_topology
+from tests.builders import NOW, Pol, from_topology
 
 DP = wire.FakeDatapath()
 
 
 def ppu_state():
-    built = from_topology(topology.load(topology.DEFAULT_TOPOLOGY))
+    built = from_topology("ppu")
     pols = {"dinkes": Pol("dinkes", ("10.10.7.0/24",), 20000, 10000),
             "rsud": Pol("rsud", ("10.10.11.0/24",), 150000, 80000, 50000)}
     return Compiler().compile(built.net, pols, now=NOW)
@@ -78,7 +76,7 @@ def test_foreign_state_is_replaced_not_kept():
 def test_hosts_are_recovered_from_a_switch_flows_after_a_restart():
     from controller.core.compiler import hosts_on_switch
 
-    built = from_topology(topology.load(topology.DEFAULT_TOPOLOGY))
+    built = from_topology("ppu")
     state = Compiler().compile(built.net, {}, now=NOW)
     read_back = {d: SwitchState({f.key: f for f in (ofmsg.flow_from_stats(ofp, wire_flow(x))
                                                     for x in sw.flows.values())}) for d, sw in state.items()}

@@ -8,7 +8,7 @@ from controller.openflow.app import arp_frame, lldp_frame, parse_lldp
 from controller.core.arp import REPLY, Arp
 from controller.core.compiler import GATEWAY_MAC
 from controller.core.graph import Network
-from tests.netbuild import NOW, from_topology
+from tests.builders import NOW, from_topology
 
 
 def test_lldp_frame_round_trip_and_foreign_lldp_ignored():
