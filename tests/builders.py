@@ -85,7 +85,7 @@ def from_topology(t: topo_mod.Topology | str, links: bool = True, hosts: bool = 
     """
     if isinstance(t, str):
         t = load(t)
-    cabled: list[Cable] = [(t.switches[l.a].dpid, l.a_port, t.switches[l.b].dpid, l.b_port, None) for l in t.links]
+    cabled: list[Cable] = [(t.switches[k.a].dpid, k.a_port, t.switches[k.b].dpid, k.b_port, None) for k in t.links]
     hs = [H(h.name, h.mac, h.ip, t.switches[h.switch].dpid, h.port, h.subnet) for h in t.hosts]
     ports: dict[int, set[int]] = {s.dpid: set() for s in t.switches.values()}
     for d1, p1, d2, p2, _ in cabled:

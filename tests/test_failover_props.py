@@ -91,7 +91,7 @@ def after_recompile(b: Built) -> list[str]:
         for d, p in sorted(dead):
             net.port_status(d, p, False, NOW)
         assert link not in net.links
-        nb = Built(net, b.hosts, [l for l in b.links if l != link])
+        nb = Built(net, b.hosts, [other for other in b.links if other != link])
         fab = nb.fabric(update(held, before, nb.compile()), dead)
         bad += [f"after recompiling without {link}: {why}" for why in check_network(nb, fab)]
     return bad

@@ -5,6 +5,8 @@ only the difference; a flow that came back looking different would be deleted an
 re-added, so the round trip must be exact.
 """
 
+from dataclasses import replace
+
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -82,3 +84,18 @@ def test_hosts_are_recovered_from_a_switch_flows_after_a_restart():
                                                     for x in sw.flows.values())}) for d, sw in state.items()}
     found = sorted((mac, ip, d, port) for d, sw in read_back.items() for mac, ip, port in hosts_on_switch(sw))
     assert found == sorted((h.mac, h.ip, h.dpid, h.port) for h in built.hosts)
+
+
+def test_changes_are_the_messages_of_plan_in_its_order():
+    """The table model sends ofmsg.plan step by step; the shell sends ofmsg.changes: the same bytes."""
+    state = ppu_state()
+    dpid = max(state, key=lambda d: len(state[d].meters))
+    was = state[dpid]
+    now = SwitchState({k: f for i, (k, f) in enumerate(was.flows.items()) if i % 3},
+                      {gid: g for i, (gid, g) in enumerate(was.groups.items()) if i % 2})
+    for k, f in list(now.flows.items())[:5]:
+        now.flows[k] = replace(f, tag=f.tag ^ 1)
+    ch = diff(was, now)
+    assert ch.flows_mod and ch.flows_del and ch.groups_del and ch.meters_del
+    strip = [wire.encode(DP, m)[8:] for m in ofmsg.changes(DP, ch)]  # without the header (its xid)
+    assert strip == [wire.encode(DP, ofmsg.message(DP, *step))[8:] for step in ofmsg.plan(ch)]

@@ -211,7 +211,7 @@ def test_add_twice_and_modify_before_add_are_refused_for_groups_and_meters():
 
 
 def modify_strict(flow: Flow):
-    """A MODIFY_STRICT of ``flow`` (its key, cookie mask and new instructions)."""
+    """What ofmsg once sent for a changed flow (it sends an ADD now: see ofmsg.flow_mod)."""
     msg = ofmsg.flow_mod(wire.FakeDatapath(), flow, "delete")
     msg.command = msg.datapath.ofproto.OFPFC_MODIFY_STRICT
     msg.instructions = ofmsg.flow_mod(msg.datapath, flow, "add").instructions

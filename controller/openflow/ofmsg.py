@@ -60,11 +60,19 @@ def _instructions(dp: Any, flow: Flow) -> list:
 
 
 def flow_mod(dp: Any, flow: Flow, command: str) -> Any:
-    """command: "add", "modify" or "delete" (strict: this exact table, priority and match)."""
+    """command: "add", "modify" or "delete" (strict: this exact table, priority and match).
+
+    A modify is sent as an OFPFC_ADD, which replaces the entry with the same table,
+    priority and match whole. OFPFC_MODIFY_STRICT would keep the entry's old cookie
+    (OpenFlow 1.3, and OVS), and the cookie carries the flow's tag: a host that moved to
+    another switch kept HOST_TAG at its old one (and was recovered there after a
+    controller restart) until this was found by the wire proofs. OVS keeps the entry's
+    counters across such an ADD, and an ADD also repairs an entry the switch lost.
+    """
     ofp, parser = dp.ofproto, dp.ofproto_parser
-    cmd = {"add": ofp.OFPFC_ADD, "modify": ofp.OFPFC_MODIFY_STRICT, "delete": ofp.OFPFC_DELETE_STRICT}[command]
+    cmd = {"add": ofp.OFPFC_ADD, "modify": ofp.OFPFC_ADD, "delete": ofp.OFPFC_DELETE_STRICT}[command]
     return parser.OFPFlowMod(
-        dp, cookie=COOKIE | flow.tag, cookie_mask=COOKIE_MASK if command != "add" else 0, table_id=flow.table,
+        dp, cookie=COOKIE | flow.tag, cookie_mask=COOKIE_MASK if command == "delete" else 0, table_id=flow.table,
         command=cmd, priority=flow.priority, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
         match=parser.OFPMatch(**dict(flow.match)),
         instructions=_instructions(dp, flow) if command != "delete" else [],
