@@ -267,3 +267,10 @@ def test_group_and_meter_mods_parse_back_from_their_bytes():
     with pytest.raises(wire.WireError):
         wire.decode(wire.encode(dp, ofmsg.meter_mod(dp, CAP, "add"))[:-4])
     assert isinstance(Switch(1), Switch)
+
+
+def test_two_flows_that_are_one_entry_on_a_switch_are_an_error():
+    st = sw(out(1, eth_dst="02:00:00:00:00:0B"), out(2, eth_dst="02:00:00:00:00:0b"))
+    assert len(st.flows) == 2
+    with pytest.raises(ModelError, match="same flow entry"):
+        install({1: st})
