@@ -317,7 +317,7 @@ _DP = wire.FakeDatapath()
 
 
 @functools.lru_cache(maxsize=1 << 18)
-def _sent(kind: str, item: Any, command: str) -> Op:
+def wire_op(kind: str, item: Any, command: str) -> Op:
     """One step of ofmsg.plan as the switch reads it: built by ofmsg, encoded, decoded, read.
 
     Cached: the same flow, group or meter always makes the same bytes, and re-encoding
@@ -328,7 +328,7 @@ def _sent(kind: str, item: Any, command: str) -> Op:
 
 def entry_of(flow: Any) -> Entry:
     """The entry a switch makes of ``flow`` (a controller.core.state.Flow) sent as an add."""
-    op = _sent("flow", flow, "add")
+    op = wire_op("flow", flow, "add")
     assert isinstance(op, FlowOp)
     return op.entry
 
@@ -383,7 +383,7 @@ class Switch:
         """What the os-ken shell sends for ``ch`` (ofmsg.plan's order), over the wire, applied in order."""
         for kind, item, command in ofmsg.plan(ch):
             try:
-                op = _sent(kind, item, command)
+                op = wire_op(kind, item, command)
             except ModelError as e:
                 raise ModelError(f"s{self.dpid}: {kind} {command} {item}: {e}") from None
             self.apply(op)
