@@ -6,7 +6,7 @@ import pytest
 
 from controller.core.arp import BROADCAST, REPLY, REQUEST, Arp, ArpResponder, Send
 from controller.core.compiler import GATEWAY_MAC
-from tests.helpers_core import NOW, build, load
+from tests.builders import NOW, from_topology, load
 
 SPARE = 9  # an extra edge port on r1, up since 0
 
@@ -14,7 +14,7 @@ SPARE = 9  # an extra edge port on r1, up since 0
 @pytest.fixture
 def env():
     t = load("ring4")
-    net = build(t, hosts=False)
+    net = from_topology(t, hosts=False).net
     net.port_status(1, SPARE, True, 0.0)
     hosts = {h.name: (h, t.switches[h.switch].dpid) for h in t.hosts}
     return t, net, ArpResponder(net), hosts

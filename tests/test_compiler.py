@@ -1,5 +1,5 @@
-"""controller.compiler: what each switch gets, checked structurally and by running frames
-through controller.tablemodel."""
+"""controller.core.compiler: what each switch gets, checked structurally and by running frames
+through controller.lab.tablemodel (which is sent the compiled state as OpenFlow messages)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from controller.core.compiler import (
 )
 from controller.core.state import T_EGRESS, T_FWD, T_INGRESS, T_ROUTE, Flow, SwitchState, diff, match
 from controller.lab.tablemodel import Fabric, Packet, Result, links_of
-from tests.helpers_core import NOW, Pol, build, load
+from tests.builders import NOW, Pol, from_topology, load
 
 RATIO = 1514 / 1448
 
@@ -24,14 +24,14 @@ RATIO = 1514 / 1448
 @pytest.fixture(scope="module")
 def ring():
     t = load("ring4")
-    net = build(t)
+    net = from_topology(t).net
     return t, net, compile_network(net, {}, now=NOW)
 
 
 @pytest.fixture(scope="module")
 def ppu():
     t = load("ppu")
-    net = build(t)
+    net = from_topology(t).net
     return t, net, compile_network(net, {}, now=NOW)
 
 
@@ -214,7 +214,7 @@ TRIANGLE = {
 
 def test_shortest_path_follows_declared_capacity():
     t = topo_mod.parse(TRIANGLE, "triangle")
-    net = build(t)
+    net = from_topology(t).net
     st = compile_network(net, {}, now=NOW)
     port = {(l.a, l.b): (l.a_port, l.b_port) for l in t.links}
     ha, hb = t.subnets["sa"].hosts[0], t.subnets["sb"].hosts[0]
@@ -227,7 +227,7 @@ def test_shortest_path_follows_declared_capacity():
     # The spanning tree leaves out the slow link too.
     assert port[("a", "b")][0] not in flood_ports(st[1])
     # Without declared capacities the direct link wins.
-    bare = build(t, declare=False)
+    bare = from_topology(t, declare=False).net
     for info in bare.links.values():
         assert info.capacity_mbps is None
     st2 = compile_network(bare, {}, now=NOW)

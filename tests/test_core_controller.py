@@ -9,7 +9,7 @@ import copy
 from controller.core import frames
 from controller.core.controller import PacketOut, SendChanges
 from controller.core.state import Flow, Meter, SwitchState, match
-from tests.helpers_core import Pol, load
+from tests.builders import Pol, load
 from tests.sim import SimNet
 
 POLICIES = {

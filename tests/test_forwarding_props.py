@@ -3,17 +3,19 @@ exactly once, route between subnets, flood broadcast loop-free, and punt ARP.
 
 Topologies are random trees plus random extra edges (parallel links allowed), with random
 link capacities (so costs and shortest-path ties vary) and hosts on random switches. The
-compiled state is run through controller.tablemodel, never through a switch.
+OpenFlow messages the shell would send for the compiled state (encoded, parsed back) are
+applied to controller.lab.tablemodel switches, and frames are run through those.
 """
 
 from __future__ import annotations
 
 import networkx as nx
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from controller.core import topology
-from tests.netbuild import all_pairs, broadcast_ok, build, check_network, check_pair, from_topology
+from tests.builders import all_pairs, broadcast_ok, check_network, check_pair, from_graph, from_topology
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -36,7 +38,7 @@ def looped_networks(draw, min_switches: int = 3, max_switches: int = 15):
             caps[e] = draw(st.sampled_from([100, 300, 1000, 10000]))
     hosts = draw(st.lists(node, min_size=2, max_size=8))
     subnets = draw(st.booleans())
-    return build(g, hosts, subnets=subnets, capacities=caps)
+    return from_graph(g, hosts, subnets=subnets, capacities=caps)
 
 
 @SETTINGS
@@ -57,7 +59,7 @@ def test_checks_can_fail():
     """A deliberately broken state must be caught (guards against vacuous properties)."""
     g = nx.MultiGraph()
     nx.add_path(g, [1, 2, 3, 4, 1])
-    b = build(g, [1, 3, 3], subnets=True)
+    b = from_graph(g, [1, 3, 3], subnets=True)
     state = b.compile()
     fab = b.fabric(state)
     assert not all_pairs(fab, b.hosts) and not check_network(b)
@@ -86,6 +88,6 @@ def test_pure_l2_full_mesh_with_parallel_links(n):
     g = nx.MultiGraph(nx.complete_graph(range(1, n + 1)))
     g.add_edge(1, 2)
     g.add_edge(1, 2)
-    b = build(g, list(range(1, n + 1)) + [1, 2])
+    b = from_graph(g, list(range(1, n + 1)) + [1, 2])
     bad = check_network(b)
     assert not bad, "\n".join(bad[:3])

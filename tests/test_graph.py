@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.core.graph import Network, PortInfo, cost, link_key
-from tests.helpers_core import NOW, build, load
+from tests.builders import NOW, from_topology, load
 
 A, B, C = 1, 2, 3
 M1, M2 = "02:00:00:00:00:01", "02:00:00:00:00:02"
@@ -186,7 +186,7 @@ def test_ip_taken_by_a_new_mac_replaces_the_old_owner_once_it_stays_silent():
 
 def test_graph_view_carries_ports_and_costs():
     t = load("ppu")
-    net = build(t)
+    net = from_topology(t).net
     g = net.graph()
     assert set(g.nodes) == {s.dpid for s in t.switches.values()}
     assert g.number_of_edges() == len(t.links)
@@ -199,7 +199,7 @@ def test_graph_view_carries_ports_and_costs():
 
 def test_views_from_the_declaration():
     t = load("ppu")
-    net = build(t)
+    net = from_topology(t).net
     assert net.gateways()["10.10.7.1"] == "10.10.7.0/24"
     assert net.subnet_of("10.10.7.99") == "10.10.7.0/24" and net.subnet_of("192.168.1.1") is None
     assert net.same_subnet("10.10.7.10", "10.10.7.11") and not net.same_subnet("10.10.7.10", "10.10.8.10")
@@ -212,14 +212,14 @@ def test_views_from_the_declaration():
 # ---- discrepancies -----------------------------------------------------------------------------
 
 def test_no_discrepancy_when_all_is_as_declared():
-    assert build(load("ppu")).discrepancies() == []
-    assert build(load("ring4")).discrepancies() == []
+    assert from_topology("ppu").net.discrepancies() == []
+    assert from_topology("ring4").net.discrepancies() == []
 
 
 def test_discrepancies_missing_unexpected_wrong_port_missing_switch():
     t = load("ring4")
     d = {n: s.dpid for n, s in t.switches.items()}
-    net = build(t, links=False, hosts=False)
+    net = from_topology(t, links=False, hosts=False).net
     links = {(l.a, l.b): l for l in t.links}
     l12, l23, l34 = links[("r1", "r2")], links[("r2", "r3")], links[("r3", "r4")]
     net.link_seen(d["r1"], l12.a_port, d["r2"], l12.b_port, 0)  # as declared
@@ -246,7 +246,7 @@ def test_discrepancies_missing_unexpected_wrong_port_missing_switch():
 @pytest.mark.parametrize("name", ["ring4", "ppu"])
 def test_silent_failure_expiry_is_a_missing_link(name):
     t = load(name)
-    net = build(t)
+    net = from_topology(t).net
     l = t.links[0]
     a, b = t.switches[l.a].dpid, t.switches[l.b].dpid
     for k in list(net.links):

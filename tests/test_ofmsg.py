@@ -5,62 +5,40 @@ only the difference; a flow that came back looking different would be deleted an
 re-added, so the round trip must be exact.
 """
 
-from types import SimpleNamespace
+from dataclasses import replace
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controller.openflow import ofmsg
-from controller.core import topology
 from controller.core.compiler import Compiler
 from controller.core.state import Changes, SwitchState, diff
-from tests.helpers_core import Pol
-from tests.netbuild import NOW, from_topology
+from controller.lab import wire
+from controller.openflow import ofmsg
+from tests.builders import NOW, Pol, from_topology
 
-DP = SimpleNamespace(ofproto=ofp, ofproto_parser=parser, id=1)
+DP = wire.FakeDatapath()
 
 
 def ppu_state():
-    built = from_topology(topology.load(topology.DEFAULT_TOPOLOGY))
+    built = from_topology("ppu")
     pols = {"dinkes": Pol("dinkes", ("10.10.7.0/24",), 20000, 10000),
             "rsud": Pol("rsud", ("10.10.11.0/24",), 150000, 80000, 50000)}
     return Compiler().compile(built.net, pols, now=NOW)
 
 
+# What a switch reports holds what it was sent: a FlowMod, GroupMod or MeterMod parsed back
+# from its bytes has the attributes of a flow stats, group desc or meter config entry.
+
 def wire_flow(flow):
-    mod = ofmsg.flow_mod(DP, flow, "add")
-    buf = bytearray()
-    mod.match.serialize(buf, 0)
-    match = parser.OFPMatch.parser(bytes(buf), 0)
-    insts = []
-    for inst in mod.instructions:
-        b = bytearray()
-        inst.serialize(b, 0)
-        cls = type(inst)
-        insts.append(cls.parser(bytes(b), 0))
-    return SimpleNamespace(table_id=mod.table_id, priority=mod.priority, match=match, instructions=insts,
-                           cookie=mod.cookie)
-
-
-def _rewire(parts, cls):
-    """Serialize each part to bytes and parse it back, as the switch would see it."""
-    out = []
-    for part in parts:
-        buf = bytearray()
-        part.serialize(buf, 0)
-        out.append(cls.parser(bytes(buf), 0))
-    return out
+    return wire.round_trip(DP, ofmsg.flow_mod(DP, flow, "add"))
 
 
 def wire_group(group):
-    mod = ofmsg.group_mod(DP, group, "add")
-    return SimpleNamespace(type=mod.type, group_id=mod.group_id, buckets=_rewire(mod.buckets, parser.OFPBucket))
+    return wire.round_trip(DP, ofmsg.group_mod(DP, group, "add"))
 
 
 def wire_meter(meter):
-    mod = ofmsg.meter_mod(DP, meter, "add")
-    return SimpleNamespace(flags=mod.flags, meter_id=mod.meter_id,
-                           bands=_rewire(mod.bands, parser.OFPMeterBandHeader))
+    return wire.round_trip(DP, ofmsg.meter_mod(DP, meter, "add"))
 
 
 def test_every_compiled_flow_group_and_meter_survives_the_wire():
@@ -100,9 +78,24 @@ def test_foreign_state_is_replaced_not_kept():
 def test_hosts_are_recovered_from_a_switch_flows_after_a_restart():
     from controller.core.compiler import hosts_on_switch
 
-    built = from_topology(topology.load(topology.DEFAULT_TOPOLOGY))
+    built = from_topology("ppu")
     state = Compiler().compile(built.net, {}, now=NOW)
     read_back = {d: SwitchState({f.key: f for f in (ofmsg.flow_from_stats(ofp, wire_flow(x))
                                                     for x in sw.flows.values())}) for d, sw in state.items()}
     found = sorted((mac, ip, d, port) for d, sw in read_back.items() for mac, ip, port in hosts_on_switch(sw))
     assert found == sorted((h.mac, h.ip, h.dpid, h.port) for h in built.hosts)
+
+
+def test_changes_are_the_messages_of_plan_in_its_order():
+    """The table model sends ofmsg.plan step by step; the shell sends ofmsg.changes: the same bytes."""
+    state = ppu_state()
+    dpid = max(state, key=lambda d: len(state[d].meters))
+    was = state[dpid]
+    now = SwitchState({k: f for i, (k, f) in enumerate(was.flows.items()) if i % 3},
+                      {gid: g for i, (gid, g) in enumerate(was.groups.items()) if i % 2})
+    for k, f in list(now.flows.items())[:5]:
+        now.flows[k] = replace(f, tag=f.tag ^ 1)
+    ch = diff(was, now)
+    assert ch.flows_mod and ch.flows_del and ch.groups_del and ch.meters_del
+    strip = [wire.encode(DP, m)[8:] for m in ofmsg.changes(DP, ch)]  # without the header (its xid)
+    assert strip == [wire.encode(DP, ofmsg.message(DP, *step))[8:] for step in ofmsg.plan(ch)]

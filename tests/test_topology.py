@@ -10,7 +10,7 @@ import yaml
 
 from controller.core import topology
 from controller.errors import KendaliError
-from tests.helpers_core import TOPOS, load
+from tests.builders import TOPOS, load
 
 GOOD = {
     "name": "t",

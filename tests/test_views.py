@@ -3,7 +3,7 @@
 from controller.core import topology
 from controller.core import views
 from controller.core.graph import Network
-from tests.netbuild import NOW, from_topology
+from tests.builders import NOW, from_topology
 
 
 def test_topology_view_lists_declared_links_down_when_not_discovered():

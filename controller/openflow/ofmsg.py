@@ -6,6 +6,7 @@ what to send, only how.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from controller import COOKIE, COOKIE_MASK
@@ -60,13 +61,20 @@ def _instructions(dp: Any, flow: Flow) -> list:
 
 def flow_mod(dp: Any, flow: Flow, command: str) -> Any:
     """command: "add", "modify", "delete" (strict: this exact table, priority and match, and
-    our cookie) or "delete_foreign" (strict, whatever the cookie)."""
+    our cookie) or "delete_foreign" (strict, whatever the cookie: a flow someone else put there).
+
+    A modify is sent as an OFPFC_ADD, which replaces the entry with the same table,
+    priority and match whole. OFPFC_MODIFY_STRICT would keep the entry's old cookie
+    (OpenFlow 1.3, and OVS), and the cookie carries the flow's tag: a host that moved to
+    another switch kept HOST_TAG at its old one (and was recovered there after a
+    controller restart) until this was found by the wire proofs. OVS keeps the entry's
+    counters across such an ADD, and an ADD also repairs an entry the switch lost.
+    """
     ofp, parser = dp.ofproto, dp.ofproto_parser
-    cmd = {"add": ofp.OFPFC_ADD, "modify": ofp.OFPFC_MODIFY_STRICT, "delete": ofp.OFPFC_DELETE_STRICT,
+    cmd = {"add": ofp.OFPFC_ADD, "modify": ofp.OFPFC_ADD, "delete": ofp.OFPFC_DELETE_STRICT,
            "delete_foreign": ofp.OFPFC_DELETE_STRICT}[command]
-    mask = COOKIE_MASK if command in ("modify", "delete") else 0
     return parser.OFPFlowMod(
-        dp, cookie=COOKIE | flow.tag, cookie_mask=mask, table_id=flow.table,
+        dp, cookie=COOKIE | flow.tag, cookie_mask=COOKIE_MASK if command == "delete" else 0, table_id=flow.table,
         command=cmd, priority=flow.priority, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
         match=parser.OFPMatch(**dict(flow.match)),
         instructions=_instructions(dp, flow) if command in ("add", "modify") else [],
@@ -104,19 +112,37 @@ def meter_mod(dp: Any, meter: Meter | int, command: str) -> Any:
     return parser.OFPMeterMod(dp, cmd, unit | ofp.OFPMF_BURST | ofp.OFPMF_STATS, meter.meter_id, bands)
 
 
+Step = tuple[str, Flow | Group | Meter | int, str]  # (kind, what, command)
+
+
+def plan(ch: Changes) -> list[Step]:
+    """What ``changes`` sends for ``ch``, in order: (kind, item, command) per message.
+
+    Meters and groups are added before the flows that use them and removed after the
+    flows that used them, so every reference stays valid at every step.
+    """
+    steps: list[Step] = [("flow", f, "delete_foreign") for f in ch.foreign_del]
+    steps += [("meter", m, "add") for m in ch.meters_add]
+    steps += [("meter", m, "modify") for m in ch.meters_mod]
+    steps += [("group", g, "add") for g in ch.groups_add]
+    steps += [("group", g, "modify") for g in ch.groups_mod]
+    steps += [("flow", f, "add") for f in ch.flows_add]
+    steps += [("flow", f, "modify") for f in ch.flows_mod]
+    steps += [("flow", f, "delete") for f in ch.flows_del]
+    steps += [("group", g, "delete") for g in ch.groups_del]
+    steps += [("meter", m, "delete") for m in ch.meters_del]
+    return steps
+
+
+def message(dp: Any, kind: str, item: Any, command: str) -> Any:
+    """The one message for a step of ``plan``."""
+    build: dict[str, Callable[[Any, Any, str], Any]] = {"flow": flow_mod, "group": group_mod, "meter": meter_mod}
+    return build[kind](dp, item, command)
+
+
 def changes(dp: Any, ch: Changes) -> list:
-    """Messages for ``ch`` in an order that keeps every reference valid."""
-    msgs = [flow_mod(dp, f, "delete_foreign") for f in ch.foreign_del]
-    msgs += [meter_mod(dp, m, "add") for m in ch.meters_add]
-    msgs += [meter_mod(dp, m, "modify") for m in ch.meters_mod]
-    msgs += [group_mod(dp, g, "add") for g in ch.groups_add]
-    msgs += [group_mod(dp, g, "modify") for g in ch.groups_mod]
-    msgs += [flow_mod(dp, f, "add") for f in ch.flows_add]
-    msgs += [flow_mod(dp, f, "modify") for f in ch.flows_mod]
-    msgs += [flow_mod(dp, f, "delete") for f in ch.flows_del]
-    msgs += [group_mod(dp, g, "delete") for g in ch.groups_del]
-    msgs += [meter_mod(dp, m, "delete") for m in ch.meters_del]
-    return msgs
+    """Messages for ``ch`` in an order that keeps every reference valid (see ``plan``)."""
+    return [message(dp, *step) for step in plan(ch)]
 
 
 # ---- the other direction: what a switch reports -> controller.state ------------------------
@@ -131,7 +157,7 @@ def _port_name(ofp: Any, port: int) -> int | str:
 
 
 def actions_from(ofp: Any, acts: list) -> tuple:
-    out = []
+    out: list[tuple] = []
     for a in acts:
         name = type(a).__name__
         if name == "OFPActionOutput":

@@ -1,12 +1,21 @@
-"""Build a controller.graph.Network (and optionally a declared Topology) from a networkx graph,
-the way the os-ken shell would feed it: switches up, LLDP sightings, host sightings.
+"""Networks for the unit tests, and the forwarding checks the property tests share.
 
-Used by the property tests; plain functions so a failing example can be rebuilt by hand.
+One way in: a topology (a file in topologies/, or a parsed Topology) or a networkx graph
+becomes a cabling (switches with their ports, links, hosts), and ``_feed`` gives it to a
+controller.core.graph.Network the way the os-ken shell would: switches up with exactly
+their cabled ports, every link seen by LLDP, every host learned. Both return a ``Built``.
+
+The checks run frames through controller.lab.tablemodel, which is fed the OpenFlow
+messages the shell would send for the compiled state (encoded and parsed back), never the
+compiled data itself. Plain functions, so a failing example can be rebuilt by hand.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import networkx as nx
 
@@ -14,9 +23,29 @@ from controller.core import topology as topo_mod
 from controller.core.compiler import GATEWAY_MAC, compile_network
 from controller.core.graph import Network
 from controller.core.state import DesiredState
-from controller.lab.tablemodel import Fabric, Packet, links_of
+from controller.lab.tablemodel import Fabric, Packet, PortLive, Switch, links_of
 
+ROOT = Path(__file__).resolve().parent.parent
+TOPOS = ROOT / "topologies"
 NOW = 10.0  # compile time: well past the edge-port probation of ports brought up at 0
+
+Cable = tuple[int, int, int, int, "float | None"]  # (dpid, port, dpid, port, capacity in Mbit/s)
+
+
+def load(name: str) -> topo_mod.Topology:
+    """A topology file of topologies/ by name ("ring4", "ppu")."""
+    return topo_mod.load(TOPOS / f"{name}.yaml")
+
+
+@dataclass(frozen=True)
+class Pol:
+    """A minimal PolicyLike (what the compiler reads of a controller.core.policy.Policy)."""
+
+    id: str
+    subnets: tuple[str, ...]
+    download_kbps: int
+    upload_kbps: int
+    burst_kbit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -35,10 +64,11 @@ class Built:
     hosts: list[H]
     links: list[tuple[int, int, int, int]] = field(default_factory=list)  # as cabled (d1, p1, d2, p2)
 
-    def compile(self, **kw) -> DesiredState:
+    def compile(self, **kw: Any) -> DesiredState:
         return compile_network(self.net, {}, now=NOW, **kw)
 
-    def fabric(self, state: DesiredState | None = None, dead=None) -> Fabric:
+    def fabric(self, state: DesiredState | dict[int, Switch] | None = None, dead: PortLive = None) -> Fabric:
+        """Switches cabled like the network, holding what the controller sent for ``state``."""
         return Fabric(state if state is not None else self.compile(), links_of(self.net), dead)
 
 
@@ -46,72 +76,89 @@ def host_mac(i: int) -> str:
     return f"02:00:00:00:{i >> 8:02x}:{i & 0xff:02x}"
 
 
-def build(g: nx.MultiGraph, host_switches: list[int], subnets: bool = False,
-          capacities: dict | None = None) -> Built:
+def from_topology(t: topo_mod.Topology | str, links: bool = True, hosts: bool = True,
+                  declare: bool = True) -> Built:
+    """A declared topology (or the name of one in topologies/) with every switch present.
+
+    ``links``/``hosts``: whether LLDP has seen every link and every host has been learned;
+    ``declare``: whether the Network knows the topology (else it is discovered only).
+    """
+    if isinstance(t, str):
+        t = load(t)
+    cabled: list[Cable] = [(t.switches[k.a].dpid, k.a_port, t.switches[k.b].dpid, k.b_port, None) for k in t.links]
+    hs = [H(h.name, h.mac, h.ip, t.switches[h.switch].dpid, h.port, h.subnet) for h in t.hosts]
+    ports: dict[int, set[int]] = {s.dpid: set() for s in t.switches.values()}
+    for d1, p1, d2, p2, _ in cabled:
+        ports[d1].add(p1)
+        ports[d2].add(p2)
+    for h in hs:
+        ports[h.dpid].add(h.port)
+    return _feed(Network(t if declare else None), ports, cabled if links else [], hs if hosts else [])
+
+
+def from_graph(g: nx.MultiGraph, host_switches: list[int], subnets: bool = False,
+               capacities: dict | None = None, uplink: bool = False) -> Built:
     """Switches = nodes of ``g`` (ints), one link per edge (parallel edges allowed).
 
     Ports are numbered per switch in edge order, hosts get the next free ports. With
     ``subnets``, each host switch gets its own declared /24 (10.0.<dpid>.0/24, gateway .1)
     and the hosts on it addresses in it; without, the network is pure L2 (no topology).
     ``capacities`` maps an edge key (u, v, k) to Mbit/s (changes costs, so shortest paths).
+    ``uplink`` (with ``subnets``): the first host is the ISP router, its subnet the uplink.
     """
-    next_port = {n: 1 for n in g.nodes}
-    cabled = []
+    ports: dict[int, set[int]] = {n: set() for n in g.nodes}
+
+    def next_port(n: int) -> int:
+        p = len(ports[n]) + 1
+        ports[n].add(p)
+        return p
+
+    cabled: list[Cable] = []
     for u, v, k in sorted(g.edges(keys=True)):
-        pu = next_port[u]; next_port[u] += 1
-        pv = next_port[v]; next_port[v] += 1
+        pu, pv = next_port(u), next_port(v)
         cabled.append((u, pu, v, pv, (capacities or {}).get((u, v, k))))
     hosts: list[H] = []
     per_switch: dict[int, int] = {}
     for i, s in enumerate(host_switches):
-        port = next_port[s]; next_port[s] += 1
         n = per_switch[s] = per_switch.get(s, 0) + 1
         ip = f"10.0.{s}.{9 + n}" if subnets else None
-        hosts.append(H(f"h{i}", host_mac(i + 1), ip, s, port, f"sn{s}" if subnets else None))
-
-    topo = None
-    if subnets:
-        name = {n: f"s{n}" for n in g.nodes}
-        topo = topo_mod.Topology(name="generated")
-        topo.switches = {name[n]: topo_mod.Switch(name[n], n) for n in g.nodes}
-        topo.links = [topo_mod.Link(name[u], pu, name[v], pv, cap) for u, pu, v, pv, cap in cabled]
-        for s in sorted({h.dpid for h in hosts}):
-            mine = tuple(topo_mod.Host(h.name, h.ip, h.mac, name[s], h.port, f"sn{s}") for h in hosts if h.dpid == s)
-            topo.subnets[f"sn{s}"] = topo_mod.Subnet(f"sn{s}", f"sn{s}", f"10.0.{s}.0/24", f"10.0.{s}.1",
-                                                     name[s], mine)
-    return _feed(Network(topo), g.nodes, next_port, cabled, hosts)
+        hosts.append(H(f"h{i}", host_mac(i + 1), ip, s, next_port(s), f"sn{s}" if subnets else None))
+    topo = _declare(g, cabled, hosts, uplink) if subnets else None
+    return _feed(Network(topo), ports, cabled, hosts)
 
 
-def _feed(net: Network, switches, next_port: dict[int, int], cabled, hosts: list[H]) -> Built:
-    for s in switches:
-        net.switch_up(s, {p: True for p in range(1, next_port[s])}, 0.0)
-    for u, pu, v, pv, _cap in cabled:
-        assert net.link_seen(u, pu, v, pv, 0.0)
-        if _cap is not None and net.links[(u, pu, v, pv)].capacity_mbps is None:
-            net.links[(u, pu, v, pv)].capacity_mbps = _cap  # undeclared: set as if configured
+def _declare(g: nx.MultiGraph, cabled: list[Cable], hosts: list[H], uplink: bool) -> topo_mod.Topology:
+    """The Topology a graph with one subnet per host switch would be declared as."""
+    name = {n: f"s{n}" for n in g.nodes}
+    topo = topo_mod.Topology(name="generated")
+    topo.switches = {name[n]: topo_mod.Switch(name[n], n) for n in g.nodes}
+    topo.links = [topo_mod.Link(name[u], pu, name[v], pv, cap) for u, pu, v, pv, cap in cabled]
+    for s in sorted({h.dpid for h in hosts}):
+        mine = tuple(topo_mod.Host(h.name, h.ip or "", h.mac, name[s], h.port, f"sn{s}") for h in hosts if h.dpid == s)
+        topo.subnets[f"sn{s}"] = topo_mod.Subnet(f"sn{s}", f"sn{s}", f"10.0.{s}.0/24", f"10.0.{s}.1", name[s], mine)
+    if uplink and hosts:
+        topo.uplink = topo_mod.Uplink(name[hosts[0].dpid], f"sn{hosts[0].dpid}")
+    return topo
+
+
+def _feed(net: Network, ports: dict[int, set[int]], cabled: Iterable[Cable], hosts: list[H]) -> Built:
+    for dpid, ps in ports.items():
+        net.switch_up(dpid, {p: True for p in sorted(ps)}, 0.0)
+    links = []
+    for u, pu, v, pv, cap in cabled:
+        assert net.link_seen(u, pu, v, pv, 0.0), (u, pu, v, pv)
+        if cap is not None and net.links[(u, pu, v, pv)].capacity_mbps is None:
+            net.links[(u, pu, v, pv)].capacity_mbps = cap  # undeclared: set as if configured
+        links.append((u, pu, v, pv))
     for h in hosts:
         assert net.learn_host(h.mac, h.ip, h.dpid, h.port, NOW), h
-    return Built(net, hosts, [c[:4] for c in cabled])
-
-
-def from_topology(t: topo_mod.Topology) -> Built:
-    """A Network for a declared topology with every switch, link and host present."""
-    net = Network(t)
-    next_port: dict[int, int] = {s.dpid: 1 for s in t.switches.values()}
-    for l in t.links:
-        for sw, p in ((l.a, l.a_port), (l.b, l.b_port)):
-            d = t.switches[sw].dpid
-            next_port[d] = max(next_port[d], p + 1)
-    hosts = []
-    for h in t.hosts:
-        d = t.switches[h.switch].dpid
-        next_port[d] = max(next_port[d], h.port + 1)
-        hosts.append(H(h.name, h.mac, h.ip, d, h.port, h.subnet))
-    cabled = [(t.switches[l.a].dpid, l.a_port, t.switches[l.b].dpid, l.b_port, None) for l in t.links]
-    return _feed(net, list(next_port), next_port, cabled, hosts)
+    return Built(net, hosts, links)
 
 
 # ---- packets and checks shared by the property tests -----------------------------------
+
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+
 
 def unicast(a: H, b: H) -> Packet:
     return Packet(eth_src=a.mac, eth_dst=b.mac, eth_type=0x0800, ipv4_src=a.ip or "192.0.2.1",
@@ -135,9 +182,6 @@ def check_pair(fab: Fabric, a: H, b: H, pkt: Packet | None = None) -> str | None
 
 def all_pairs(fab: Fabric, hosts: list[H]) -> list[str]:
     return [why for a in hosts for b in hosts if a is not b for why in [check_pair(fab, a, b)] if why]
-
-
-BROADCAST = "ff:ff:ff:ff:ff:ff"
 
 
 def broadcast_ok(fab: Fabric, hosts: list[H], a: H) -> str | None:
@@ -164,7 +208,8 @@ def check_network(b: Built, fab: Fabric | None = None) -> list[str]:
         arp = fab.inject(a.dpid, a.port, _bcast(a, 0x0806))
         if [(p.dpid, p.in_port) for p in arp.packet_ins] != [(a.dpid, a.port)] or arp.deliveries or arp.looped:
             bad.append(f"ARP from {a.name} not punted at s{a.dpid}:\n{arp.format_trace()}")
-    if b.net.topology:
+    topo = b.net.topology
+    if topo:
         for a in b.hosts:
             for c in b.hosts:
                 if a.subnet == c.subnet:
@@ -175,7 +220,8 @@ def check_network(b: Built, fab: Fabric | None = None) -> list[str]:
                         or d[0].packet.eth_src != GATEWAY_MAC or d[0].packet.ip_ttl != 63 or res.packet_ins):
                     bad.append(f"routed {a.name}->{c.name}: got {res.delivered_to()}\n{res.format_trace()}")
             # An address of a declared subnet nobody has been seen with: the controller ARPs for it.
-            sub = b.net.topology.subnets[a.subnet]
+            assert a.subnet is not None
+            sub = topo.subnets[a.subnet]
             used = {h.ip for h in sub.hosts} | {sub.gateway}
             ghost = next(str(ip) for ip in reversed(list(sub.network.hosts())) if str(ip) not in used)
             res = fab.inject(a.dpid, a.port, routed(a, H("ghost", "02:ff:00:00:00:01", ghost, 0, 0)))
@@ -187,4 +233,3 @@ def check_network(b: Built, fab: Fabric | None = None) -> list[str]:
 def two_edge_connected(g: nx.MultiGraph) -> bool:
     return nx.is_connected(g) and not any(
         g.number_of_edges(u, v) == 1 for u, v in nx.bridges(nx.Graph(g)))
-
