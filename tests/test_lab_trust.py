@@ -582,9 +582,9 @@ def test_a_host_that_really_moves_is_relearned(discovery: Env) -> None:
 
 
 FLOODS = {
-    # Random sender addresses from a part of the flat prefix no lab host uses.
-    "arp-flood": "arp-flood --iface h3-eth0 --src-net 10.20.6.0/23 --macs 20000 --seconds 8",
-    "mac-flood": "mac-flood --iface h3-eth0 --macs 5000 --seconds 8",
+    # Random sender addresses from a /16 no lab host uses (so none takes over a real host's address).
+    "arp-flood": "arp-flood --iface h3-eth0 --src-net 10.99.0.0/16 --macs 20000 --seconds 8 --max-frames 3000000",
+    "mac-flood": "mac-flood --iface h3-eth0 --macs 5000 --seconds 8 --max-frames 3000000",
 }
 
 
@@ -615,13 +615,15 @@ def test_a_flood_from_one_host_is_contained(discovery: Env, flood: str) -> None:
         f["rest_latency_ms"] = (f"p50 {statistics.median(lat) * 1000:.1f}, p99 {watch.percentile(0.99) * 1000:.1f}, "
                                 f"max {max(lat) * 1000:.1f} (goal p99 < {REST_P99_GOAL_S * 1000:.0f})")
     f["probes_h1_h2"] = affected(res)
-    still = {m: p for m, p in view(ctl)[1].items() if m in hosts}
-    f["real_hosts_in_place"] = still == {m: hosts[m] for m in discovery.hosts}
+    # The attacker's own entry may give way to its flood; every other host stays where it is.
+    others = [m for m in discovery.hosts if m != host_mac(lab, "h3")]
+    now = view(ctl)[1]
+    f["other_hosts_in_place"] = all(now.get(m) == hosts[m] for m in others)
     why = report(f"{flood} from h3", f) + "\n--- controller log ---\n" + ctl.log_tail(15)
 
     assert f["attack"]["sent"] > 10_000, why
     assert f["most_hosts_on_one_port"] <= MAX_HOSTS_PER_EDGE_PORT, why
     assert watch.most_hosts <= len(discovery.hosts) + MAX_HOSTS_PER_EDGE_PORT, why
-    assert f["real_hosts_in_place"], why
+    assert f["other_hosts_in_place"], why
     assert not watch.errors and watch.percentile(0.99) < REST_P99_BOUND_S, why
     assert res["sent"] and res["lost"] <= FLOOD_LOSS_BOUND * res["sent"], why
