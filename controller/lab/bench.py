@@ -4,6 +4,8 @@ compile   controller time and peak memory to compile all flows for generated top
 reach     lab: time from start to full reachability (Kendali vs Open vSwitch RSTP)
 meters    lab: steady-state TCP goodput against per-OPD caps, and PUT-to-enforced time
 failover  lab: longest gap and lost probes across link cut, silent failure, recovery
+load      lab: REST throughput and latency, 50 clients, reads and writes, during a failover;
+          no write lost or reordered
 """
 
 from __future__ import annotations

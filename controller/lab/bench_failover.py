@@ -1,6 +1,6 @@
 """`kendali bench failover`: how long traffic stops when a ring link fails or comes back.
 
-A UDP probe stream (controller.probe, one datagram every PROBE_INTERVAL) runs between
+A UDP probe stream (controller.lab.probe, one datagram every PROBE_INTERVAL) runs between
 two hosts whose path crosses the ring link r1-r2 (or another ring link, in rotation);
 during the stream the link
 
@@ -15,7 +15,7 @@ The receiver reports the longest gap between consecutive arrivals and the lost p
 The same is done with Open vSwitch's own RSTP (standalone bridges, no controller) on
 the same topology in the same run, and a no-failure baseline shows the stream's own
 noise floor on this machine (a Python sender inside a Mininet host on a shared CPU).
-Last, controller.ovs_floor measures Open vSwitch's own fast-failover on a bridge alone:
+Last, controller.lab.ovs_floor measures Open vSwitch's own fast-failover on a bridge alone:
 the floor under any controller's carrier-loss figure here.
 
 Helpers here (silent_fail, ProbeStream, path_switches, ...) are shared with
@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import networkx as nx
 
-from controller.lab.mininet_lab import ovs_floor
+from controller.lab import ovs_floor
 from controller.errors import KendaliError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,7 +138,7 @@ def rstp_forwarding_links(lab: Any, candidates: list[tuple[str, str]]) -> list[t
 
 
 class ProbeStream:
-    """controller.probe between two lab hosts: receiver in the background, sender in its shell."""
+    """controller.lab.probe between two lab hosts: receiver in the background, sender in its shell."""
 
     def __init__(self, lab: Any, src: str, dst: str, seconds: float, interval: float = PROBE_INTERVAL,
                  port: int = 9000) -> None:
@@ -150,7 +150,7 @@ class ProbeStream:
         self.t_start = 0.0
 
     def _env(self) -> str:
-        return f"cd {REPO} && PYTHONPATH={REPO} {SYSTEM_PYTHON} -m controller.probe"
+        return f"cd {REPO} && PYTHONPATH={REPO} {SYSTEM_PYTHON} -m controller.lab.probe"
 
     def start(self) -> "ProbeStream":
         d, s = self.lab.host(self.dst), self.lab.host(self.src)

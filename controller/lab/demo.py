@@ -45,7 +45,7 @@ def load_table(topo: Topology, policies: dict[str, Policy], results: list[Any], 
 
 
 def demo_main(args: Any) -> int:
-    from controller.lab.mininet_lab import traffic
+    from controller.lab import traffic
     from controller.lab.mininet_lab import Lab
 
     topo_path = args.topology or DEFAULT_TOPOLOGY

@@ -24,10 +24,46 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+# On a shared lab machine each user of the lab may be given its own range of ports
+# ("18300-18399"): lab controllers then take theirs from it instead of the kernel's.
+PORT_RANGE_ENV = "KENDALI_LAB_PORTS"
+
+
+def _port_range(text: str) -> range:
+    lo, sep, hi = text.partition("-")
+    try:
+        first, last = int(lo), int(hi if sep else lo)
+    except ValueError:
+        raise KendaliError(f"{text!r} is not a port range; use e.g. 18300-18399", PORT_RANGE_ENV) from None
+    if not 1 <= first <= last <= 65535:
+        raise KendaliError(f"{text!r} is not a port range within 1-65535", PORT_RANGE_ENV)
+    return range(first, last + 1)
+
+
+_last_given = 0  # the range is walked round-robin: a port just handed out may not be bound yet
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on: from KENDALI_LAB_PORTS if set, else any the kernel gives."""
+    text = os.environ.get(PORT_RANGE_ENV, "").strip()
+    if not text:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    global _last_given
+    ports = _port_range(text)
+    start = (_last_given - ports.start + 1) % len(ports) if _last_given in ports else 0
+    for i in range(len(ports)):
+        port = ports[(start + i) % len(ports)]
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _last_given = port
+        return port
+    raise KendaliError(f"no free port left in {text}", PORT_RANGE_ENV)
 
 
 class ControllerProcess:
@@ -35,9 +71,12 @@ class ControllerProcess:
 
     def __init__(self, topology: str | Path | None = None, policies: str | Path | None = None,
                  state_dir: str | Path | None = None, extra: list[str] | None = None,
-                 token: str = "lab-token", log_path: str | Path | None = None, keep_log: bool = False) -> None:
-        self.ofp_port = free_port()
-        self.rest_port = free_port()
+                 token: str = "lab-token", log_path: str | Path | None = None, keep_log: bool = False,
+                 ofp_port: int | None = None, rest_port: int | None = None) -> None:
+        # Given ports: a restarted controller takes over its predecessor's, so the lab's
+        # switches and REST clients find it where they found the old one.
+        self.ofp_port = ofp_port or free_port()
+        self.rest_port = rest_port or free_port()
         self._tmp = None
         if state_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="kendali-state-")

@@ -1,7 +1,7 @@
 """UDP probe stream for failover measurements: a numbered datagram every interval.
 
-    python3 -m controller.probe recv --port 9000 --seconds 6 > result.json
-    python3 -m controller.probe send --to 10.10.1.10 --port 9000 --seconds 5 --interval 0.0005
+    python3 -m controller.lab.probe recv --port 9000 --seconds 6 > result.json
+    python3 -m controller.lab.probe send --to 10.10.1.10 --port 9000 --seconds 5 --interval 0.0005
 
 The receiver reports the longest gap between consecutive arrivals (the interruption a
 service sees), the lost probes (sequence numbers never received), and duplicates and
