@@ -36,6 +36,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from controller.core.graph import Network
+
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +50,7 @@ AUDIT_INTERVAL_S = 5.0  # the controller's default audit period (`--audit-interv
 REPAIR_MARGIN_S = 6.0  # on top of one audit round: reading three tables and sending a switch's state back
 RESTORE_AFTER_RECONNECT_S = 2.0  # every cap enforced again this soon after the switches reconnect
 RESTORE_SLACK_S = 1.0  # a busy machine's margin on that
-MAX_HOSTS_PER_EDGE_PORT = 64  # the host table's bound per edge port (the controller's constant must agree)
+MAX_HOSTS_PER_EDGE_PORT = Network.max_hosts_per_port  # the host table's bound per edge port
 RELEARN_S = 10.0  # a host that really moved is found at its new port this soon (edge probation is 2 s)
 REST_P99_GOAL_S = 0.2  # the promise; asserted with room for a busy machine:
 REST_P99_BOUND_S = 1.0
