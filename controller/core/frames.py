@@ -182,7 +182,7 @@ def lldp_signed_part(dpid: int, port: int, seq: int, sent_ms: int) -> bytes:
 def lldp_frame(dpid: int, port: int, src_mac: str, proof: tuple[int, int, bytes] | None = None) -> bytes:
     """An LLDP frame from (dpid, port); ``proof`` is (seq, sent_ms, hmac)."""
     body = _tlv(1, b"\x07" + CHASSIS_PREFIX + b"%016x" % dpid)  # subtype 7: locally assigned
-    body += _tlv(2, b"\x07" + b"%d" % port)
+    body += _tlv(2, b"\x02" + b"%d" % port)  # subtype 2: port component
     body += _tlv(3, struct.pack("!H", 10))
     if proof is not None:
         seq, sent_ms, mac = proof

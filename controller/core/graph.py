@@ -130,6 +130,7 @@ class Network:
         self._index: dict[int, set[int]] = {}
         self._index_version = -1
         self._declared_hosts: dict[str, HostEntry] = {}
+        self._declared_dpids: set[int] | None = None
         self._edge_seen: set[tuple[int, int]] = set()  # ports where hosts were learned: never links
         self._last_seen: dict[str, float] = {}
         self._learn_budget: dict[tuple[int, int], tuple[float, float]] = {}
@@ -200,6 +201,8 @@ class Network:
             return False
         if not (self.port_up(src, src_port) and self.port_up(dst, dst_port)):
             return False
+        if not (self.declared(src) and self.declared(dst)):
+            return False  # an undeclared switch is reported (discrepancies), never forwarded through
         if (src, src_port) == (dst, dst_port):
             return False  # our own frame reflected back in: not a link
         edge = {(src, src_port), (dst, dst_port)} & self._edge_seen
@@ -444,10 +447,19 @@ class Network:
         return None
 
     # ---- views ---------------------------------------------------------------------
+    def declared(self, dpid: int) -> bool:
+        """Without a topology every switch is; with one, only those it names."""
+        if self.topology is None:
+            return True
+        if self._declared_dpids is None:
+            self._declared_dpids = {s.dpid for s in self.topology.switches.values()}
+        return dpid in self._declared_dpids
+
     def graph(self) -> nx.MultiGraph:
-        """Usable links between present switches, with port, capacity and cost attributes."""
+        """Usable links between present (and, with a topology, declared) switches, with
+        port, capacity and cost attributes."""
         g = nx.MultiGraph()
-        g.add_nodes_from(self.ports)
+        g.add_nodes_from(d for d in self.ports if self.declared(d))
         for key, info in self.links.items():
             d1, p1, d2, p2 = key
             g.add_edge(d1, d2, key=key, ports={d1: p1, d2: p2} if d1 != d2 else {d1: p1},

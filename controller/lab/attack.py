@@ -48,7 +48,7 @@ MAX_FRAMES = 5_000_000
 
 
 def forged_lldp(src_mac: str, dpid: int, port: int) -> bytes:
-    """LLDP in the format Kendali's controller sends (openflow/app.py lldp_frame), claiming
+    """LLDP in the format Kendali's controller sends (controller/core/frames.py lldp_frame), claiming
     to come from switch ``dpid``, port ``port``: chassis ``kendali:<16 hex digits>``
     (locally assigned), port id the port number in decimal (port component), TTL 10."""
     frame = (Ether(dst=LLDP_MAC, src=src_mac, type=ETH_P_LLDP)
