@@ -85,11 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--ofp-port", type=_port, default=6653)
     c.add_argument("--ofp-bind", default="0.0.0.0", metavar="ADDR",
                    help="address the OpenFlow listener binds to (default 0.0.0.0: every interface)")
-    c.add_argument("--ofp-tls-cert", type=_existing_file, metavar="FILE",
-                   help="serve OpenFlow over TLS with this certificate (with --ofp-tls-key)")
-    c.add_argument("--ofp-tls-key", type=_existing_file, metavar="FILE", help="the certificate's private key")
-    c.add_argument("--ofp-ca-cert", type=_existing_file, metavar="FILE",
-                   help="accept only switches whose certificate this CA signed (with --ofp-tls-cert)")
     c.add_argument("--rest-port", type=_port, default=8080)
     c.add_argument("--rest-host", default="0.0.0.0")
     c.add_argument("--lldp-interval", type=_seconds, default=0.1,
@@ -142,32 +137,6 @@ def _check_free(host: str, port: int, what: str) -> None:
             raise KendaliError(f"cannot listen on {host}:{port}: {exc.strerror}", what) from None
 
 
-def _ofp_tls(args: argparse.Namespace) -> list[str]:
-    """os-ken's options for the OpenFlow listener; TLS files are loaded now, so a bad one
-    is one line at start and not a silent refusal of every switch later."""
-    import ssl
-
-    opts = ["--ofp-listen-host", args.ofp_bind]
-    if not (args.ofp_tls_cert or args.ofp_tls_key or args.ofp_ca_cert):
-        return opts + ["--ofp-tcp-listen-port", str(args.ofp_port)]
-    if not (args.ofp_tls_cert and args.ofp_tls_key):
-        raise KendaliError("TLS needs both --ofp-tls-cert and --ofp-tls-key", "--ofp-tls-cert")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        ctx.load_cert_chain(str(args.ofp_tls_cert), str(args.ofp_tls_key))
-    except (ssl.SSLError, OSError) as exc:
-        raise KendaliError(f"cannot use this certificate and key: {exc}", str(args.ofp_tls_cert)) from None
-    opts += ["--ofp-ssl-listen-port", str(args.ofp_port), "--ctl-cert", str(args.ofp_tls_cert),
-             "--ctl-privkey", str(args.ofp_tls_key)]
-    if args.ofp_ca_cert:
-        try:
-            ctx.load_verify_locations(str(args.ofp_ca_cert))
-        except (ssl.SSLError, OSError) as exc:
-            raise KendaliError(f"cannot use this CA certificate: {exc}", str(args.ofp_ca_cert)) from None
-        opts += ["--ca-certs", str(args.ofp_ca_cert)]
-    return opts
-
-
 def run_controller(args: argparse.Namespace) -> int:
     link_timeout = args.link_timeout or 5 * args.lldp_interval
     if link_timeout < 2 * args.lldp_interval:
@@ -190,7 +159,7 @@ def run_controller(args: argparse.Namespace) -> int:
         note = store.seed(policy.load_file(args.policies), str(args.policies))
         if note:
             log.warning("%s", note)
-    ofp_opts = _ofp_tls(args)
+    ofp_opts = ["--ofp-listen-host", args.ofp_bind, "--ofp-tcp-listen-port", str(args.ofp_port)]
     _check_free(args.ofp_bind, args.ofp_port, "--ofp-port")
     _check_free(args.rest_host, args.rest_port, "--rest-port")
     tokens, generated = store_mod.tokens(args.state_dir, os.environ)

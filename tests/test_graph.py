@@ -354,3 +354,14 @@ def test_odd_source_addresses_are_never_learned_as_hosts():
     mac = "02:00:00:00:88:01"  # undeclared (a declared host always has its declared address)
     assert net.learn_host(mac, gw, r1, h1.port, NOW)  # the MAC is learned, the claim to the gateway is not
     assert net.hosts[mac].ip is None and net.host_by_ip(gw) is None
+
+
+def test_an_undeclared_switch_is_reported_and_never_forwarded_through():
+    t = load("ring4")
+    net = Network(t)
+    r1 = t.switches["r1"].dpid
+    net.switch_up(r1, {1: True, 2: True}, 0.0)
+    net.switch_up(0x99, {1: True}, 0.0)
+    assert not net.link_seen(0x99, 1, r1, 1, 0.5)
+    assert 0x99 not in net.graph().nodes and r1 in net.graph().nodes
+    assert any("unexpected switch" in d for d in net.discrepancies())

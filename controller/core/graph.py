@@ -110,7 +110,7 @@ class Network:
     # Hosts: bounds and rates against MAC flooding and address theft (see learn_host).
     max_hosts_per_port: int = 256  # an office switch behind one port; a flood stops here
     max_hosts: int = 50_000
-    learn_rate: float = 20.0  # new hosts a second per port, after a burst of learn_burst
+    learn_rate: float = 5.0  # new hosts a second per port, after a burst of learn_burst
     learn_burst: int = 64
     host_idle_evict: float = 300.0  # a full port makes room by forgetting a host silent this long
     verify_seconds: float = 1.0  # how long the old place of a host has to answer our probe
