@@ -198,7 +198,7 @@ class Access:
     def __init__(self, keyring: Keyring, backoff: FailureBackoff | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
         self.keyring = keyring
-        self.backoff = backoff or FailureBackoff()
+        self.backoff = backoff if backoff is not None else FailureBackoff()  # (an empty one is falsy)
         self.sleep = sleep
         self.clock = clock
 

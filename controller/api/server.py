@@ -27,10 +27,19 @@ WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 SOCKET_TIMEOUT = 60.0
 
 
+class _Encrypted(Exception):
+    pass
+
+
+def _no_passphrase() -> bytes:
+    # Without this, OpenSSL asks for the passphrase on the terminal: a controller start that hangs.
+    raise _Encrypted
+
+
 def _context(factory: Callable[[int], ssl.SSLContext], cert: Path, key: Path) -> ssl.SSLContext:
     ctx = factory(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(str(cert), str(key))
+    ctx.load_cert_chain(str(cert), str(key), password=_no_passphrase)
     return ctx
 
 
@@ -53,9 +62,12 @@ def check_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
         raise KendaliError("not a PEM certificate", f"--tls-cert {cert}") from None
     try:
         return _context(ssl.SSLContext, Path(cert), Path(key))
+    except _Encrypted:
+        raise KendaliError(f"is encrypted; give it unencrypted (openssl pkey -in {key} -out NEW.pem), mode 0600",
+                           f"--tls-key {key}") from None
     except ssl.SSLError as exc:
         why = "does not belong to the certificate" if "KEY_VALUES_MISMATCH" in str(exc) else "not a PEM private key"
-        raise KendaliError(f"{why} (or it is encrypted: give an unencrypted key)", f"--tls-key {key}") from None
+        raise KendaliError(why, f"--tls-key {key}") from None
 
 
 class _AccessLog:

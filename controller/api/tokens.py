@@ -81,9 +81,9 @@ class Entry:
     salt: str  # hex
     hash: str  # hex, scrypt(secret, salt)
     lookup: str | None
-    n: int = SCRYPT["n"]
-    r: int = SCRYPT["r"]
-    p: int = SCRYPT["p"]
+    n: int  # the scrypt cost it was made with
+    r: int
+    p: int
 
     def matches(self, secret: str) -> bool:
         got = scrypt(secret, bytes.fromhex(self.salt), self.n, self.r, self.p)
@@ -95,7 +95,7 @@ class Entry:
                 "lookup": self.lookup}
 
 
-def scrypt(secret: str, salt: bytes, n: int = SCRYPT["n"], r: int = SCRYPT["r"], p: int = SCRYPT["p"]) -> bytes:
+def scrypt(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(secret.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM,
                           dklen=32)
 
@@ -115,8 +115,9 @@ def _now() -> str:
 
 def make_entry(name: str, role: str, secret: str, created: str | None = None) -> Entry:
     salt = secrets.token_bytes(16)
-    return Entry(name=name, role=role, created=created or _now(), salt=salt.hex(), hash=scrypt(secret, salt).hex(),
-                 lookup=lookup_of(secret))
+    n, r, p = SCRYPT["n"], SCRYPT["r"], SCRYPT["p"]
+    return Entry(name=name, role=role, created=created or _now(), salt=salt.hex(),
+                 hash=scrypt(secret, salt, n, r, p).hex(), lookup=lookup_of(secret), n=n, r=r, p=p)
 
 
 def check_name(name: str, reserved_ok: bool = False) -> str:
