@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -115,9 +116,11 @@ def https(pem: dict[str, Path]) -> Iterator[int]:
         assert "Traceback" not in err, err
 
 
-def _get(port: int, path: str, pem: dict[str, Path], headers: dict[str, str] | None = None) -> tuple[int, dict]:
+def _get(port: int, path: str, pem: dict[str, Path], headers: dict[str, str] | None = None,
+         source: str | None = None) -> tuple[int, dict]:
     ctx = ssl.create_default_context(cafile=str(pem["cert"]))
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10,
+                                       source_address=(source, 0) if source else None)
     try:
         conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
@@ -150,3 +153,27 @@ def test_a_silent_client_does_not_hold_up_the_others(https: int, pem: dict[str, 
         t0 = time.monotonic()
         assert _get(https, "/v1/health", pem)[0] == 200
         assert time.monotonic() - t0 < 5
+
+
+def test_a_slowed_down_address_holds_up_no_one_else(https: int, pem: dict[str, Path]) -> None:
+    guesser = "127.0.0.77"
+    for _ in range(5):  # the free failures
+        assert _get(https, "/v1/policies", pem, {"Authorization": "Bearer guess"}, guesser)[0] == 401
+    held: dict[str, float] = {}
+
+    def sixth() -> None:
+        t0 = time.monotonic()
+        held["status"] = _get(https, "/v1/policies", pem, {"Authorization": "Bearer guess"}, guesser)[0]
+        held["s"] = time.monotonic() - t0
+
+    t = threading.Thread(target=sixth)
+    t.start()
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    assert _get(https, "/v1/health", pem)[0] == 200
+    assert _get(https, "/v1/policies", pem, {"Authorization": "Bearer env-secret"})[0] == 200
+    others = time.monotonic() - t0
+    t.join(10)
+    assert held["status"] == 401
+    assert held["s"] >= 0.45  # the first pause is 0.5 s
+    assert others < 0.35, (others, held)  # served while the guesser waited (a blocking sleep: >= 0.4 s)

@@ -191,12 +191,18 @@ def bearer(authorization: str | None) -> str | None:
     return cred if scheme.lower() == "bearer" and cred else None
 
 
+def _sleep(seconds: float) -> None:
+    # Looked up when called, not when this module was imported: in the controller, eventlet's
+    # monkey-patching has made time.sleep a green sleep that holds up no other client.
+    time.sleep(seconds)
+
+
 class Access:
-    """The decision for one request. ``sleep`` must not block other clients (under eventlet's
-    monkey-patching, time.sleep is a green sleep); ``clock`` is monotonic seconds."""
+    """The decision for one request; ``clock`` is monotonic seconds, ``sleep`` must not block
+    other clients. Not for real threads: the controller serves from green threads."""
 
     def __init__(self, keyring: Keyring, backoff: FailureBackoff | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+                 sleep: Callable[[float], None] = _sleep, clock: Callable[[], float] = time.monotonic) -> None:
         self.keyring = keyring
         self.backoff = backoff if backoff is not None else FailureBackoff()  # (an empty one is falsy)
         self.sleep = sleep
