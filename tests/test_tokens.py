@@ -230,3 +230,14 @@ def test_leftover_temporary_files_are_removed(tmp_path: Path) -> None:
     (tmp_path / ".tokens.json.tmp-1-ab").write_text("half")
     files.add("noc", "read")
     assert not (tmp_path / ".tokens.json.tmp-1-ab").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to another user")
+def test_root_managing_another_users_state_dir_leaves_the_files_theirs(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.chown(state, 65534, 65534)  # as if the controller ran as nobody
+    TokenFile(state).add("noc", "write")
+    for name in ("tokens.json", ".tokens.lock"):
+        st = (state / name).stat()
+        assert (st.st_uid, st.st_gid) == (65534, 65534), name
