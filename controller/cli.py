@@ -236,7 +236,7 @@ def run_token(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 0
     entries = files.entries()
-    rows = [("NAME", "ROLE", "CREATED")] + [(e.name, e.role, e.created) for e in entries.values()]
+    rows = [("NAME", "ROLE", "CREATED")] + [(e.name, e.role, e.created) for _, e in sorted(entries.items())]
     width = max(len(r[0]) for r in rows)
     for name, role, created in rows:
         print(f"{name:<{width}}  {role:<5}  {created}")
