@@ -221,9 +221,10 @@ def _access(state_dir: Path) -> Access:
 
 
 def run_token(args: argparse.Namespace) -> int:
-    from controller.api.tokens import ENV_NAME, TokenFile
+    from controller.api.tokens import ENV_NAME, TokenFile, check_name
 
     if args.action == "add":
+        check_name(args.name)  # before a state dir is made for it
         secret = TokenFile(args.state_dir).add(args.name, args.role)
         print(secret, flush=True)  # alone on stdout: TOKEN=$(kendali token add noc --role write)
         print(f"kendali: token {args.name!r} ({args.role}) added in {args.state_dir}; its secret is shown above, "

@@ -204,6 +204,13 @@ def test_bad_token_input_is_one_line_exit_2(capsys, tmp_path, monkeypatch, argv,
     rc, out, err = run_main(capsys, argv)
     assert rc == 2 and out == ""
     assert err.startswith("kendali: error: ") and err.count("\n") == 1 and words in err, err
+    assert not (tmp_path / "state" / "tokens.json").exists()
+
+
+def test_a_bad_name_makes_no_state_dir(capsys, tmp_path):
+    rc, _, err = run_main(capsys, ["token", "add", "Bad Name", "--role", "read", "--state-dir", str(tmp_path / "s")])
+    assert rc == 2 and "not a valid token name" in err
+    assert not (tmp_path / "s").exists()
 
 
 def test_token_list_of_an_empty_state_dir(capsys, tmp_path):
