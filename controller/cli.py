@@ -1,4 +1,4 @@
-"""`kendali` command line: controller, lab, demo, bench.
+"""`kendali` command line: controller, token, lab, demo, bench.
 
 Bad flags or files end with one line naming the problem and exit code 2, never a traceback.
 """
@@ -11,15 +11,19 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-from controller.errors import KendaliError
 from controller.core.topology import DEFAULT_TOPOLOGY
+from controller.errors import KendaliError
+
+if TYPE_CHECKING:
+    from controller.api.access import Access
 
 EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         self.exit(EXIT_USAGE, f"kendali: error: {message}\n")
 
 
@@ -81,12 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("controller", help="run the OpenFlow controller")
     c.add_argument("--topology", type=_existing_file, help="declared topology YAML (optional: pure discovery without)")
     c.add_argument("--policies", type=_existing_file, help="policy YAML that seeds an empty state")
-    c.add_argument("--state-dir", type=Path, default=Path("state"), help="where accepted policies live (default ./state)")
+    c.add_argument("--state-dir", type=Path, default=Path("state"),
+                   help="where accepted policies and API tokens live (default ./state)")
     c.add_argument("--ofp-port", type=_port, default=6653)
     c.add_argument("--ofp-bind", default="0.0.0.0", metavar="ADDR",
                    help="address the OpenFlow listener binds to (default 0.0.0.0: every interface)")
     c.add_argument("--rest-port", type=_port, default=8080)
-    c.add_argument("--rest-host", default="0.0.0.0")
+    c.add_argument("--rest-bind", metavar="ADDR", default="127.0.0.1",
+                   help="address the REST API listens on (default 127.0.0.1; 0.0.0.0 or :: for every interface)")
+    c.add_argument("--rest-host", dest="rest_bind", metavar="ADDR", help="old name of --rest-bind")
+    c.add_argument("--tls-cert", type=_existing_file, metavar="FILE", help="serve HTTPS with this PEM certificate "
+                   "(chain); needs --tls-key")
+    c.add_argument("--tls-key", type=_existing_file, metavar="FILE", help="the certificate's PEM private key")
+    c.add_argument("--open-metrics", action="store_true", help="GET /metrics without a token (for a scraper)")
     c.add_argument("--lldp-interval", type=_seconds, default=0.1,
                    help="seconds between LLDP probes on each link (default 0.1; other ports about 1 s)")
     c.add_argument("--link-timeout", type=_seconds, default=None,
@@ -97,8 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "any difference (default 5; 0 turns audits off)")
     c.add_argument("--keep-foreign", action="store_true",
                    help="keep flows with another cookie than Kendali's (default: removed and logged)")
-    c.add_argument("--closed-reads", action="store_true", help="REST reads need the token too")
+    c.add_argument("--closed-reads", action="store_true",
+                   help="accepted for old scripts: REST reads always need a token now (except /v1/health)")
     c.add_argument("-v", "--verbose", action="store_true")
+
+    t = sub.add_parser("token", help="REST API tokens: add, list, revoke (works while the controller runs)")
+    tsub = t.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    ta = tsub.add_parser("add", help="make a token and print its secret (the only time it is shown)")
+    ta.add_argument("name", help="who or what uses it (e.g. noc, grafana); the audit log records it")
+    ta.add_argument("--role", required=True, choices=["read", "write"],
+                    help="read: every GET; write: also PUT and DELETE")
+    tl = tsub.add_parser("list", help="names, roles and creation times (never the secrets)")
+    tr = tsub.add_parser("revoke", help="remove a token; a running controller refuses it from its next request on")
+    tr.add_argument("name")
+    for tp in (ta, tl, tr):
+        tp.add_argument("--state-dir", type=Path, default=Path("state"), help="the controller's (default ./state)")
 
     lab = sub.add_parser("lab", help="Mininet lab of a topology file")
     lab.add_argument("--topology", type=_existing_file, default=DEFAULT_TOPOLOGY)
@@ -129,7 +153,7 @@ def _quiet_eventlet() -> None:
 def _check_free(host: str, port: int, what: str) -> None:
     import socket
 
-    with socket.socket() as s:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
@@ -141,12 +165,16 @@ def run_controller(args: argparse.Namespace) -> int:
     link_timeout = args.link_timeout or 5 * args.lldp_interval
     if link_timeout < 2 * args.lldp_interval:
         raise KendaliError(f"must be at least twice --lldp-interval ({args.lldp_interval:g} s)", "--link-timeout")
+    from controller.api import server
+
+    tls = server.check_tls(args.tls_cert, args.tls_key)  # a bad certificate is found before anything starts
     _quiet_eventlet()
     from os_ken.lib import hub
 
     hub.patch(thread=True)  # before anything creates a lock or a socket
+    from controller.api import memory
+    from controller.api import store as store_mod
     from controller.core import policy
-    from controller.api import memory, store as store_mod
     from controller.core import topology as topo_mod
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -161,15 +189,13 @@ def run_controller(args: argparse.Namespace) -> int:
             log.warning("%s", note)
     ofp_opts = ["--ofp-listen-host", args.ofp_bind, "--ofp-tcp-listen-port", str(args.ofp_port)]
     _check_free(args.ofp_bind, args.ofp_port, "--ofp-port")
-    _check_free(args.rest_host, args.rest_port, "--rest-port")
-    tokens, generated = store_mod.tokens(args.state_dir, os.environ)
-    if generated:
-        print(f"kendali: REST API token (shown once, kept in {args.state_dir}/token): {tokens['file']}", flush=True)
+    _check_free(args.rest_bind, args.rest_port, "--rest-port")
+    access = _access(args.state_dir)
     for noisy in ("os_ken", "os_ken.base.app_manager", "os_ken.controller"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from os_ken import cfg
     import os_ken.controller.ofp_handler  # noqa: F401  (registers its options)
+    from os_ken import cfg
 
     cfg.CONF(args=ofp_opts, project="os_ken")
     from os_ken.base.app_manager import AppManager
@@ -182,17 +208,56 @@ def run_controller(args: argparse.Namespace) -> int:
     app.SETTINGS.lldp_secret = memory.lldp_secret(args.state_dir)
     app.SETTINGS.keep_foreign = args.keep_foreign
     app.SETTINGS.audit_interval = args.audit_interval
-    app.SETTINGS.tokens = tokens
+    app.SETTINGS.access = access
     app.SETTINGS.rest_port = args.rest_port
-    app.SETTINGS.rest_host = args.rest_host
+    app.SETTINGS.rest_host = args.rest_bind
+    app.SETTINGS.rest_tls = (args.tls_cert, args.tls_key) if tls is not None else None
+    app.SETTINGS.open_metrics = args.open_metrics
     app.SETTINGS.lldp_interval = args.lldp_interval
     app.SETTINGS.link_timeout = link_timeout
     app.SETTINGS.protect = not args.no_protect
-    app.SETTINGS.open_reads = not args.closed_reads
     try:
         AppManager.run_apps(["os_ken.controller.ofp_handler", "controller.openflow.app"])
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def _access(state_dir: Path) -> Access:
+    """The controller's token check; at the very first start it makes a write token and prints it once."""
+    from controller.api.access import Access, Keyring
+    from controller.api.tokens import FIRST_NAME, TokenFile
+
+    env_secret, generated = TokenFile(state_dir).first_start(os.environ)
+    if generated:
+        print(f"kendali: REST API write token {FIRST_NAME!r} (shown once, stored hashed in {state_dir}/tokens.json; "
+              f"make more with: kendali token add NAME --role read|write): {generated}", flush=True)
+    return Access(Keyring(state_dir, env_secret))
+
+
+def run_token(args: argparse.Namespace) -> int:
+    from controller.api.tokens import ENV_NAME, TokenFile, check_name
+
+    if args.action == "add":
+        check_name(args.name)  # before a state dir is made for it
+        secret = TokenFile(args.state_dir).add(args.name, args.role)
+        print(secret, flush=True)  # alone on stdout: TOKEN=$(kendali token add noc --role write)
+        print(f"kendali: token {args.name!r} ({args.role}) added in {args.state_dir}; its secret is shown above, "
+              "this once only", file=sys.stderr)
+        return 0
+    files = TokenFile(args.state_dir, create=False)
+    if args.action == "revoke":
+        files.revoke(args.name)
+        print(f"kendali: token {args.name!r} revoked; a running controller refuses it from its next request on",
+              file=sys.stderr)
+        return 0
+    entries = files.entries()
+    rows = [("NAME", "ROLE", "CREATED")] + [(e.name, e.role, e.created) for _, e in sorted(entries.items())]
+    width = max(len(r[0]) for r in rows)
+    for name, role, created in rows:
+        print(f"{name:<{width}}  {role:<5}  {created}")
+    if not entries:
+        print(f"(no stored tokens in {args.state_dir}; KENDALI_TOKEN, if set, is the write token {ENV_NAME!r})")
     return 0
 
 
@@ -201,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "controller":
             return run_controller(args)
+        if args.command == "token":
+            return run_token(args)
         if args.command == "lab":
             from controller.lab.mininet_lab import lab_main
 

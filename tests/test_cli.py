@@ -118,3 +118,102 @@ def test_controller_with_bad_files_returns_2_before_starting(tmp_path):
     assert f"{bad_topo}: switches.0.colour: unknown field" in topo_run["err"]
     assert f"{bad_pol}: policies.0" in pol_run["err"] and "download_kbps" in pol_run["err"]
     assert not state.exists(), "a bad topology must fail before the state directory is created"
+
+
+# --- REST flags ------------------------------------------------------------------------------------
+
+
+def test_rest_bind_defaults_to_loopback_and_rest_host_is_its_old_name():
+    assert build_parser().parse_args(["controller"]).rest_bind == "127.0.0.1"
+    assert build_parser().parse_args(["controller", "--rest-bind", "0.0.0.0"]).rest_bind == "0.0.0.0"
+    assert build_parser().parse_args(["controller", "--rest-host", "10.0.0.5"]).rest_bind == "10.0.0.5"
+    a = build_parser().parse_args(["controller", "--closed-reads", "--open-metrics"])  # old flag still accepted
+    assert a.closed_reads and a.open_metrics
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["controller", "--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"],
+     ["--tls-cert", "no such file"]),
+    (["token"], ["required", "action"]),
+    (["token", "add"], ["required", "name"]),
+    (["token", "add", "noc"], ["--role"]),
+    (["token", "add", "noc", "--role", "admin"], ["--role", "invalid choice", "'admin'"]),
+    (["token", "revoke"], ["required", "name"]),
+    (["token", "forget", "x"], ["invalid choice", "'forget'"]),
+])
+def test_bad_token_and_tls_flags_exit_2_with_one_line(capsys, argv, words):
+    err = usage_error(capsys, argv)
+    for w in words:
+        assert w in err, err
+
+
+def run_main(capsys, argv):
+    from controller.cli import main
+
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_tls_needs_both_files_before_anything_starts(capsys, tmp_path):
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    state = tmp_path / "state"
+    for flags, words in ((["--tls-cert", str(cert)], "--tls-cert: needs --tls-key too"),
+                         (["--tls-key", str(cert)], "--tls-key: needs --tls-cert too"),
+                         (["--tls-cert", str(cert), "--tls-key", str(cert)],
+                          f"--tls-cert {cert}: not a PEM certificate")):
+        rc, out, err = run_main(capsys, ["controller", "--state-dir", str(state), *flags])
+        assert rc == 2 and out == ""
+        assert err.startswith(f"kendali: error: {words}") and err.count("\n") == 1, err
+    assert not state.exists()  # found before anything was made or started
+
+
+def test_token_add_list_revoke(capsys, tmp_path, monkeypatch):
+    from controller.api import tokens as tokens_mod
+
+    monkeypatch.setitem(tokens_mod.SCRYPT, "n", 2**4)
+    state = tmp_path / "state"
+    rc, out, err = run_main(capsys, ["token", "add", "noc", "--role", "write", "--state-dir", str(state)])
+    assert rc == 0
+    secret = out.strip()
+    assert out == secret + "\n" and len(secret) == 43  # stdout is the secret alone: TOKEN=$(kendali token add ...)
+    assert "'noc' (write) added" in err and secret not in err
+    rc, out, _ = run_main(capsys, ["token", "add", "grafana", "--role", "read", "--state-dir", str(state)])
+    rc, out, err = run_main(capsys, ["token", "list", "--state-dir", str(state)])
+    assert rc == 0 and secret not in out
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "ROLE", "CREATED"]
+    assert [line.split()[:2] for line in lines[1:]] == [["grafana", "read"], ["noc", "write"]]
+    rc, out, err = run_main(capsys, ["token", "revoke", "grafana", "--state-dir", str(state)])
+    assert rc == 0 and "revoked" in err
+    rc, out, err = run_main(capsys, ["token", "list", "--state-dir", str(state)])
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["noc"]
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["token", "add", "NOC", "--role", "read"], "name: 'NOC' is not a valid token name"),
+    (["token", "add", "env", "--role", "write"], "name: 'env' is reserved"),
+    (["token", "revoke", "ghost"], "name: no token named 'ghost'"),
+    (["token", "list", "--state-dir", "/nonexistent/state"], "/nonexistent/state: no such state directory"),
+    (["token", "revoke", "noc", "--state-dir", "/nonexistent/state"], "no such state directory"),
+])
+def test_bad_token_input_is_one_line_exit_2(capsys, tmp_path, monkeypatch, argv, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "state").mkdir()
+    rc, out, err = run_main(capsys, argv)
+    assert rc == 2 and out == ""
+    assert err.startswith("kendali: error: ") and err.count("\n") == 1 and words in err, err
+    assert not (tmp_path / "state" / "tokens.json").exists()
+
+
+def test_a_bad_name_makes_no_state_dir(capsys, tmp_path):
+    rc, _, err = run_main(capsys, ["token", "add", "Bad Name", "--role", "read", "--state-dir", str(tmp_path / "s")])
+    assert rc == 2 and "not a valid token name" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_token_list_of_an_empty_state_dir(capsys, tmp_path):
+    (tmp_path / "state").mkdir()
+    rc, out, _ = run_main(capsys, ["token", "list", "--state-dir", str(tmp_path / "state")])
+    assert rc == 0 and "no stored tokens" in out

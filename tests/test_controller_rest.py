@@ -6,7 +6,12 @@ state directory. Each start takes well under a second, the whole file a few seco
 
 from __future__ import annotations
 
+import http.client
+import itertools
 import json
+import re
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,8 +19,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from controller.lab.labctl import ControllerProcess
 from controller.core.policy import load_file
+from controller.lab.labctl import ControllerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPO = ROOT / "topologies" / "ppu.yaml"
@@ -26,18 +31,27 @@ LAB_OPD = {"id": "lab-test", "name": "Lab test OPD", "subnets": ["10.99.1.0/24"]
            "download_kbps": 5000, "upload_kbps": 2000}
 
 
+_sources = itertools.count(2)
+
+
 def raw(ctl: ControllerProcess, method: str, path: str, body: Any = None,
-        headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
-    """A request with exactly the given headers (labctl's helper always sends the token)."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(ctl.url + path, data=data, method=method, headers=headers or {})
+        headers: dict[str, str] | None = None, fresh_source: bool = False) -> tuple[int, Any, Any]:
+    """A request with exactly the given headers (labctl's helper always sends the token).
+
+    ``fresh_source``: from an address of 127.0.0.0/8 not used before, so that deliberate
+    failures are not slowed down by the ones of the tests before.
+    """
+    n = next(_sources)
+    source = (f"127.0.{n // 250}.{n % 250 + 2}", 0) if fresh_source else None
+    conn = http.client.HTTPConnection("127.0.0.1", ctl.rest_port, timeout=10, source_address=source)
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            text = resp.read()
-            return resp.status, resp.headers, json.loads(text) if text else None
-    except urllib.error.HTTPError as exc:
-        text = exc.read()
-        return exc.code, exc.headers, json.loads(text) if text else None
+        conn.request(method, path, body=json.dumps(body).encode() if body is not None else None,
+                     headers=headers or {})
+        resp = conn.getresponse()
+        text = resp.read()
+        return resp.status, resp.headers, json.loads(text) if text else None
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +75,7 @@ def test_health_reports_the_declared_network_and_seeded_policies(ctl: Controller
 
 
 def test_topology_is_json(ctl: ControllerProcess) -> None:
-    status, headers, body = raw(ctl, "GET", "/v1/topology")
+    status, headers, body = raw(ctl, "GET", "/v1/topology", headers={"Authorization": "Bearer lab-token"})
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     assert isinstance(body, dict)
 
@@ -82,9 +96,12 @@ def test_openapi_document(ctl: ControllerProcess) -> None:
     assert "Policy" in doc["components"]["schemas"]
 
 
-def test_reads_need_no_token_by_default(ctl: ControllerProcess) -> None:
-    for path in ("/v1/health", "/v1/policies", "/v1/topology", "/v1/openapi.json"):
-        assert raw(ctl, "GET", path)[0] == 200, path
+def test_reads_need_a_token_except_health(ctl: ControllerProcess) -> None:
+    assert raw(ctl, "GET", "/v1/health")[0] == 200
+    for path in ("/v1/policies", "/v1/topology", "/v1/openapi.json"):
+        status, _, body = raw(ctl, "GET", path, fresh_source=True)
+        assert status == 401 and body["error"]["problem"] == "not authorised", path
+    assert re.search(r"not authorised: GET '/v1/openapi.json' from 127\.0\.\d+\.\d+ ", ctl.log_tail(50))
 
 
 def test_unknown_path_is_a_json_404(ctl: ControllerProcess) -> None:
@@ -117,9 +134,9 @@ def test_writes_without_the_token_are_401_and_change_nothing(ctl: ControllerProc
                                                              headers: dict[str, str]) -> None:
     before = ctl.get("/v1/policies/dinkes")
     body = dict(before, download_kbps=64) if method == "PUT" else None
-    status, hdrs, err = raw(ctl, method, "/v1/policies/dinkes", body, headers)
+    status, hdrs, err = raw(ctl, method, "/v1/policies/dinkes", body, headers, fresh_source=True)
     assert status == 401
-    assert err["error"]["status"] == 401 and "token" in err["error"]["problem"]
+    assert err["error"] == {"status": 401, "field": None, "problem": "not authorised"}
     assert (hdrs.get("WWW-Authenticate") or "").startswith("Bearer")
     assert ctl.get("/v1/policies/dinkes") == before
 
@@ -192,5 +209,68 @@ def test_kill_9_right_after_a_put_reply_keeps_the_change(tmp_path: Path) -> None
             assert ctl.request("PUT", "/v1/policies/dinkes", dict(dinkes, download_kbps=kbps))[0] == 200
             ctl = _restart(ctl, kill=True)  # SIGKILL the moment the reply is in
             assert ctl.get("/v1/policies/dinkes")["download_kbps"] == kbps
+    finally:
+        ctl.cleanup()
+
+
+# ------------------------------------------------------------------ tokens
+
+
+def kendali(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "controller", *argv], capture_output=True, text=True, timeout=30,
+                          cwd=ROOT)
+
+
+def test_first_start_prints_a_write_token_once_and_a_restart_keeps_it(tmp_path: Path) -> None:
+    ctl = ControllerProcess(TOPO, state_dir=tmp_path / "state", token=None).start()
+    try:
+        printed = re.findall(r"REST API write token 'admin' .*: (\S+)$", ctl.log_path.read_text(), re.M)
+        assert len(printed) == 1, ctl.log_tail()
+        secret = printed[0]
+        assert secret not in (tmp_path / "state" / "tokens.json").read_text()  # only its hash is kept
+        assert ctl.request("GET", "/v1/policies", token=secret)[0] == 200
+        ctl.cleanup()
+        ctl = ControllerProcess(TOPO, state_dir=tmp_path / "state", token=None).start()
+        assert "REST API write token" not in ctl.log_path.read_text()
+        assert ctl.request("PUT", "/v1/policies/lab-test", LAB_OPD, token=secret)[0] == 201
+        assert ctl.request("GET", "/v1/policies", token="lab-token")[0] == 401  # no KENDALI_TOKEN this time
+    finally:
+        ctl.cleanup()
+
+
+def test_tokens_added_and_revoked_while_the_controller_runs(ctl: ControllerProcess) -> None:
+    state = ctl.state_dir
+    add = kendali("token", "add", "grafana", "--role", "read", "--state-dir", str(state))
+    assert add.returncode == 0, add.stderr
+    reader = add.stdout.strip()
+    writer = kendali("token", "add", "noc", "--role", "write", "--state-dir", str(state)).stdout.strip()
+    assert ctl.request("GET", "/v1/topology", token=reader)[0] == 200
+    status, body = ctl.request("PUT", "/v1/policies/lab-test", LAB_OPD, token=reader)
+    assert status == 403 and body["error"]["problem"] == "this needs a token with the write role"
+    assert ctl.request("PUT", "/v1/policies/lab-test", LAB_OPD, token=writer)[0] == 201
+    assert ctl.request("DELETE", "/v1/policies/lab-test")[0] == 204  # KENDALI_TOKEN still works beside them
+    audit = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
+    assert [(e["action"], e["who"]) for e in audit[-2:]] == [("put", "noc"), ("delete", "env")]
+    listed = kendali("token", "list", "--state-dir", str(state)).stdout
+    assert re.search(r"^grafana +read ", listed, re.M) and re.search(r"^noc +write ", listed, re.M)
+    assert reader not in listed and writer not in listed
+    assert kendali("token", "revoke", "grafana", "--state-dir", str(state)).returncode == 0
+    assert ctl.request("GET", "/v1/topology", token=reader)[0] == 401  # at once, no restart
+    assert ctl.request("GET", "/v1/topology", token=writer)[0] == 200
+
+
+def test_an_old_state_dir_keeps_its_token_file_working(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    old = "Zq3-old-generated-token-from-an-older-kendali-xyz"
+    (state / "token").write_text(old + "\n")
+    (state / "token").chmod(0o600)
+    ctl = ControllerProcess(TOPO, state_dir=state, token=None).start()
+    try:
+        assert "REST API write token" not in ctl.log_path.read_text()  # it had a token: none generated
+        assert ctl.request("PUT", "/v1/policies/lab-test", LAB_OPD, token=old)[0] == 201
+        assert json.loads((state / "audit.jsonl").read_text())["who"] == "file"
+        assert re.search(r"^file +write ", kendali("token", "list", "--state-dir", str(state)).stdout, re.M)
+        assert old not in (state / "tokens.json").read_text()
     finally:
         ctl.cleanup()

@@ -1,4 +1,4 @@
-"""controller.rest through the real WSGI app (webob.Request.blank): routes, errors, auth."""
+"""controller.api.rest through the real WSGI app (webob.Request.blank): routes, errors, access."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webob import Request
 
-from controller.core.policy import SCHEMA, Policy
-from controller.api.rest import make_app
+from controller.api.access import NEEDS_WRITE, NOT_AUTHORISED, Access, FailureBackoff, Keyring
+from controller.api.rest import make_app, protect
 from controller.api.store import PolicyStore
+from controller.api.tokens import TokenFile
+from controller.core.policy import SCHEMA, Policy
 
 TOKEN = "t0ken-for-tests-only"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-DINKES = {"id": "dinkes", "name": "Dinas Kesehatan", "subnets": ["10.10.7.0/24"], "download_kbps": 20000, "upload_kbps": 10000}
+DINKES = {"id": "dinkes", "name": "Dinas Kesehatan", "subnets": ["10.10.7.0/24"], "download_kbps": 20000,
+          "upload_kbps": 10000}
 
 
 class FakeView:
@@ -34,13 +37,40 @@ class FakeView:
         return {"ok": True, "switches_connected": 1}
 
 
+class FakeClock:
+    """time.monotonic and a sleep that only moves it: the slowdown is seen, never waited for."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 class Env:
+    """A state dir with tokens as `kendali token add` makes them, KENDALI_TOKEN, and the app."""
+
+    tokens: dict[str, str] = {}
+
     def __init__(self, tmp_path: Path, **kw: Any) -> None:
         self.store = PolicyStore(tmp_path / "state")
         self.changes: list[dict[str, Policy]] = []
         self.view = FakeView()
         self.fail_change = False
-        self.app = make_app(self.store, self.on_change, self.view, {"env": TOKEN, "noc": "other-token"}, **kw)
+        if not Env.tokens:  # scrypt takes ~40 ms a token: once per test session
+            files = TokenFile(tmp_path / "keep")
+            Env.tokens = {"noc": files.add("noc", "write"), "grafana": files.add("grafana", "read"),
+                          "_file": (tmp_path / "keep" / "tokens.json").read_text()}
+        (tmp_path / "state" / "tokens.json").write_text(Env.tokens["_file"])
+        (tmp_path / "state" / "tokens.json").chmod(0o600)
+        self.clock = FakeClock()
+        self.access = Access(Keyring(tmp_path / "state", TOKEN), FailureBackoff(), self.clock.sleep, self.clock)
+        self.app = make_app(self.store, self.on_change, self.view, self.access, **kw)
 
     def on_change(self, policies: dict[str, Policy]) -> None:
         self.changes.append(policies)
@@ -48,8 +78,10 @@ class Env:
             raise RuntimeError("switch 107 went away")
 
     def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
-             headers: dict | None = None) -> Any:
-        req = Request.blank(path, method=method, headers=headers or {})
+             headers: dict | None = None, addr: str = "192.0.2.10") -> Any:
+        """A request; with the env (write) token unless ``headers`` are given."""
+        req = Request.blank(path, method=method, headers=AUTH if headers is None else headers,
+                            environ={"REMOTE_ADDR": addr})
         if raw is not None:
             req.body = raw
         elif body is not None:
@@ -116,14 +148,14 @@ def test_list_is_sorted(env: Env) -> None:
 
 
 def test_changes_persist_and_audit_names_the_token_not_its_value(env: Env, tmp_path: Path) -> None:
-    env.call("PUT", "/v1/policies/dinkes", DINKES, headers={"Authorization": "Bearer other-token"})
+    env.call("PUT", "/v1/policies/dinkes", DINKES, headers={"Authorization": f"Bearer {Env.tokens['noc']}"})
     env.call("DELETE", "/v1/policies/dinkes", headers=AUTH)
     env.call("PUT", "/v1/policies/dinkes", DINKES, headers=AUTH)
     assert PolicyStore(tmp_path / "state").all()["dinkes"].download_kbps == 20000
     audit = (tmp_path / "state" / "audit.jsonl").read_text()
     assert [(e["action"], e["who"]) for e in map(json.loads, audit.splitlines())] == [
         ("put", "noc"), ("delete", "env"), ("put", "env")]
-    assert TOKEN not in audit and "other-token" not in audit
+    assert TOKEN not in audit and Env.tokens["noc"] not in audit
 
 
 def test_topology_health_openapi(env: Env) -> None:
@@ -260,48 +292,155 @@ def test_post_hint_points_to_put(env: Env) -> None:
     assert "PUT /v1/policies/{id}" in env.call("POST", "/v1/policies", DINKES).data["error"]["problem"]
 
 
-# --- auth ----------------------------------------------------------------------------------------
+# --- access ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "headers,words",
-    [
-        ({}, "Authorization: Bearer"),
-        ({"Authorization": "Bearer"}, "Authorization: Bearer"),
-        ({"Authorization": "Basic dXNlcjpwYXNz"}, "Authorization: Bearer"),
-        ({"Authorization": TOKEN}, "Authorization: Bearer"),
-        ({"Authorization": "Bearer wrong"}, "wrong API token"),
-        ({"Authorization": f"Bearer {TOKEN}x"}, "wrong API token"),
-        ({"Authorization": f"Bearer {TOKEN[:-1]}"}, "wrong API token"),
-        ({"Authorization": "Bearer t\u00f6ken"}, "wrong API token"),
-    ],
-)
-def test_writes_need_the_token(env: Env, headers: dict, words: str) -> None:
+def read_auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {Env.tokens['grafana']}"}
+
+
+def write_auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {Env.tokens['noc']}"}
+
+
+NOT_ACCEPTED = [
+    {},
+    {"Authorization": "Bearer"},
+    {"Authorization": "Basic dXNlcjpwYXNz"},
+    {"Authorization": TOKEN},
+    {"Authorization": "Bearer wrong"},
+    {"Authorization": f"Bearer {TOKEN}x"},
+    {"Authorization": f"Bearer {TOKEN[:-1]}"},
+    {"Authorization": "Bearer t\u00f6ken"},
+]
+
+
+@pytest.mark.parametrize("headers", NOT_ACCEPTED)
+def test_writes_need_a_token_and_failure_says_only_not_authorised(env: Env, headers: dict) -> None:
     for method, body in (("PUT", DINKES), ("DELETE", None)):
         r = env.call(method, "/v1/policies/dinkes", body, headers=headers)
-        assert_error(r, 401, None, words)
+        assert_error(r, 401, None)
+        assert r.data["error"]["problem"] == NOT_AUTHORISED
         assert r.headers["WWW-Authenticate"].startswith("Bearer")
     assert env.store.all() == {} and env.changes == []
 
 
+@pytest.mark.parametrize("path", ["/v1/policies", "/v1/policies/dinkes", "/v1/topology", "/v1/openapi.json"])
+def test_reads_need_a_token_too(env: Env, path: str) -> None:
+    for headers in NOT_ACCEPTED:
+        r = env.call("GET", path, headers=headers)
+        assert_error(r, 401)
+        assert r.data["error"]["problem"] == NOT_AUTHORISED
+    assert env.call("HEAD", path, headers={}).status_int == 401
+    for headers in (read_auth(), write_auth(), AUTH):
+        assert env.call("GET", path, headers=headers).status_int in (200, 404)
+
+
+def test_health_is_open(env: Env) -> None:
+    assert env.call("GET", "/v1/health", headers={}).data["ok"] is True
+    assert env.call("HEAD", "/v1/health", headers={}).status_int == 200
+    assert env.call("GET", "/v1/health", headers={"Authorization": "Bearer wrong"}).status_int == 200
+
+
+def test_a_read_token_reads_but_cannot_write(env: Env) -> None:
+    env.call("PUT", "/v1/policies/dinkes", DINKES)
+    assert env.call("GET", "/v1/policies/dinkes", headers=read_auth()).data == DINKES
+    for method, body in (("PUT", {**DINKES, "download_kbps": 64}), ("DELETE", None), ("PUT", None)):
+        r = env.call(method, "/v1/policies/dinkes", body, headers=read_auth())
+        assert_error(r, 403, None)
+        assert r.data["error"]["problem"] == NEEDS_WRITE
+    assert env.store.get("dinkes").download_kbps == 20000 and len(env.changes) == 1
+    assert [e["who"] for e in env.store.audit()] == ["env"]
+
+
 def test_scheme_is_case_insensitive(env: Env) -> None:
-    assert env.call("PUT", "/v1/policies/dinkes", DINKES, headers={"Authorization": f"bearer {TOKEN}"}).status_int == 201
+    r = env.call("PUT", "/v1/policies/dinkes", DINKES, headers={"Authorization": f"bearer {TOKEN}"})
+    assert r.status_int == 201
 
 
 def test_auth_is_checked_before_the_body(env: Env) -> None:
-    assert_error(env.call("PUT", "/v1/policies/dinkes", raw=b"{broken"), 401)
+    assert_error(env.call("PUT", "/v1/policies/dinkes", raw=b"{broken", headers={}), 401)
+    assert_error(env.call("PUT", "/v1/policies/dinkes", raw=b"{broken", headers=read_auth()), 403)
 
 
-def test_reads_open_by_default(env: Env) -> None:
+def test_open_reads_still_possible_for_embedding(tmp_path: Path) -> None:
+    env = Env(tmp_path, open_reads=True)
     for path in ("/v1/policies", "/v1/topology", "/v1/health", "/v1/openapi.json"):
-        assert env.call("GET", path).status_int == 200
+        assert env.call("GET", path, headers={}).status_int == 200
+    assert_error(env.call("PUT", "/v1/policies/dinkes", DINKES, headers={}), 401)
 
 
-def test_closed_reads(tmp_path: Path) -> None:
-    env = Env(tmp_path, open_reads=False)
-    for path in ("/v1/policies", "/v1/policies/dinkes", "/v1/topology", "/v1/health", "/v1/openapi.json"):
-        assert_error(env.call("GET", path), 401)
-        assert env.call("GET", path, headers=AUTH).status_int in (200, 404)
+def test_a_plain_mapping_of_tokens_still_works(tmp_path: Path) -> None:
+    app = make_app(PolicyStore(tmp_path), lambda p: None, FakeView(), {"ops": "plain-secret"})
+    req = Request.blank("/v1/policies/dinkes", method="PUT", headers={"Authorization": "Bearer plain-secret"})
+    req.body = json.dumps(DINKES).encode()
+    assert req.get_response(app).status_int == 201
+    assert PolicyStore(tmp_path).audit()[0]["who"] == "ops"
+    with pytest.raises(ValueError):
+        make_app(PolicyStore(tmp_path), lambda p: None, FakeView(), {})
+
+
+def test_failures_are_logged_without_the_token(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="kendali.access"):
+        env.call("GET", "/v1/topology", headers={"Authorization": "Bearer guess-123456"}, addr="192.0.2.99")
+        env.call("DELETE", "/v1/policies/x", headers={}, addr="192.0.2.99")
+        env.call("DELETE", "/v1/policies/x", headers=read_auth(), addr="192.0.2.98")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3, lines
+    assert "192.0.2.99" in lines[0] and "/v1/topology" in lines[0] and "GET" in lines[0]
+    assert "/v1/policies/x" in lines[1] and "DELETE" in lines[1]
+    assert "'grafana'" in lines[2] and "read role" in lines[2]
+    assert not any("guess-123456" in line or Env.tokens["grafana"] in line for line in lines)
+
+
+def test_repeated_failures_from_one_address_are_slowed_down(env: Env) -> None:
+    bad = {"Authorization": "Bearer guess"}
+    for _ in range(5):
+        assert env.call("GET", "/v1/policies", headers=bad, addr="192.0.2.66").status_int == 401
+    assert env.clock.slept == []  # a few mistakes cost nothing
+    for _ in range(4):
+        assert env.call("GET", "/v1/policies", headers=bad, addr="192.0.2.66").status_int == 401
+    assert env.clock.slept == [0.5, 1.0, 2.0, 4.0]
+    # another address, and a token that already worked from this one, are not held up
+    assert env.call("GET", "/v1/policies", headers=bad, addr="192.0.2.67").status_int == 401
+    assert env.call("GET", "/v1/policies", headers=write_auth(), addr="192.0.2.67").status_int == 200
+    assert env.call("GET", "/v1/policies", headers=write_auth(), addr="192.0.2.66").status_int == 200
+    assert env.clock.slept == [0.5, 1.0, 2.0, 4.0]
+    # a token not seen before waits its turn at that address, then works and clears the record
+    assert env.call("GET", "/v1/policies", headers=read_auth(), addr="192.0.2.66").status_int == 200
+    assert env.clock.slept == [0.5, 1.0, 2.0, 4.0, 8.0]
+    assert env.call("GET", "/v1/policies", headers=bad, addr="192.0.2.66").status_int == 401
+    assert env.clock.slept[-1] == 8.0  # nothing new waited
+
+
+def test_protect_puts_the_same_check_in_front_of_another_app(env: Env) -> None:
+    def metrics(environ: dict, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"who {environ['kendali.token']}\n".encode()]
+
+    app = protect(metrics, env.access)
+    for headers, status in (({}, 401), ({"Authorization": "Bearer nope"}, 401), (read_auth(), 200), (AUTH, 200)):
+        resp = Request.blank("/metrics", headers=headers, environ={"REMOTE_ADDR": "192.0.2.5"}).get_response(app)
+        assert resp.status_int == status
+        if status == 401:
+            assert json.loads(resp.body)["error"]["problem"] == NOT_AUTHORISED
+    assert Request.blank("/metrics", headers=read_auth()).get_response(app).body == b"who grafana\n"
+    only_writers = protect(metrics, env.access, need="write")
+    assert Request.blank("/metrics", headers=read_auth()).get_response(only_writers).status_int == 403
+
+
+def test_openapi_says_who_may_call_what(env: Env) -> None:
+    doc = env.call("GET", "/v1/openapi.json").data
+    assert doc["paths"]["/v1/health"]["get"]["security"] == []
+    assert "401" not in doc["paths"]["/v1/health"]["get"]["responses"]
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method == "parameters" or path == "/v1/health":
+                continue
+            assert op["security"] == [{"bearer": []}], (path, method)
+            assert "401" in op["responses"]
+            assert ("403" in op["responses"]) == (method != "get"), (path, method)
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
 # --- failures after validation ---------------------------------------------------------------------
@@ -342,7 +481,8 @@ policy_like = st.fixed_dictionaries(
     optional={
         "id": st.sampled_from(["dinkes", "rsud", "", "X"]) | st.text(max_size=5),
         "name": st.text(max_size=5) | json_values,
-        "subnets": st.lists(st.sampled_from(["10.10.7.0/24", "10.10.7.1/24", "10.0.0.0/8", "::/0", "x"]), max_size=3) | json_values,
+        "subnets": st.lists(st.sampled_from(["10.10.7.0/24", "10.10.7.1/24", "10.0.0.0/8", "::/0", "x"]), max_size=3)
+        | json_values,
         "download_kbps": st.integers(-10, 10**9) | json_values,
         "upload_kbps": st.integers(-10, 10**9) | json_values,
         "burst_kbit": json_values,

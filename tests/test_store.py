@@ -1,4 +1,4 @@
-"""controller.store: persistence, crash safety, audit, seeding, tokens."""
+"""controller.api.store: persistence, crash safety, audit, seeding (tokens: test_tokens.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from controller.errors import KendaliError
+from controller.api.store import PolicyStore, atomic_write
 from controller.core.policy import Policy, PolicyError, validate
-from controller.api.store import PolicyStore, atomic_write, tokens
+from controller.errors import KendaliError
 
-DINKES = validate({"id": "dinkes", "name": "Dinas Kesehatan", "subnets": ["10.10.7.0/24"], "download_kbps": 20000, "upload_kbps": 10000})
-RSUD = validate({"id": "rsud", "name": "RSUD", "subnets": ["10.10.11.0/24"], "download_kbps": 150000, "upload_kbps": 80000, "burst_kbit": 9000, "note": "SIMRS"})
+DINKES = validate({"id": "dinkes", "name": "Dinas Kesehatan", "subnets": ["10.10.7.0/24"], "download_kbps": 20000,
+                   "upload_kbps": 10000})
+RSUD = validate({"id": "rsud", "name": "RSUD", "subnets": ["10.10.11.0/24"], "download_kbps": 150000,
+                 "upload_kbps": 80000, "burst_kbit": 9000, "note": "SIMRS"})
 
 
 def test_state_dir_is_created_private(tmp_path: Path) -> None:
@@ -100,6 +102,22 @@ def test_leftover_temp_file_from_kill9_is_ignored_and_removed(tmp_path: Path) ->
     torn.write_text('{"format": "kendali-pol')  # killed mid-write: never renamed
     assert PolicyStore(tmp_path).all() == {"dinkes": DINKES}
     assert not torn.exists()
+
+
+def test_atomic_write_gives_the_file_to_its_owner_before_it_appears(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[int, int, bool]] = []
+    real = os.fchown
+
+    def fchown(fd: int, uid: int, gid: int) -> None:
+        seen.append((uid, gid, (tmp_path / "f").exists()))
+        real(fd, uid, gid)
+
+    monkeypatch.setattr(os, "fchown", fchown)
+    atomic_write(tmp_path / "f", b"x", owner=(os.getuid(), os.getgid()))
+    atomic_write(tmp_path / "g", b"y")
+    assert seen == [(os.getuid(), os.getgid(), False)]
+    assert (tmp_path / "f").read_bytes() == b"x" and stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o600
 
 
 def test_atomic_write_fsyncs_file_and_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,35 +212,6 @@ def test_seed_after_everything_was_deleted_is_not_a_first_start(tmp_path: Path) 
     assert s2.exists and s2.all() == {}
     assert s2.seed({"dinkes": DINKES}) is not None
     assert s2.all() == {}
-
-
-# --- tokens ----------------------------------------------------------------------------------
-
-
-def test_token_from_env(tmp_path: Path) -> None:
-    assert tokens(tmp_path / "st", {"KENDALI_TOKEN": "s3cret-s3cret"}) == ({"env": "s3cret-s3cret"}, False)
-    assert not (tmp_path / "st" / "token").exists()
-
-
-def test_empty_env_token_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(KendaliError, match="empty"):
-        tokens(tmp_path, {"KENDALI_TOKEN": "  "})
-
-
-def test_token_generated_once_private(tmp_path: Path) -> None:
-    state = tmp_path / "st"
-    toks, generated = tokens(state, {})
-    assert generated and set(toks) == {"file"} and len(toks["file"]) >= 40
-    assert stat.S_IMODE((state / "token").stat().st_mode) == 0o600
-    assert stat.S_IMODE(state.stat().st_mode) == 0o700
-    assert tokens(state, {}) == (toks, False)
-
-
-def test_readable_token_file_is_refused(tmp_path: Path) -> None:
-    tokens(tmp_path, {})
-    os.chmod(tmp_path / "token", 0o644)
-    with pytest.raises(KendaliError, match="chmod 600"):
-        tokens(tmp_path, {})
 
 
 WRITER = """

@@ -5,13 +5,16 @@
     PUT    /v1/policies/{id}      create (201) or replace (200); returns the policy
     DELETE /v1/policies/{id}      204; 404 if absent
     GET    /v1/topology           view.topology()
-    GET    /v1/health             view.health()
-    GET    /v1/openapi.json       the OpenAPI 3.1 document (policy.openapi())
+    GET    /v1/health             view.health()               (the one path open without a token)
+    GET    /v1/openapi.json       the OpenAPI 3.1 document (controller.api.openapi.openapi() + with_access())
 
-Writes need ``Authorization: Bearer <token>``; reads too when ``open_reads`` is False.
+Every other request needs ``Authorization: Bearer <token>`` (access.py decides): a read
+token for GET, a write token for PUT and DELETE (403 otherwise). A failure answers 401
+"not authorised" and nothing more. ``protect()`` puts the same decision in front of any
+other WSGI app (/metrics).
 Errors are ``{"error": {"status": ..., "field": ..., "problem": ...}}`` with a 4xx status.
 
-Order of a write: authenticate, read and parse the body, validate it completely against
+Order of a write: authorise, read and parse the body, validate it completely against
 the current policies, persist (store: atomic file + audit line), THEN call ``on_change``
 so the controller re-compiles. A refused request changes nothing. ``on_change`` gets
 only validated, persisted policies; if it still raises (a controller bug, a switch
@@ -26,7 +29,6 @@ browsers cross-site, so this opens no CSRF hole.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -34,9 +36,11 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from webob import Request, Response
 
+from controller.api.access import Access, Denied, Keyring
 from controller.api.openapi import openapi
-from controller.core.policy import Policy, PolicyError, validate
 from controller.api.store import PolicyStore
+from controller.api.tokens import make_entry
+from controller.core.policy import Policy, PolicyError, validate
 
 log = logging.getLogger("kendali.rest")
 
@@ -71,7 +75,8 @@ def _json_response(status: int, body: Any, headers: Mapping[str, str] | None = N
     return resp
 
 
-def error_response(status: int, problem: str, field: str | None = None, headers: Mapping[str, str] | None = None) -> Response:
+def error_response(status: int, problem: str, field: str | None = None,
+                   headers: Mapping[str, str] | None = None) -> Response:
     return _json_response(status, {"error": {"status": status, "field": field, "problem": problem}}, headers)
 
 
@@ -114,6 +119,71 @@ def parse_json(raw: bytes) -> Any:
 _ID_SEGMENT = "(?P<id>[^/]+)"
 
 
+# Paths anyone may GET: a load balancer's or a monitor's liveness check carries no secret.
+OPEN_PATHS = frozenset({"/v1/health"})
+OPENAPI_SECURITY: dict[str, Any] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A token made with `kendali token add NAME --role read|write` (or KENDALI_TOKEN, a write "
+        "token). GET needs a read or write token, PUT and DELETE a write token; GET /v1/health needs none.",
+    }
+}
+
+
+def with_access(doc: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with who may call what: security and the 401/403 answers of each operation."""
+    unauth = {"description": "not authorised: no token, or not a valid one",
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    forbidden = {**unauth, "description": "the token has the read role; this needs the write role"}
+    for path, item in doc.get("paths", {}).items():
+        for method, op in item.items():
+            if method not in ("get", "put", "delete", "post", "patch"):
+                continue
+            if path in OPEN_PATHS and method == "get":
+                op["security"] = []
+                op.get("responses", {}).pop("401", None)
+                continue
+            op["security"] = [{"bearer": []}]
+            op.setdefault("responses", {})["401"] = unauth
+            if method != "get":
+                op["responses"]["403"] = forbidden
+    doc.setdefault("components", {}).setdefault("securitySchemes", {}).update(OPENAPI_SECURITY)
+    return doc
+
+
+def access_for(tokens: Mapping[str, str] | Access) -> Access:
+    """An Access as is; a {name: secret} mapping (tests, embedding) as write tokens held in memory."""
+    if isinstance(tokens, Access):
+        return tokens
+    if not tokens:
+        raise ValueError("at least one API token is needed")
+    return Access(Keyring(None, entries={n: make_entry(n, "write", s) for n, s in tokens.items()}))
+
+
+def _denied(exc: Denied) -> Response:
+    return error_response(exc.status, exc.problem, None, exc.headers)
+
+
+def _what(req: Request) -> str:
+    return f"{req.method} {req.path_info[:200]!r}"
+
+
+def protect(app: WsgiApp, access: Access, need: str = "read") -> WsgiApp:
+    """``app`` behind the same token check as the API (for /metrics: ``protect(metrics_app, access)``)."""
+
+    def guarded(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        req = Request(environ)
+        try:
+            who = access.authorise(req.headers.get("Authorization"), req.remote_addr or "?", need, _what(req))
+        except Denied as exc:
+            return _denied(exc)(environ, start_response)
+        environ["kendali.token"] = who.name
+        return app(environ, start_response)
+
+    return guarded
+
+
 class RestApp:
     """The WSGI application. Build it with ``make_app``."""
 
@@ -122,18 +192,15 @@ class RestApp:
         store: PolicyStore,
         on_change: OnChange,
         view: View,
-        tokens: Mapping[str, str],
-        open_reads: bool = True,
+        tokens: Mapping[str, str] | Access,
+        open_reads: bool = False,
         max_body: int = 65536,
     ) -> None:
-        if not tokens:
-            raise ValueError("at least one API token is needed")
         self.store = store
         self.on_change = on_change
         self.view = view
-        # Bytes, so hmac.compare_digest also works for tokens with non-ASCII characters.
-        self.tokens = [(name, tok.encode("utf-8")) for name, tok in tokens.items()]
-        self.open_reads = open_reads
+        self.access = access_for(tokens)
+        self.open_reads = open_reads  # not offered on the command line; reads need a token
         self.max_body = max_body
         # (path regex, {method: handler}); handlers take (request, **path params).
         self.routes: list[tuple[re.Pattern[str], dict[str, Callable[..., Response]]]] = [
@@ -155,6 +222,8 @@ class RestApp:
             resp = self.dispatch(req)
         except HttpError as exc:
             resp = error_response(exc.status, exc.problem, exc.field, exc.headers)
+        except Denied as exc:
+            resp = _denied(exc)
         except PolicyError as exc:
             resp = error_response(exc.status, exc.problem, exc.field)
         except Exception:  # a bug: say so without a traceback on the wire
@@ -172,34 +241,16 @@ class RestApp:
             if handler is None:
                 allow = ", ".join(sorted(methods) + (["HEAD"] if "GET" in methods else []))
                 hint = " (create or replace with PUT /v1/policies/{id})" if req.method == "POST" else ""
-                raise HttpError(405, f"{req.method} is not allowed here; allowed: {allow}{hint}", None, {"Allow": allow})
-            write = method in ("PUT", "DELETE")
-            who = self.authenticate(req) if (write or not self.open_reads) else ""
+                raise HttpError(405, f"{req.method} is not allowed here; allowed: {allow}{hint}", None,
+                                {"Allow": allow})
+            need = "read" if method == "GET" else "write"
+            if need == "read" and (self.open_reads or req.path_info in OPEN_PATHS):
+                who = ""
+            else:
+                who = self.access.authorise(req.headers.get("Authorization"), req.remote_addr or "?", need,
+                                            _what(req)).name
             return handler(req, who, **m.groupdict())
         raise HttpError(404, f"no such path {req.path_info!r}; the API is described at GET /v1/openapi.json")
-
-    def authenticate(self, req: Request) -> str:
-        """The name of the token the request carries, or HttpError 401."""
-        header = req.headers.get("Authorization", "")
-        scheme, _, cred = header.strip().partition(" ")
-        cred = cred.strip()
-        if scheme.lower() != "bearer" or not cred:
-            raise HttpError(
-                401,
-                "this needs the API token: send the header 'Authorization: Bearer <token>'",
-                None,
-                {"WWW-Authenticate": 'Bearer realm="kendali"'},
-            )
-        given = cred.encode("utf-8", "replace")
-        who = None
-        for name, tok in self.tokens:  # compare with every token: no early exit to time
-            if hmac.compare_digest(given, tok) and who is None:
-                who = name
-        if who is None:
-            raise HttpError(
-                401, "wrong API token", None, {"WWW-Authenticate": 'Bearer realm="kendali", error="invalid_token"'}
-            )
-        return who
 
     def read_json(self, req: Request) -> Any:
         length = req.content_length
@@ -243,7 +294,8 @@ class RestApp:
                 created = self.store.put(policy, who)
             except OSError as exc:
                 log.error("cannot save policy %s: %s", id, exc)
-                raise HttpError(503, f"could not save the policy ({exc.strerror or exc}); nothing was changed") from None
+                why = exc.strerror or exc
+                raise HttpError(503, f"could not save the policy ({why}); nothing was changed") from None
             log.info("policy %s %s by token %r", id, "created" if created else "replaced", who)
             self._applied()
         headers = {"Location": f"/v1/policies/{policy.id}"} if created else {}
@@ -255,7 +307,8 @@ class RestApp:
                 existed = self.store.delete(id, who)
             except OSError as exc:
                 log.error("cannot save deletion of policy %s: %s", id, exc)
-                raise HttpError(503, f"could not save the deletion ({exc.strerror or exc}); nothing was changed") from None
+                why = exc.strerror or exc
+                raise HttpError(503, f"could not save the deletion ({why}); nothing was changed") from None
             if not existed:
                 raise HttpError(404, f"no policy {id!r}; GET /v1/policies lists them", "id")
             log.info("policy %s deleted by token %r", id, who)
@@ -277,16 +330,16 @@ class RestApp:
         return self._view("health", self.view.health)
 
     def openapi(self, req: Request, who: str) -> Response:
-        return _json_response(200, openapi())
+        return _json_response(200, with_access(openapi()))
 
 
 def make_app(
     store: PolicyStore,
     on_change: OnChange,
     view: View,
-    tokens: Mapping[str, str],
-    open_reads: bool = True,
+    tokens: Mapping[str, str] | Access,
+    open_reads: bool = False,
     max_body: int = 65536,
 ) -> RestApp:
-    """The WSGI app (serve it with eventlet.wsgi.server). ``tokens``: name -> secret."""
+    """The WSGI app (serve it with server.serve). ``tokens``: an Access, or {name: secret} write tokens."""
     return RestApp(store, on_change, view, tokens, open_reads, max_body)

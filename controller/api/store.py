@@ -4,7 +4,8 @@ Layout of the state directory (mode 0700)::
 
     policies.json   the accepted policies; replaced atomically on every change
     audit.jsonl     one JSON line per accepted change: time, who (token name), action, id, before, after
-    token           the API token generated at first start when KENDALI_TOKEN is not set (0600)
+    tokens.json     the API tokens, hashed (see tokens.py); 0600
+    token           state dirs from before named tokens: the one generated token, now migrated into tokens.json
 
 Crash safety: a change is written to a temporary file in the same directory, flushed and
 fsync'd, renamed over policies.json (atomic on POSIX) and the directory fsync'd, all
@@ -19,21 +20,19 @@ import json
 import logging
 import os
 import secrets
-import stat
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from controller.errors import KendaliError
 from controller.core.policy import Policy, PolicyError, check_overlap, validate
+from controller.errors import KendaliError
 
 log = logging.getLogger("kendali.store")
 
 FORMAT = "kendali-policies/1"
 STATE_FILE = "policies.json"
 AUDIT_FILE = "audit.jsonl"
-TOKEN_FILE = "token"
 
 
 def ensure_state_dir(state_dir: Path) -> Path:
@@ -56,11 +55,16 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, never a mix."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, owner: tuple[int, int] | None = None) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, never a mix.
+
+    ``owner`` (uid, gid): give the new file to them before it appears (root writing for another user).
+    """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
+        if owner is not None:
+            os.fchown(fd, *owner)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -256,39 +260,3 @@ class PolicyStore:
                 f"To start again from the file, stop the controller and move {self.path} aside."
             )
 
-
-def tokens(state_dir: Path, env: Mapping[str, str]) -> tuple[dict[str, str], bool]:
-    """The API tokens by name, and whether one was just generated (the caller prints it once).
-
-    KENDALI_TOKEN in ``env`` wins (name "env"). Otherwise ``state_dir/token`` (name "file")
-    is read, or created at first start with a random token, mode 0600.
-    """
-    value = env.get("KENDALI_TOKEN")
-    if value is not None:
-        value = value.strip()
-        if not value:
-            raise KendaliError("is set but empty; unset it to use the generated token file", "KENDALI_TOKEN")
-        return {"env": value}, False
-    state_dir = ensure_state_dir(Path(state_dir))
-    path = state_dir / TOKEN_FILE
-    where = str(path)
-    generated = False
-    if not path.exists():
-        token = secrets.token_urlsafe(32)
-        try:
-            atomic_write(path, (token + "\n").encode("ascii"), mode=0o600)
-        except OSError as exc:
-            raise KendaliError(f"cannot write the API token: {exc.strerror}", where) from None
-        generated = True
-    try:
-        st = path.stat()
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KendaliError(f"cannot read the API token: {exc}", where) from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KendaliError(
-            f"other users can read the API token (mode {stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {where}", where
-        )
-    if not token:
-        raise KendaliError("is empty; delete it to have a new token generated", where)
-    return {"file": token}, generated

@@ -71,7 +71,7 @@ class ControllerProcess:
 
     def __init__(self, topology: str | Path | None = None, policies: str | Path | None = None,
                  state_dir: str | Path | None = None, extra: list[str] | None = None,
-                 token: str = "lab-token", log_path: str | Path | None = None, keep_log: bool = False,
+                 token: str | None = "lab-token", log_path: str | Path | None = None, keep_log: bool = False,
                  ofp_port: int | None = None, rest_port: int | None = None) -> None:
         # Given ports: a restarted controller takes over its predecessor's, so the lab's
         # switches and REST clients find it where they found the old one.
@@ -82,9 +82,9 @@ class ControllerProcess:
             self._tmp = tempfile.TemporaryDirectory(prefix="kendali-state-")
             state_dir = self._tmp.name
         self.state_dir = Path(state_dir)
-        self.token = token
+        self.token = token  # KENDALI_TOKEN for the child; None: no such variable (tokens from the state dir)
         self.args = [sys.executable, "-m", "controller", "controller", "--ofp-port", str(self.ofp_port),
-                     "--rest-port", str(self.rest_port), "--rest-host", "127.0.0.1",
+                     "--rest-port", str(self.rest_port), "--rest-bind", "127.0.0.1",
                      "--state-dir", str(self.state_dir)]
         if topology:
             self.args += ["--topology", str(topology)]
@@ -101,7 +101,10 @@ class ControllerProcess:
         return f"http://127.0.0.1:{self.rest_port}"
 
     def start(self, timeout: float = 20.0) -> "ControllerProcess":
-        env = dict(os.environ, KENDALI_TOKEN=self.token, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+        env.pop("KENDALI_TOKEN", None)
+        if self.token is not None:
+            env["KENDALI_TOKEN"] = self.token
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True, preexec_fn=_die_with_parent)
@@ -149,9 +152,11 @@ class ControllerProcess:
 
     # REST helpers
     def request(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+        """Every request carries the token (reads need one too; /v1/health ignores it)."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {token or self.token}")
+        if token or self.token:
+            req.add_header("Authorization", f"Bearer {token or self.token}")
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:

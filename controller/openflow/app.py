@@ -24,7 +24,8 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from controller import COOKIE, COOKIE_MASK
-from controller.api import memory, rest
+from controller.api import memory, rest, server
+from controller.api.access import Access
 from controller.api.store import PolicyStore
 from controller.core import views
 from controller.core.controller import COMPILE_DELAY, Action, Config, Controller, PacketOut, ReadState, SendChanges
@@ -42,12 +43,13 @@ class Settings:
     topology: Topology | None = None
     store: PolicyStore | None = None
     state_dir: Path | None = None
-    tokens: dict[str, str] = field(default_factory=dict)
+    access: Access | dict[str, str] = field(default_factory=dict)  # who may use the REST API
     rest_port: int = 8080
-    rest_host: str = "0.0.0.0"
+    rest_host: str = "127.0.0.1"
+    rest_tls: tuple[Path, Path] | None = None  # (certificate, key): HTTPS
+    open_metrics: bool = False
     lldp_interval: float = 0.1
     link_timeout: float = 0.5
-    open_reads: bool = True
     protect: bool = True
     keep_foreign: bool = False
     audit_interval: float = 5.0
@@ -303,7 +305,6 @@ class KendaliApp(app_manager.OSKenApp):
     def _serve_rest(self) -> None:
         s = self.settings
         assert s.store is not None
-        wsgi = rest.make_app(s.store, self.policies_changed, self, s.tokens, s.open_reads)
-        LOG.info("REST API on http://%s:%d/v1/ (reads %s)", s.rest_host, s.rest_port,
-                 "open" if s.open_reads else "need the token")
-        hub.WSGIServer((s.rest_host, s.rest_port), wsgi).serve_forever()
+        wsgi = rest.make_app(s.store, self.policies_changed, self, s.access)
+        cert, key = s.rest_tls or (None, None)
+        server.serve(wsgi, s.rest_host, s.rest_port, cert, key)
