@@ -1,4 +1,4 @@
-"""controller.arp.ArpResponder: answers, proxy answers, edge-only flooding, dedup, probes."""
+"""controller.core.arp.ArpResponder: answers, proxy answers, edge-only flooding, dedup, probes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""controller.graph.Network: the semantics of each event and the discrepancy report."""
+"""controller.core.graph.Network: the semantics of each event and the discrepancy report."""
 
 from __future__ import annotations
 

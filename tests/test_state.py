@@ -1,4 +1,4 @@
-"""controller.state: diff/apply round trips and what counts as a modification."""
+"""controller.core.state: diff/apply round trips and what counts as a modification."""
 
 from __future__ import annotations
 

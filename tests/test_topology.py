@@ -1,4 +1,4 @@
-"""controller.topology: the shipped files load; every bad file names file, field and problem."""
+"""controller.core.topology: the shipped files load; every bad file names file, field and problem."""
 
 from __future__ import annotations
 

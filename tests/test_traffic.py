@@ -1,4 +1,4 @@
-"""controller.traffic: reading iperf3's JSON (no lab needed)."""
+"""controller.lab.traffic: reading iperf3's JSON (no lab needed)."""
 
 import pytest
 

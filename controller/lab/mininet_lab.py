@@ -639,16 +639,3 @@ def lab_main(args: Any) -> int:
         if ctl is not None:
             ctl.cleanup()
 
-
-if __name__ == "__main__":  # python -m controller.lab [TOPOLOGY] [--standalone] [--no-cli]
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m controller.lab")
-    p.add_argument("topology", nargs="?")
-    p.add_argument("--controller-port", type=int, default=None)
-    p.add_argument("--script")
-    p.add_argument("--no-cli", dest="cli", action="store_false")
-    p.add_argument("--standalone", action="store_true")
-    p.add_argument("--prefix")
-    p.add_argument("--timeout", type=float, default=30.0)
-    sys.exit(lab_main(p.parse_args()))

@@ -2,7 +2,7 @@
 
 Used two ways:
 
-* from Python: ``KendaliTopo(load("topologies/ppu.yaml"))`` (controller.lab does this);
+* from Python: ``KendaliTopo(load("topologies/ppu.yaml"))`` (controller.lab.mininet_lab does this);
 * from Mininet's own command line (Mininet passes the text after the comma as a
   positional argument, numbers converted, strings kept)::
 
