@@ -1,6 +1,6 @@
 """The switches hold what the controller says, whatever happens (issue 13): lab tests.
 
-Real `kendali controller` processes, ring4 in Mininet (prefix t5), only documented
+Real `kendali controller` processes, ring4 in Mininet (prefix t5, or $KENDALI_LAB_PREFIX), only documented
 interfaces: the CLI, the REST API (always with the token), ovs-ofctl on the switches,
 and hostile frames from lab hosts (controller/lab/attack.py). One lab per test, so a
 test that leaves the network broken cannot take the next one with it.
@@ -15,6 +15,8 @@ test that leaves the network broken cannot take the next one with it.
                 really moves (unplugged here, plugged in there) is re-learned
     floods      ARP from random MACs, MAC flooding: host table bounded per edge port,
                 other hosts forward, the REST API keeps answering
+    malformed   truncated, lying, VLAN-tagged, random and jumbo LLDP, ARP and IPv4 frames
+                from a host: dropped, counted, logged at a limited rate; nothing changes
 
 Each test prints its figures (run with -s to see them) and asserts at the end, so a
 failing run still reports what it measured. Bounds are wide on purpose: these tests
@@ -25,6 +27,8 @@ promises and what it is held to.
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 import statistics
 import subprocess
@@ -37,12 +41,13 @@ from typing import Any, Iterator
 import pytest
 
 from controller.core.graph import Network
+from controller.core.ratelog import RateLimitedLog
 
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parent.parent
 RING4 = ROOT / "topologies" / "ring4.yaml"
-PREFIX = "t5"
+PREFIX = os.environ.get("KENDALI_LAB_PREFIX", "t5")  # switch names: a shared lab machine gives each user its own
 MBIT = 1e6
 
 # What the controller promises (issue 13) and the margins this machine needs.
@@ -629,3 +634,93 @@ def test_a_flood_from_one_host_is_contained(discovery: Env, flood: str) -> None:
     assert f["other_hosts_in_place"], why
     assert not watch.errors and watch.percentile(0.99) < REST_P99_BOUND_S, why
     assert res["sent"] and res["lost"] <= FLOOD_LOSS_BOUND * res["sent"], why
+
+
+# ---------------------------------------------------------------- 6. malformed frames
+
+
+MALFORMED_SECONDS = 5.0
+MALFORMED_RATE = 1000  # frames a second: every kind sent many times, yet not a flood (that is test 5)
+JUMBO_MTU = 9500  # both ends of the attacker's cable, so that its 9,000+-byte frames reach its switch
+MALFORMED_LOSS_BOUND = FLOOD_LOSS_BOUND  # generous: the attacker's switch also spends CPU on its frames
+# What the controller's rate-limited log allows: so many lines per reason per window.
+LOG_PER_WINDOW, LOG_WINDOW_S = RateLimitedLog.per_interval, RateLimitedLog.interval
+
+
+def jumbo_cable(lab: Any, host: str, mtu: int) -> str:
+    """Raise the MTU of both ends of a host's cable (the switch end through Open vSwitch,
+    which sizes its receive buffers by it); what the ends have now."""
+    node, sw_end = lab.host(host), switch_port(lab, host)
+    host_end = node.intfList()[0].name
+    subprocess.run(["ovs-vsctl", "set", "Interface", sw_end.name, f"mtu_request={mtu}"], check=True, timeout=10)
+    node.cmd(f"ip link set {host_end} mtu {mtu}")
+    deadline = time.monotonic() + 5
+    while True:
+        have = (int(node.cmd(f"cat /sys/class/net/{host_end}/mtu").strip() or 0),
+                int(Path(f"/sys/class/net/{sw_end.name}/mtu").read_text()))
+        if min(have) >= mtu or time.monotonic() > deadline:
+            return f"{host_end} {have[0]}, {sw_end.name} {have[1]}"
+        time.sleep(0.1)
+
+
+def _log_lines(text: str, needle: str) -> list[str]:
+    return [line for line in text.splitlines() if needle in line]
+
+
+def test_malformed_frames_from_a_host_change_nothing(discovery: Env) -> None:
+    ctl, lab = discovery.ctl, discovery.lab
+    wait_view(ctl, 4, discovery.hosts)
+    before = ctl.get("/v1/topology")
+    links, hosts = view(ctl)
+    refused0 = ctl.get("/v1/health")["refused"]
+    f: dict[str, Any] = {"cable_mtu": jumbo_cable(lab, "h3", JUMBO_MTU)}
+    log_from = ctl.log_path.stat().st_size
+    t0 = time.monotonic()
+    watch = RestWatch(ctl, ("/v1/topology",), pause=0.05)
+    # h1 -> h2 does not cross h3's switch; h2 -> h4 may (two equal paths round the ring).
+    streams = probe(lab, "h1", "h2", MALFORMED_SECONDS + 2, 9601), probe(lab, "h2", "h4", MALFORMED_SECONDS + 2, 9602)
+    watch.start()
+    streams[0].at(1.0)
+    attack = Attack(lab, "h3", f"malformed --iface h3-eth0 --seconds {MALFORMED_SECONDS:g} --rate {MALFORMED_RATE}")
+    f["attack"] = attack.start().finish()
+    results = [s.finish() for s in streams]
+    time.sleep(1.0)  # packet-ins still queued are handled and logged
+    watch.stop()
+    observed_s = time.monotonic() - t0
+    after = ctl.get("/v1/topology")
+    refused1 = ctl.get("/v1/health")["refused"]
+    log = ctl.log_path.read_bytes()[log_from:].decode(errors="replace")
+    whole_log = ctl.log_path.read_text(errors="replace")
+
+    sent = f["attack"].get("sent", 0)
+    dropped = refused1["frames"] - refused0["frames"]
+    f["frames_sent"] = f"{sent} ({f['attack'].get('distinct_frames')} distinct, {len(f['attack'].get('kinds', {}))} "\
+                       f"kinds{'; ' + f['attack']['skipped'] if 'skipped' in f['attack'] else ''})"
+    f["refused_frames_grew_by"] = dropped
+    f["refused_lldp_grew_by"] = refused1["lldp"] - refused0["lldp"]
+    f["refused_host_claims_grew_by"] = refused1["host_claims"] - refused0["host_claims"]
+    lines = {"dropped a frame": _log_lines(log, "dropped a frame"), "refused LLDP": _log_lines(log, "refused LLDP")}
+    f["log_lines"] = {k: len(v) for k, v in lines.items()}
+    f["log_summaries"] = _log_lines(log, "more like this")
+    f["log_examples"] = [v[0].split(": ", 1)[-1] for v in lines.values() if v]
+    # However the controller's windows fall in what we watched, no more than this per reason.
+    line_bound = LOG_PER_WINDOW * (math.ceil(observed_s / LOG_WINDOW_S) + 1)
+    f["log_bound_per_reason"] = f"{line_bound} in {observed_s:.1f} s"
+    f["tracebacks"] = whole_log.count("Traceback") + whole_log.count("Exception occurred during handler processing")
+    bad = [(sorted(seen ^ links), {m: p for m, p in h.items() if hosts.get(m) != p})
+           for _t, seen, h in watch.snapshots if seen != links or h != hosts]
+    f["snapshots"] = f"{len(bad)} of {len(watch.snapshots)} differed from before" + (f": {bad[:3]}" if bad else "")
+    f["probes_h1_h2"], f["probes_h2_h4"] = (affected(r) for r in results)
+    why = report("malformed frames from h3", f) + "\n--- controller log ---\n" + ctl.log_tail(20)
+
+    assert ctl.proc.poll() is None, "controller died: " + why
+    assert sent >= 0.5 * MALFORMED_SECONDS * MALFORMED_RATE, why
+    assert after["links"] == before["links"] and after["hosts"] == before["hosts"], why
+    assert not bad, why
+    assert dropped > 0 and lines["dropped a frame"], "no frame reached the controller's parser: " + why
+    for reason, got in lines.items():
+        assert len(got) <= line_bound, f"{reason!r} not rate-limited: " + why
+    assert len(lines["dropped a frame"]) * 100 < sent, why
+    assert f["tracebacks"] == 0, why
+    for res in results:
+        assert res["sent"] and res["lost"] <= MALFORMED_LOSS_BOUND * res["sent"], why
