@@ -667,9 +667,11 @@ def _log_lines(text: str, needle: str) -> list[str]:
     return [line for line in text.splitlines() if needle in line]
 
 
-def test_malformed_frames_from_a_host_change_nothing(discovery: Env) -> None:
-    ctl, lab = discovery.ctl, discovery.lab
-    wait_view(ctl, 4, discovery.hosts)
+@pytest.mark.parametrize("mode", ["discovery", "declared"])
+def test_malformed_frames_from_a_host_change_nothing(request: pytest.FixtureRequest, mode: str) -> None:
+    env: Env = request.getfixturevalue(mode)
+    ctl, lab = env.ctl, env.lab
+    wait_view(ctl, 4, env.hosts)
     before = ctl.get("/v1/topology")
     links, hosts = view(ctl)
     refused0 = ctl.get("/v1/health")["refused"]
@@ -681,7 +683,10 @@ def test_malformed_frames_from_a_host_change_nothing(discovery: Env) -> None:
     streams = probe(lab, "h1", "h2", MALFORMED_SECONDS + 2, 9601), probe(lab, "h2", "h4", MALFORMED_SECONDS + 2, 9602)
     watch.start()
     streams[0].at(1.0)
-    attack = Attack(lab, "h3", f"malformed --iface h3-eth0 --seconds {MALFORMED_SECONDS:g} --rate {MALFORMED_RATE}")
+    # Routed (declared) mode sends IPv4 to the gateway MAC for an address of a declared
+    # subnet that no host has (opd1's .99) to the controller; discovery mode routes nothing.
+    to = " --ipv4-dst 10.20.1.99" if mode == "declared" else ""
+    attack = Attack(lab, "h3", f"malformed --iface h3-eth0 --seconds {MALFORMED_SECONDS:g} --rate {MALFORMED_RATE}{to}")
     f["attack"] = attack.start().finish()
     results = [s.finish() for s in streams]
     time.sleep(1.0)  # packet-ins still queued are handled and logged
@@ -711,13 +716,15 @@ def test_malformed_frames_from_a_host_change_nothing(discovery: Env) -> None:
            for _t, seen, h in watch.snapshots if seen != links or h != hosts]
     f["snapshots"] = f"{len(bad)} of {len(watch.snapshots)} differed from before" + (f": {bad[:3]}" if bad else "")
     f["probes_h1_h2"], f["probes_h2_h4"] = (affected(r) for r in results)
-    why = report("malformed frames from h3", f) + "\n--- controller log ---\n" + ctl.log_tail(20)
+    why = report(f"malformed frames from h3 ({mode})", f) + "\n--- controller log ---\n" + ctl.log_tail(20)
 
     assert ctl.proc.poll() is None, "controller died: " + why
     assert sent >= 0.5 * MALFORMED_SECONDS * MALFORMED_RATE, why
     assert after["links"] == before["links"] and after["hosts"] == before["hosts"], why
     assert not bad, why
-    assert dropped > 0 and lines["dropped a frame"], "no frame reached the controller's parser: " + why
+    # About four in five of these frames reach the controller; the switch itself drops the
+    # QinQ and randomly tagged ones and IPv4 that it cannot route.
+    assert dropped >= 0.3 * sent and lines["dropped a frame"], "too few frames reached the controller: " + why
     for reason, got in lines.items():
         assert len(got) <= line_bound, f"{reason!r} not rate-limited: " + why
     assert len(lines["dropped a frame"]) * 100 < sent, why

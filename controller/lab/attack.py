@@ -287,7 +287,9 @@ def blast(iface: str, frames: list[bytes], seconds: float, max_frames: int, rate
     n = len(frames)
     t0 = time.monotonic()
     deadline = t0 + seconds
-    batch = 64  # frames between clock reads: the clock costs as much as a send
+    # Frames between clock reads: the clock costs as much as a send. Paced, as few as the
+    # rate allows: 64 jumbo frames at once overrun the switch's receive buffer (~200 kB).
+    batch = max(1, min(64, int(rate // 1000))) if rate else 64
     try:
         while sent + refused < max_frames:
             now = time.monotonic()
