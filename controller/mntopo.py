@@ -12,4 +12,4 @@ from pathlib import Path as _Path
 _root = str(_Path(globals().get("__file__") or _inspect.currentframe().f_code.co_filename).resolve().parents[1])
 if _root not in _sys.path:
     _sys.path.insert(0, _root)
-from controller.lab.mntopo import topos  # noqa: E402
+from controller.lab.mntopo import topos as topos  # noqa: E402  (the name mn --custom looks up)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from controller.errors import KendaliError
 

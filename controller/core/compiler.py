@@ -21,14 +21,26 @@ T_EGRESS   out port -> a fast-failover group whose first bucket is the port itse
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol
+from itertools import pairwise
+from typing import Any, Protocol
 
 import networkx as nx
 
 from controller.core.graph import HostEntry, Network
 from controller.core.state import (
-    T_EGRESS, T_FWD, T_INGRESS, T_ROUTE, Bucket, DesiredState, Flow, Group, Meter, SwitchState, match,
+    T_EGRESS,
+    T_FWD,
+    T_INGRESS,
+    T_ROUTE,
+    Bucket,
+    DesiredState,
+    Flow,
+    Group,
+    Meter,
+    SwitchState,
+    match,
 )
 
 GATEWAY_MAC = "02:4b:4e:44:00:01"  # the virtual router MAC every gateway address answers with
@@ -323,10 +335,10 @@ class _Build:
                 hidden = {d1, d2}
                 try:
                     path = nx.bidirectional_dijkstra(
-                        self.g, s, n, weight=lambda u, v, d: None if {u, v} == hidden else d["cost"])[1]
+                        self.g, s, n, weight=lambda u, v, d, hidden=hidden: None if {u, v} == hidden else d["cost"])[1]
                 except nx.NetworkXNoPath:
                     continue
-                plan[(s, port)] = (vid, [(a, self.g[a][b]["ports"][a]) for a, b in zip(path, path[1:])])
+                plan[(s, port)] = (vid, [(a, self.g[a][b]["ports"][a]) for a, b in pairwise(path)])
                 vid += 1
         return plan
 
@@ -334,7 +346,7 @@ class _Build:
         for (vid, hops) in self.detours.values():
             tagged = vid | OFPVID_PRESENT
             # After the first hop, switches follow the tag; the last one pops it and forwards as usual.
-            for (prev_sw, prev_out), (sw, out) in zip(hops, hops[1:]):
+            for (prev_sw, prev_out), (sw, out) in pairwise(hops):
                 in_port = self.peer[(prev_sw, prev_out)][1]
                 self.add(sw, Flow(T_INGRESS, 900, match(in_port=in_port, vlan_vid=tagged), (("output", out),)))
             end_sw, end_port = self.peer[hops[-1]]

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Union
 
 from controller.core import frames
 from controller.core.arp import ArpResponder, Send
@@ -62,7 +62,7 @@ class ReadState:
     parts: tuple[str, ...]
 
 
-Action = Union[PacketOut, SendChanges, ReadState]
+Action = PacketOut | SendChanges | ReadState
 
 
 @dataclass

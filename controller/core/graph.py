@@ -416,7 +416,8 @@ class Network:
             LOG.info("host %s %s: %s:%d -> %s:%d (the old place did not answer)", claimant.mac,
                      f"took over {claimant.ip}" if m.ip_claim else "moved", old.dpid, old.port,
                      claimant.dpid, claimant.port)
-            for other in [x for x, h in self.hosts.items() if claimant.ip and h.ip == claimant.ip and x != claimant.mac]:
+            for other in [x for x, h in self.hosts.items()
+                          if claimant.ip and h.ip == claimant.ip and x != claimant.mac]:
                 self.hosts[other] = HostEntry(other, None, self.hosts[other].dpid, self.hosts[other].port)
             self.hosts[claimant.mac] = claimant
             changed = True
@@ -504,7 +505,7 @@ class Network:
         def fmt(k: LinkKey) -> str:
             return f"{name.get(k[0], hex(k[0]))}:{k[1]} - {name.get(k[2], hex(k[2]))}:{k[3]}"
 
-        for k, l in declared.items():
+        for k in declared:
             if k in found:
                 continue
             if k[0] not in self.ports or k[2] not in self.ports:

@@ -161,7 +161,8 @@ class Reconciler:
             drift = compare(keep, reported, len(foreign))
         else:
             ours, total = r.counts or (len(keep.flows), len(keep.flows))
-            drift = compare(SwitchState({}, keep.groups, keep.meters), SwitchState({}, reported.groups, reported.meters))
+            drift = compare(SwitchState({}, keep.groups, keep.meters),
+                            SwitchState({}, reported.groups, reported.meters))
             drift.missing += max(0, len(keep.flows) - ours)
             drift.extra += max(0, ours - len(keep.flows))
             drift.foreign += 0 if self.keep_foreign else max(0, total - ours)

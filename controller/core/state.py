@@ -17,8 +17,9 @@ Actions are tuples:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 # The pipeline. Numbers are OpenFlow table ids.
 T_INGRESS = 0  # control traffic to the controller, detour tags, broadcast filter, upload meters
@@ -91,7 +92,7 @@ class SwitchState:
     def add_meter(self, meter: Meter) -> None:
         self.meters[meter.meter_id] = meter
 
-    def copy(self) -> "SwitchState":
+    def copy(self) -> SwitchState:
         return SwitchState(dict(self.flows), dict(self.groups), dict(self.meters))
 
 

@@ -30,13 +30,15 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import networkx as nx
 
-from controller.lab import ovs_floor
 from controller.errors import KendaliError
+from controller.lab import ovs_floor
 
 REPO = Path(__file__).resolve().parents[2]
 RING4 = REPO / "topologies" / "ring4.yaml"
@@ -116,7 +118,7 @@ def path_switches(topology: Any, src: str, dst: str, cut: tuple[str, str] | None
 
 
 def crosses(path: list[str], a: str, b: str) -> bool:
-    return any({x, y} == {a, b} for x, y in zip(path, path[1:]))
+    return any({x, y} == {a, b} for x, y in pairwise(path))
 
 
 def rstp_forwarding_links(lab: Any, candidates: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -152,7 +154,7 @@ class ProbeStream:
     def _env(self) -> str:
         return f"cd {REPO} && PYTHONPATH={REPO} {SYSTEM_PYTHON} -m controller.lab.probe"
 
-    def start(self) -> "ProbeStream":
+    def start(self) -> ProbeStream:
         d, s = self.lab.host(self.dst), self.lab.host(self.src)
         d.cmd(f"( {self._env()} recv --port {self.port} --seconds {self.seconds + 1.5:g} > {self.out} 2>&1 & )")
         deadline = time.monotonic() + 5
@@ -305,9 +307,9 @@ FLOOR_COLUMNS = [("ports", "ports on the ovs-vswitchd"), ("runs", "cuts"), ("out
 
 
 def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
-    from controller.lab.mininet_lab import Lab
-    from controller.lab.labctl import ControllerProcess
     from controller.core.topology import load
+    from controller.lab.labctl import ControllerProcess
+    from controller.lab.mininet_lab import Lab
 
     topology = load(RING4)
     ring = [(l.a, l.b) for l in topology.links]
@@ -359,8 +361,8 @@ def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, 
 
 
 def bench_rstp(runs: int, silent_runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from controller.lab.mininet_lab import Lab
     from controller.core.topology import load
+    from controller.lab.mininet_lab import Lab
 
     topology = load(RING4)
     ring = [(l.a, l.b) for l in topology.links]
@@ -399,7 +401,8 @@ def run(args: Any) -> int:
     runs = int(os.environ.get("KENDALI_BENCH_RUNS", RUNS))
     print(f"Failover on ring4: UDP probes every {PROBE_INTERVAL * 1000:g} ms between the hosts at both ends of\n"
           f"a ring link; event 1.0 s into a 3 s stream (silent: 3.5 s Kendali, 10 s RSTP); {runs} runs each.\n"
-          f"Kendali: controller {' '.join(CONTROLLER_ARGS) or 'with default settings'}, fast-failover groups on; links rotate\n"
+          f"Kendali: controller {' '.join(CONTROLLER_ARGS) or 'with default settings'}, fast-failover groups on; "
+          f"links rotate\n"
           f"around the ring. RSTP: OVS standalone bridges, rstp_enable, host ports admin-edge,\n"
           f"cut a link RSTP is forwarding on. Silent failure = tc egress drop on both veth ends,\n"
           f"carrier up. gap = longest time between two arriving probes; baseline = no event.\n", flush=True)

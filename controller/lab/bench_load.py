@@ -163,7 +163,7 @@ async def _client(c: Client, port: int, token: str, t0: float, until: float, sam
             start = time.monotonic()
             try:
                 status, raw = await asyncio.wait_for(conn.request(method, path, body), REQUEST_TIMEOUT)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
                 samples.append(Sample(kind, start - t0, time.monotonic() - start, False, f"{type(exc).__name__}"))
                 if method in ("PUT", "DELETE"):
                     c.unknown.add(pid)

@@ -87,7 +87,8 @@ def mininet_names(topology: _kt.Topology, prefix: str = "") -> dict[str, str]:
         mn = f"{prefix}s{i}"
         if not _ifname_ok(mn, max_port.get(sw.name, 0)):
             raise _kt.KendaliError(
-                f"Mininet name {mn!r} with port {max_port[sw.name]} exceeds {IFNAMSIZ} characters; use a shorter prefix",
+                f"Mininet name {mn!r} with port {max_port[sw.name]} exceeds {IFNAMSIZ} characters; "
+                "use a shorter prefix",
                 topology.source or topology.name, f"switch {sw.name}")
         names[sw.name] = mn
     taken = set(names.values())

@@ -214,7 +214,8 @@ class KendaliApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
     def _port_desc(self, ev: Any) -> None:
         dp = ev.msg.datapath
-        ports = {p.port_no: (self._port_is_up(dp, p), p.hw_addr) for p in ev.msg.body if p.port_no <= dp.ofproto.OFPP_MAX}
+        ports = {p.port_no: (self._port_is_up(dp, p), p.hw_addr)
+                 for p in ev.msg.body if p.port_no <= dp.ofproto.OFPP_MAX}
         self._do(self.core.ports(dp.id, ports, time.time()))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
