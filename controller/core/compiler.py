@@ -252,7 +252,8 @@ class _Build:
                 self.add(dpid, Flow(T_INGRESS, 500, match(in_port=p, eth_dst=MULTICAST), ()))
 
     def _out_port(self, s: int, nh: int) -> int:
-        return self.nbr_port[s][nh]
+        port: int = self.nbr_port[s][nh]
+        return port
 
     def _forwarding(self) -> None:
         by_switch: dict[int, list[HostEntry]] = {}
@@ -316,7 +317,7 @@ class _Build:
         it loop-free: s only sends to n what n is nearer to, so n's own shortest path
         never comes back over the failed link.
         """
-        plan = {}
+        plan: dict[tuple[int, int], tuple[int, list[tuple[int, int]]]] = {}
         vid = 1
         for key in sorted(self.net.links):
             d1, p1, d2, p2 = key
@@ -412,10 +413,12 @@ class _Build:
                         self.add(d, Flow(T_INGRESS, 300, match(in_port=port, eth_type=ETH_IP, ipv4_src=src),
                                          meter=up.meter_id, goto=T_ROUTE))
                 for h in here:
-                    out = dict(metadata=(h.port, METADATA_MASK), goto=T_EGRESS)
+                    meta = (h.port, METADATA_MASK)
                     for src in nets:  # inside the OPD: not its download
-                        self.add(d, Flow(T_FWD, 210, match(eth_dst=h.mac, eth_type=ETH_IP, ipv4_src=src), **out))
-                    self.add(d, Flow(T_FWD, 200, match(eth_dst=h.mac, eth_type=ETH_IP), meter=down.meter_id, **out))
+                        self.add(d, Flow(T_FWD, 210, match(eth_dst=h.mac, eth_type=ETH_IP, ipv4_src=src),
+                                         metadata=meta, goto=T_EGRESS))
+                    self.add(d, Flow(T_FWD, 200, match(eth_dst=h.mac, eth_type=ETH_IP), meter=down.meter_id,
+                                     metadata=meta, goto=T_EGRESS))
             if len(switches) > 1 and router and router.dpid in self.state:
                 self._uplink_aggregate(router, nets, up, down)
 

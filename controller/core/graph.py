@@ -261,7 +261,8 @@ class Network:
         n = sum(1 for t in self._downs.get(key, []) if now - t < self.flap_window)
         if n < 2:
             return 0.0
-        return min(self.hold_max, self.hold_base * 2 ** (n - 2))
+        doublings: int = 2 ** (n - 2)
+        return min(self.hold_max, self.hold_base * doublings)
 
     def damped(self) -> dict[LinkKey, float]:
         """Links heard again but held back by damping -> when they were first heard."""
@@ -498,7 +499,7 @@ class Network:
             a, b = t.switches[l.a].dpid, t.switches[l.b].dpid
             declared[link_key(a, l.a_port, b, l.b_port)] = l
         found = set(self.links)
-        pairs_found = {}
+        pairs_found: dict[frozenset[int], list[LinkKey]] = {}
         for k in found:
             pairs_found.setdefault(frozenset((k[0], k[2])), []).append(k)
 
