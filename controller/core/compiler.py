@@ -73,11 +73,17 @@ DEFAULT_BURST_SECONDS = 1.0
 
 
 class PolicyLike(Protocol):
-    id: str
-    subnets: tuple[str, ...]
-    download_kbps: int
-    upload_kbps: int
-    burst_kbit: int | None
+    # Read-only properties, so that a frozen dataclass (policy.Policy) satisfies it.
+    @property
+    def id(self) -> str: ...
+    @property
+    def subnets(self) -> tuple[str, ...]: ...
+    @property
+    def download_kbps(self) -> int: ...
+    @property
+    def upload_kbps(self) -> int: ...
+    @property
+    def burst_kbit(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
