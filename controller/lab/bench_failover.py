@@ -336,17 +336,19 @@ def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, 
                     seconds = {"silent": 3.5, "recovery": 7.0}.get(kind, 3.0)
                     # Recovery: flap damping may hold the link back a few seconds; the stream
                     # must also cover the moment the controller moves paths back onto it.
-                    after = (lambda link=link: {"back_in_use_s": wait_link_in_use(ctl, *link, timeout=5.0)}) \
-                        if kind == "recovery" else None
+                    def back_in_use(link: tuple[str, str] = link) -> dict[str, Any]:
+                        return {"back_in_use_s": wait_link_in_use(ctl, *link, timeout=5.0)}
+
+                    after = back_in_use if kind == "recovery" else None
                     r = one_event(lab, kind if kind != "baseline" else "none", link, pair, seconds=seconds,
                                   after=after)
                     r.update(link=f"{link[0]}-{link[1]}", pair=f"{pair[0]}->{pair[1]}", run=i)
                     raw[kind].append(r)
-                    back = f", link back in use {r['back_in_use_s']:.2f} s after carrier" \
+                    back_note = f", link back in use {r['back_in_use_s']:.2f} s after carrier" \
                         if r.get("back_in_use_s") is not None else ""
                     log(f"  kendali {kind:<9} {r['link']:<6} gap {r['max_gap_ms'] or 0:8.1f} ms  lost {r['lost']}"
                         f" in {len(r.get('lost_runs') or [])} outage(s)"
-                        f"  (gap at {r.get('gap_at_s', 0):.2f} s, event at {r['event_at_s']:.2f} s{back})")
+                        f"  (gap at {r.get('gap_at_s', 0):.2f} s, event at {r['event_at_s']:.2f} s{back_note})")
             for a, b in ring:  # leave everything healthy
                 if wait_link_in_use(ctl, a, b) is None:
                     raise KendaliError(f"link {a}-{b} not back in use after 40 s", "bench failover")

@@ -317,8 +317,8 @@ def run(args: Any) -> int:
             print(f"\nPUT-to-enforced: UDP 30 Mbit/s offered to a1, cap PUT 20 -> 5 Mbit/s, {lat_runs} runs per "
                   "burst", flush=True)
             lat: list[list[dict]] = []
-            for bs in ((None, 0.1) if lat_runs > 0 else ()):
-                one = [b.latency(burst_s=bs) for _ in range(lat_runs)]
+            for burst_s in ((None, 0.1) if lat_runs > 0 else ()):
+                one = [b.latency(burst_s=burst_s) for _ in range(lat_runs)]
                 lat.append(one)
                 print(f"  burst {one[0]['burst_s']:g} s: enforced {_mmm([r['enforced_ms'] for r in one])} ms",
                       flush=True)

@@ -300,7 +300,7 @@ class Lab:
             raise
 
     def _take_lab_lock(self) -> None:
-        self._lock_fd = take_lab_lock()
+        self._lock_fd: int | None = take_lab_lock()
 
     def _release_lab_lock(self) -> None:
         fd = getattr(self, "_lock_fd", None)
