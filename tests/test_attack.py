@@ -12,8 +12,8 @@ pytest.importorskip("scapy", reason="scapy is in the test extra: pip install -e 
 from scapy.layers.inet import IP, UDP  # noqa: E402
 from scapy.layers.l2 import ARP, Ether  # noqa: E402
 
-from controller.lab import attack  # noqa: E402
 from controller.core.frames import lldp_frame  # noqa: E402
+from controller.lab import attack  # noqa: E402
 
 
 def _tlvs(frame: bytes) -> list[tuple[int, bytes]]:

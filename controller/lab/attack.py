@@ -117,7 +117,7 @@ def arp_flood_frames(n: int, src_net: str, seed: int = 1) -> list[bytes]:
     template = bytearray(bytes(Ether(src=macs[0], dst=BROADCAST) / ARP(op=1, hwsrc=macs[0], psrc=srcs[0],
                                                                         pdst=dsts[0])))
     out = []
-    for m, sip, dip in zip(macs, srcs, dsts):
+    for m, sip, dip in zip(macs, srcs, dsts, strict=True):
         f = bytearray(template)
         mb = _mac_bytes(m)
         f[6:12] = mb  # Ethernet source
@@ -135,7 +135,7 @@ def mac_flood_frames(n: int, seed: int = 2) -> list[bytes]:
     srcs, dsts = random_macs(n, rng), random_macs(n, rng)
     template = bytes(Ether(src=srcs[0], dst=dsts[0]) / IP(src="198.51.100.1", dst="198.51.100.2")
                      / UDP(sport=40000, dport=9) / b"kendali-lab")
-    return [_mac_bytes(d) + _mac_bytes(s) + template[12:] for s, d in zip(srcs, dsts)]
+    return [_mac_bytes(d) + _mac_bytes(s) + template[12:] for s, d in zip(srcs, dsts, strict=True)]
 
 
 # ---------------------------------------------------------------- sending
@@ -209,7 +209,7 @@ def capture_lldp(iface: str, timeout: float = 5.0, dpid: int | None = None) -> t
         while time.monotonic() < deadline:
             try:
                 frame = sock.recv(2048)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if len(frame) < 14 or frame[12:14] != ETH_P_LLDP.to_bytes(2, "big"):
                 continue

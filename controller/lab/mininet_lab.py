@@ -35,12 +35,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from controller.errors import KendaliError
 from controller.core.topology import DEFAULT_TOPOLOGY, Topology, load
+from controller.errors import KendaliError
 
 SETUP_HINT = "run `bash scripts/setup.sh` (then use .venv/bin/python or /usr/bin/python3)"
 
@@ -252,6 +253,7 @@ class Lab:
         from mininet.log import setLogLevel
         from mininet.net import Mininet
         from mininet.node import RemoteController
+
         from controller.lab.mntopo import KendaliTopo
 
         setLogLevel(self.log_level)
@@ -298,7 +300,7 @@ class Lab:
             raise
 
     def _take_lab_lock(self) -> None:
-        self._lock_fd = take_lab_lock()
+        self._lock_fd: int | None = take_lab_lock()
 
     def _release_lab_lock(self) -> None:
         fd = getattr(self, "_lock_fd", None)
@@ -616,9 +618,11 @@ def lab_main(args: Any) -> int:
         lab = Lab(topology, controller_port=int(port or 6653), prefix=getattr(args, "prefix", None),
                   standalone=standalone)
         print(f"kendali lab: bringing up {topology.name} ({len(topology.switches)} switches, "
-              f"{len(topology.hosts)} hosts)" + ("" if lab.standalone else f", controller 127.0.0.1:{lab.controller_port}"))
+              f"{len(topology.hosts)} hosts)"
+              + ("" if lab.standalone else f", controller 127.0.0.1:{lab.controller_port}"))
         with lab:
-            print(f"kendali lab: up in {lab.timings['build_s'] + lab.timings['start_s']:.1f} s; waiting for reachability")
+            print(f"kendali lab: up in {lab.timings['build_s'] + lab.timings['start_s']:.1f} s; "
+                  "waiting for reachability")
             elapsed, matrix = lab.wait_reachable(float(getattr(args, "timeout", 30.0) or 30.0))
             print(f"kendali lab: {'full reachability after' if matrix.complete else 'gave up after'} {elapsed:.1f} s")
             print(lab.report(matrix))
