@@ -122,6 +122,17 @@ def _make_host_class() -> type:
     return KendaliHost
 
 
+def _make_controller_class() -> type:
+    from mininet.node import RemoteController
+
+    class KendaliRemote(_LenientShell, RemoteController):
+        """Mininet checks a remote controller with ``echo A | telnet ip port``: the
+        controller answers with its binary OpenFlow HELLO, which the shell then prints.
+        That was the stray non-UTF-8 byte (a HELLO's xid) that broke lab runs now and then."""
+
+    return KendaliRemote
+
+
 def _make_switch_class() -> type:
     from mininet.node import Host, OVSSwitch
 
@@ -252,7 +263,6 @@ class Lab:
         _preflight()
         from mininet.log import setLogLevel
         from mininet.net import Mininet
-        from mininet.node import RemoteController
 
         from controller.lab.mntopo import KendaliTopo
 
@@ -286,7 +296,7 @@ class Lab:
                                autoSetMacs=False, autoStaticArp=False, cleanup=False,
                                listenPort=None)  # no ptcp:6654+ listeners: they could steal a controller's port
             if not self.standalone:
-                self.net.addController("c0", controller=RemoteController, ip=self.controller_ip,
+                self.net.addController("c0", controller=_make_controller_class(), ip=self.controller_ip,
                                        port=self.controller_port)
             self.net.build()
             self.timings["build_s"] = time.monotonic() - t0
