@@ -283,7 +283,8 @@ def bench(clients_n: int = CLIENTS, seconds: float = SECONDS, log: Any = print) 
     from controller.lab.labctl import ControllerProcess
     from controller.lab.mininet_lab import Lab
 
-    ctl = ControllerProcess(RING4)
+    ctl = ControllerProcess(RING4, keep_log=True)
+    log(f"controller log: {ctl.log_path}")
     token = ctl.token
     assert token is not None  # ControllerProcess's default token; every client sends it
     with ctl:
