@@ -3,18 +3,23 @@
 #   make test   - the whole test suite (unit tests and lab tests)
 VENV ?= .venv
 
-.PHONY: demo test unit setup bench
+.PHONY: demo test unit lint setup bench
 setup:
 	@bash scripts/setup.sh
 
 demo: setup
 	$(VENV)/bin/kendali demo
 
-test: setup
+test: setup lint
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
-unit: setup
+unit: setup lint
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not lab"
+
+# ruff (style, imports, likely bugs) on the whole repo; mypy on controller/ (strict on controller/core).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: setup
 	$(VENV)/bin/kendali bench

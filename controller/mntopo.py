@@ -5,11 +5,10 @@ the Mininet topology now lives in controller/lab/mntopo.py (same usage there).
 so only ``topos`` is left at the top level.
 """
 
-import inspect as _inspect
 import sys as _sys
 from pathlib import Path as _Path
 
-_root = str(_Path(globals().get("__file__") or _inspect.currentframe().f_code.co_filename).resolve().parents[1])
+_root = str(_Path(globals().get("__file__") or _sys._getframe().f_code.co_filename).resolve().parents[1])
 if _root not in _sys.path:
     _sys.path.insert(0, _root)
-from controller.lab.mntopo import topos  # noqa: E402
+from controller.lab.mntopo import topos as topos  # noqa: E402  (the name mn --custom looks up)

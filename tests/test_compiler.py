@@ -11,8 +11,18 @@ import pytest
 from controller.core import topology as topo_mod
 from controller.core.compiler import (
     CONTROL_METERS,
-    ETH_ARP, ETH_IP, ETH_LLDP, FLOOD_GROUP, GATEWAY_MAC, METADATA_MASK, MULTICAST, OFPVID_PRESENT,
-    TURNBACK_GROUP, Compiler, compile_network, meter_rate,
+    ETH_ARP,
+    ETH_IP,
+    ETH_LLDP,
+    FLOOD_GROUP,
+    GATEWAY_MAC,
+    METADATA_MASK,
+    MULTICAST,
+    OFPVID_PRESENT,
+    TURNBACK_GROUP,
+    Compiler,
+    compile_network,
+    meter_rate,
 )
 from controller.core.state import T_EGRESS, T_FWD, T_INGRESS, T_ROUTE, Flow, SwitchState, diff, match
 from controller.lab.tablemodel import Fabric, Packet, Result, links_of
@@ -76,7 +86,7 @@ def test_every_switch_sends_lldp_and_arp_to_the_controller_and_chains_tables(whi
     t, net, st = request.getfixturevalue(which)
     assert set(st) == {s.dpid for s in t.switches.values()}
     ctrl = (("output", "controller"),)
-    for dpid, sw in st.items():
+    for sw in st.values():
         assert sw.flows[(T_INGRESS, 1000, match(eth_type=ETH_LLDP))].actions == ctrl
         assert sw.flows[(T_INGRESS, 1000, match(eth_type=ETH_ARP))].actions == ctrl
         assert sw.flows[(T_INGRESS, 0, ())].goto == T_ROUTE
@@ -118,7 +128,8 @@ def test_every_host_reaches_every_host(which, request):
 
 def test_unknown_destination_misses_in_t_fwd(ring):
     t, net, st = ring
-    res = fabric(st, net).inject(1, 3, Packet(eth_src="02:99:00:00:00:02", eth_dst="02:99:00:00:00:01", eth_type=ETH_IP))
+    res = fabric(st, net).inject(1, 3, Packet(eth_src="02:99:00:00:00:02", eth_dst="02:99:00:00:00:01",
+                                              eth_type=ETH_IP))
     assert not res.deliveries and not res.packet_ins, res.format_trace()
     assert res.drops == [(1, f"table {T_FWD} miss")], res.format_trace()
 
@@ -206,8 +217,10 @@ TRIANGLE = {
         {"a": "c", "b": "b", "capacity_mbps": 10000},
     ],
     "subnets": [
-        {"id": "sa", "cidr": "10.1.0.0/24", "gateway": "10.1.0.1", "switch": "a", "hosts": [{"name": "ha", "ip": "10.1.0.10"}]},
-        {"id": "sb", "cidr": "10.2.0.0/24", "gateway": "10.2.0.1", "switch": "b", "hosts": [{"name": "hb", "ip": "10.2.0.10"}]},
+        {"id": "sa", "cidr": "10.1.0.0/24", "gateway": "10.1.0.1", "switch": "a",
+         "hosts": [{"name": "ha", "ip": "10.1.0.10"}]},
+        {"id": "sb", "cidr": "10.2.0.0/24", "gateway": "10.2.0.1", "switch": "b",
+         "hosts": [{"name": "hb", "ip": "10.2.0.10"}]},
     ],
 }
 
@@ -323,7 +336,7 @@ def test_any_single_link_failure_is_survived_before_recompiling(which, request):
 
 def test_detour_tags_are_followed_and_popped(ring):
     t, net, st = ring
-    for dpid, sw in st.items():
+    for sw in st.values():
         for f in sw.flows.values():
             m = dict(f.match)
             if "vlan_vid" in m:
@@ -344,11 +357,13 @@ def test_routing_rewrites_to_gateway_and_host_mac(ppu):
             continue
         for h in t.hosts:
             f = sw.flows[(T_ROUTE, 200, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=h.ip))]
-            assert f.actions == (("set_field", "eth_src", GATEWAY_MAC), ("set_field", "eth_dst", h.mac), ("dec_nw_ttl",))
+            assert f.actions == (("set_field", "eth_src", GATEWAY_MAC), ("set_field", "eth_dst", h.mac),
+                                 ("dec_nw_ttl",))
             assert f.goto == T_FWD
         for s in t.subnets.values():
             net_addr, mask = s.network.network_address, s.network.netmask
-            f = sw.flows[(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=(str(net_addr), str(mask))))]
+            f = sw.flows[(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC,
+                                              ipv4_dst=(str(net_addr), str(mask))))]
             assert f.actions == (("output", "controller"),)
         f = sw.flows[(T_ROUTE, 50, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC))]
         assert f.actions[1] == ("set_field", "eth_dst", router.mac) and f.goto == T_FWD
@@ -409,7 +424,8 @@ def test_policy_meters_and_flows(ppu):
     assert meters[up].rate_kbps == round(10000 * RATIO) and meters[up].burst_kbit == meters[up].rate_kbps
     assert meters[down].rate_kbps == round(20000 * RATIO) and meters[down].burst_kbit == meters[down].rate_kbps
     sm = opd_meters(st, t, "sw-setda")
-    assert sorted((m.rate_kbps, m.burst_kbit) for m in sm.values()) == [(round(4000 * RATIO), 2000), (round(8000 * RATIO), 2000)]
+    assert sorted((m.rate_kbps, m.burst_kbit) for m in sm.values()) == [(round(4000 * RATIO), 2000),
+                                                                        (round(8000 * RATIO), 2000)]
     assert set(sm).isdisjoint(meters)
     # Meters only where the OPD's hosts are.
     for dpid, sw in st.items():

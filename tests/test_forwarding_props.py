@@ -75,7 +75,7 @@ def test_checks_can_fail():
     from controller.core.compiler import FLOOD_GROUP
     from controller.core.state import Bucket, Group
     state = b.compile()
-    for d, s in state.items():
+    for s in state.values():
         ports = sorted({p for p in range(1, 5)})
         s.groups[FLOOD_GROUP] = Group(FLOOD_GROUP, "all", tuple(Bucket((("output", p),)) for p in ports))
         for k in [k for k, f in s.flows.items() if f.priority == 500]:

@@ -32,8 +32,8 @@ pytestmark = pytest.mark.lab  # tests/conftest.py skips (or, under CI, refuses) 
 @pytest.fixture(scope="module")
 def ring():
     from controller.lab.bench_failover import CONTROLLER_ARGS
-    from controller.lab.mininet_lab import Lab
     from controller.lab.labctl import ControllerProcess
+    from controller.lab.mininet_lab import Lab
 
     with ControllerProcess(RING4, extra=CONTROLLER_ARGS) as ctl:
         with Lab(RING4, controller_port=ctl.ofp_port, prefix="kfo") as lab:

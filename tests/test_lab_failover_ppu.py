@@ -28,8 +28,8 @@ pytestmark = pytest.mark.lab  # tests/conftest.py skips (or, under CI, refuses) 
 @pytest.fixture(scope="module")
 def ppu():
     from controller.lab.bench_failover import CONTROLLER_ARGS
-    from controller.lab.mininet_lab import Lab
     from controller.lab.labctl import ControllerProcess
+    from controller.lab.mininet_lab import Lab
 
     with ControllerProcess(PPU, POLICIES, extra=CONTROLLER_ARGS) as ctl:
         with Lab(PPU, controller_port=ctl.ofp_port, prefix="kfq") as lab:

@@ -23,8 +23,8 @@ PPU = ROOT / "topologies" / "ppu.yaml"
 
 
 def _full_mesh(topology: Path, prefix: str) -> None:
-    from controller.lab.mininet_lab import Lab
     from controller.lab.labctl import ControllerProcess
+    from controller.lab.mininet_lab import Lab
 
     with ControllerProcess(topology) as ctl:
         lab = Lab(topology, controller_port=ctl.ofp_port, prefix=prefix)

@@ -14,8 +14,9 @@ what `kendali bench meters` measures.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -68,8 +69,8 @@ def show(results: list[Any]) -> str:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    from controller.lab.mininet_lab import Lab
     from controller.lab.labctl import ControllerProcess
+    from controller.lab.mininet_lab import Lab
 
     state = tmp_path_factory.mktemp("kendali-lab-policies") / "state"
     ctl = ControllerProcess(TOPO, POLICIES, state_dir=state).start()

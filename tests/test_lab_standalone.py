@@ -13,8 +13,8 @@ import pytest
 
 mininet = pytest.importorskip("mininet.topo", reason="Mininet not importable: run scripts/setup.sh, use .venv")
 
-from controller.lab.mntopo import IFNAMSIZ, KendaliTopo, flat_network  # noqa: E402
 from controller.core.topology import load  # noqa: E402
+from controller.lab.mntopo import IFNAMSIZ, KendaliTopo, flat_network  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RING4 = ROOT / "topologies" / "ring4.yaml"

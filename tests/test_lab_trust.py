@@ -35,8 +35,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -215,7 +216,7 @@ class RestWatch(threading.Thread):
                     self.most_hosts = max(self.most_hosts, len(hosts))
             time.sleep(self.pause)
 
-    def stop(self) -> "RestWatch":
+    def stop(self) -> RestWatch:
         self._done.set()
         self.join(15)
         return self
@@ -235,7 +236,7 @@ class Attack:
         self.node = lab.host(host)
         self.args = args
 
-    def start(self) -> "Attack":
+    def start(self) -> Attack:
         self.node.sendCmd(f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} -m controller.lab.attack {self.args} 2>&1")
         return self
 
@@ -390,12 +391,12 @@ def test_restart_in_discovery_mode_keeps_every_cap_and_meter_id(discovery: Env) 
     f["policies_listed"] = sorted(p["id"] for p in ctl.get("/v1/policies")["policies"])
     why = report("restart in discovery mode", f) + "\n--- controller log ---\n" + ctl.log_tail(30)
 
-    for got, (host, cap) in zip(before_bps, caps.items()):
+    for got, (host, cap) in zip(before_bps, caps.items(), strict=True):
         assert 0.6 * cap < got < 1.3 * cap, f"{host} not capped before the restart: " + why
     assert f["policies_listed"] == ["opd1", "opd2"], why
     assert after == before, "meters changed across the restart: " + why
     assert same_at is not None and same_at <= RESTORE_AFTER_RECONNECT_S + RESTORE_SLACK_S, why
-    for got, (host, cap) in zip(after_bps, caps.items()):
+    for got, (host, cap) in zip(after_bps, caps.items(), strict=True):
         assert CAP_LOW * cap < got < CAP_HIGH * cap, f"{host} not capped after the restart: " + why
     for res in (res_plain, res_capped):
         assert res["sent"] and res["lost"] <= LOSS_BOUND * res["sent"], why

@@ -9,7 +9,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.core.state import (
-    T_EGRESS, T_FWD, T_INGRESS, Bucket, Changes, Flow, Group, Meter, SwitchState, apply, diff, match, total_flows,
+    T_EGRESS,
+    T_FWD,
+    T_INGRESS,
+    Bucket,
+    Changes,
+    Flow,
+    Group,
+    Meter,
+    SwitchState,
+    apply,
+    diff,
+    match,
+    total_flows,
 )
 
 
@@ -96,7 +108,8 @@ def random_state(rng: random.Random) -> SwitchState:
         if f.key not in s.flows:  # one flow per key
             s.add_flow(f)
     for gid in rng.sample(range(1, 6), rng.randint(0, 4)):
-        s.add_group(Group(gid, rng.choice(["all", "ff"]), (Bucket((("output", rng.randint(1, 3)),), rng.randint(1, 3)),)))
+        s.add_group(Group(gid, rng.choice(["all", "ff"]),
+                          (Bucket((("output", rng.randint(1, 3)),), rng.randint(1, 3)),)))
     for mid in rng.sample(range(1, 6), rng.randint(0, 4)):
         s.add_meter(Meter(mid, rng.choice([100, 200]), rng.choice([10, 20])))
     return s

@@ -2,8 +2,8 @@
 
 import pytest
 
-from controller.lab import traffic
 from controller.errors import KendaliError
+from controller.lab import traffic
 
 
 def test_goodput_ignores_iperf3s_mislabelled_interval_after_the_warm_up() -> None:

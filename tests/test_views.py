@@ -1,7 +1,6 @@
 """The JSON views, without switches."""
 
-from controller.core import topology
-from controller.core import views
+from controller.core import topology, views
 from controller.core.graph import Network
 from tests.builders import NOW, from_topology
 

@@ -23,10 +23,11 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 from controller.api.tokens import ENV_NAME, TOKENS_FILE, Entry, Token, lookup_of, read_entries
 from controller.errors import KendaliError

@@ -32,7 +32,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from webob import Request, Response
 

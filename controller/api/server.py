@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from controller.errors import KendaliError
 
@@ -103,7 +104,7 @@ def serve(app: WsgiApp, host: str, port: int, tls_cert: Path | None = None, tls_
         ctx = _context(green_ssl.GreenSSLContext, Path(tls_cert), Path(tls_key))
         sock = ctx.wrap_socket(sock, server_side=True)
         scheme = "https"
-    class Protocol(eventlet.wsgi.HttpProtocol):  # type: ignore[misc, name-defined]
+    class Protocol(eventlet.wsgi.HttpProtocol):
         def handle(self) -> None:
             try:
                 super().handle()

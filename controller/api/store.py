@@ -21,9 +21,10 @@ import logging
 import os
 import secrets
 import threading
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from controller.core.policy import Policy, PolicyError, check_overlap, validate
 from controller.errors import KendaliError
@@ -80,7 +81,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, owner: tuple[int, i
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class PolicyStore:

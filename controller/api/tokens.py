@@ -30,11 +30,12 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from controller.api.store import atomic_write, ensure_state_dir
 from controller.errors import KendaliError
@@ -110,7 +111,7 @@ def new_secret() -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def make_entry(name: str, role: str, secret: str, created: str | None = None) -> Entry:
@@ -154,7 +155,7 @@ def parse(raw: bytes, where: str) -> dict[str, Entry]:
         raise KendaliError(f"not a Kendali tokens file (expected format {FORMAT!r})" + hint, where)
     out: dict[str, Entry] = {}
     for i, item in enumerate(doc["tokens"]):
-        def bad(field: str, problem: str) -> KendaliError:
+        def bad(field: str, problem: str, i: int = i) -> KendaliError:
             return KendaliError(problem + hint, where, f"tokens.{i}.{field}")
 
         if not isinstance(item, dict):
@@ -267,7 +268,7 @@ class TokenFile:
         if not secret:
             raise KendaliError("is empty; delete it (tokens are now managed with: kendali token add)",
                                str(self.old_path))
-        created = datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds")
+        created = datetime.fromtimestamp(st.st_mtime, UTC).isoformat(timespec="seconds")
         entries = {**entries, FILE_NAME: make_entry(FILE_NAME, "write", secret, created.replace("+00:00", "Z"))}
         self.save(entries)
         log.warning("the API token in %s is now the write token %r in %s; it keeps working",

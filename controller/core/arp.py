@@ -28,7 +28,7 @@ class ArpResponder:
     net: Network
     # The same request seen again this soon is a copy (or a storm), not news.
     dedup_seconds: float = 0.5
-    _recent: dict[tuple, float] = field(default_factory=dict)
+    _recent: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def handle(self, dpid: int, in_port: int, arp: Arp, now: float) -> tuple[bool, list[Send]]:
         """Returns (forwarding changed, frames to send)."""

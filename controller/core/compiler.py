@@ -21,14 +21,26 @@ T_EGRESS   out port -> a fast-failover group whose first bucket is the port itse
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol
+from itertools import pairwise
+from typing import Any, Protocol
 
 import networkx as nx
 
 from controller.core.graph import HostEntry, Network
 from controller.core.state import (
-    T_EGRESS, T_FWD, T_INGRESS, T_ROUTE, Bucket, DesiredState, Flow, Group, Meter, SwitchState, match,
+    T_EGRESS,
+    T_FWD,
+    T_INGRESS,
+    T_ROUTE,
+    Bucket,
+    DesiredState,
+    Flow,
+    Group,
+    Meter,
+    SwitchState,
+    match,
 )
 
 GATEWAY_MAC = "02:4b:4e:44:00:01"  # the virtual router MAC every gateway address answers with
@@ -61,11 +73,17 @@ DEFAULT_BURST_SECONDS = 1.0
 
 
 class PolicyLike(Protocol):
-    id: str
-    subnets: tuple[str, ...]
-    download_kbps: int
-    upload_kbps: int
-    burst_kbit: int | None
+    # Read-only properties, so that a frozen dataclass (policy.Policy) satisfies it.
+    @property
+    def id(self) -> str: ...
+    @property
+    def subnets(self) -> tuple[str, ...]: ...
+    @property
+    def download_kbps(self) -> int: ...
+    @property
+    def upload_kbps(self) -> int: ...
+    @property
+    def burst_kbit(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -240,7 +258,8 @@ class _Build:
                 self.add(dpid, Flow(T_INGRESS, 500, match(in_port=p, eth_dst=MULTICAST), ()))
 
     def _out_port(self, s: int, nh: int) -> int:
-        return self.nbr_port[s][nh]
+        port: int = self.nbr_port[s][nh]
+        return port
 
     def _forwarding(self) -> None:
         by_switch: dict[int, list[HostEntry]] = {}
@@ -304,7 +323,7 @@ class _Build:
         it loop-free: s only sends to n what n is nearer to, so n's own shortest path
         never comes back over the failed link.
         """
-        plan = {}
+        plan: dict[tuple[int, int], tuple[int, list[tuple[int, int]]]] = {}
         vid = 1
         for key in sorted(self.net.links):
             d1, p1, d2, p2 = key
@@ -323,10 +342,10 @@ class _Build:
                 hidden = {d1, d2}
                 try:
                     path = nx.bidirectional_dijkstra(
-                        self.g, s, n, weight=lambda u, v, d: None if {u, v} == hidden else d["cost"])[1]
+                        self.g, s, n, weight=lambda u, v, d, hidden=hidden: None if {u, v} == hidden else d["cost"])[1]
                 except nx.NetworkXNoPath:
                     continue
-                plan[(s, port)] = (vid, [(a, self.g[a][b]["ports"][a]) for a, b in zip(path, path[1:])])
+                plan[(s, port)] = (vid, [(a, self.g[a][b]["ports"][a]) for a, b in pairwise(path)])
                 vid += 1
         return plan
 
@@ -334,7 +353,7 @@ class _Build:
         for (vid, hops) in self.detours.values():
             tagged = vid | OFPVID_PRESENT
             # After the first hop, switches follow the tag; the last one pops it and forwards as usual.
-            for (prev_sw, prev_out), (sw, out) in zip(hops, hops[1:]):
+            for (prev_sw, prev_out), (sw, out) in pairwise(hops):
                 in_port = self.peer[(prev_sw, prev_out)][1]
                 self.add(sw, Flow(T_INGRESS, 900, match(in_port=in_port, vlan_vid=tagged), (("output", out),)))
             end_sw, end_port = self.peer[hops[-1]]
@@ -400,10 +419,12 @@ class _Build:
                         self.add(d, Flow(T_INGRESS, 300, match(in_port=port, eth_type=ETH_IP, ipv4_src=src),
                                          meter=up.meter_id, goto=T_ROUTE))
                 for h in here:
-                    out = dict(metadata=(h.port, METADATA_MASK), goto=T_EGRESS)
+                    meta = (h.port, METADATA_MASK)
                     for src in nets:  # inside the OPD: not its download
-                        self.add(d, Flow(T_FWD, 210, match(eth_dst=h.mac, eth_type=ETH_IP, ipv4_src=src), **out))
-                    self.add(d, Flow(T_FWD, 200, match(eth_dst=h.mac, eth_type=ETH_IP), meter=down.meter_id, **out))
+                        self.add(d, Flow(T_FWD, 210, match(eth_dst=h.mac, eth_type=ETH_IP, ipv4_src=src),
+                                         metadata=meta, goto=T_EGRESS))
+                    self.add(d, Flow(T_FWD, 200, match(eth_dst=h.mac, eth_type=ETH_IP), meter=down.meter_id,
+                                     metadata=meta, goto=T_EGRESS))
             if len(switches) > 1 and router and router.dpid in self.state:
                 self._uplink_aggregate(router, nets, up, down)
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from typing import Any
 
 from controller.core import frames
 from controller.core.arp import ArpResponder, Send
@@ -32,7 +33,7 @@ from controller.core.liveness import Liveness
 from controller.core.lldp import LldpSigner
 from controller.core.ratelog import RateLimitedLog
 from controller.core.reconcile import Finished, Reconciler
-from controller.core.state import Changes, SwitchState, total_flows
+from controller.core.state import Changes, Flow, SwitchState, total_flows
 from controller.core.topology import Topology
 
 LOG = logging.getLogger("kendali")
@@ -62,7 +63,7 @@ class ReadState:
     parts: tuple[str, ...]
 
 
-Action = Union[PacketOut, SendChanges, ReadState]
+Action = PacketOut | SendChanges | ReadState
 
 
 @dataclass
@@ -90,7 +91,7 @@ class Counters:
 
 class Controller:
     def __init__(self, config: Config, policies: Mapping[str, PolicyLike] | None = None,
-                 memory: Mapping | None = None, now: float = 0.0) -> None:
+                 memory: Mapping[str, Any] | None = None, now: float = 0.0) -> None:
         if not config.lldp_secret:
             raise ValueError("an LLDP secret is needed")
         memory = memory or {}
@@ -115,7 +116,7 @@ class Controller:
         self._wakes: list[float] = []  # times at which to compile again (probation, settle)
         self._next_audit = now + config.audit_interval
         self._reported: list[str] | None = None
-        self._memory_saved: tuple | None = None
+        self._memory_saved: tuple[object, ...] | None = None
         self._memory_at = 0.0
         self.log = RateLimitedLog(LOG)
         if self._restoring:
@@ -176,8 +177,8 @@ class Controller:
         return out
 
     # ---- what a switch reports -------------------------------------------------------------
-    def read_part(self, dpid: int, kind: str, items: list, now: float, more: bool = False,
-                  foreign: list | None = None, counts: tuple[int, int] | None = None) -> list[Action]:
+    def read_part(self, dpid: int, kind: str, items: list[Any], now: float, more: bool = False,
+                  foreign: list[Flow] | None = None, counts: tuple[int, int] | None = None) -> list[Action]:
         fin = self.recon.part(dpid, kind, items, more, foreign, counts)
         return self._finished(fin, now) if fin else []
 
@@ -369,7 +370,7 @@ class Controller:
         return out
 
     # ---- memory ------------------------------------------------------------------------------
-    def memory(self, now: float) -> dict | None:
+    def memory(self, now: float) -> dict[str, Any] | None:
         """What to keep in the state dir (network.json), when it changed; at most once a
         second, and never while restoring (the graph is still incomplete then)."""
         if self._restoring or now - self._memory_at < MEMORY_EVERY:
@@ -396,7 +397,7 @@ class Controller:
         return f"{self.name(k[0])}:{k[1]}-{self.name(k[2])}:{k[3]}"
 
 
-def _remembered_hosts(memory: Mapping) -> dict[int, list[HostEntry]]:
+def _remembered_hosts(memory: Mapping[str, Any]) -> dict[int, list[HostEntry]]:
     out: dict[int, list[HostEntry]] = {}
     for h in memory.get("hosts", []) if isinstance(memory.get("hosts"), list) else []:
         try:

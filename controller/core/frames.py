@@ -127,7 +127,7 @@ def parse_ipv4(body: bytes) -> Ipv4:
 
 
 def _tlvs(body: bytes) -> list[tuple[int, bytes]]:
-    out = []
+    out: list[tuple[int, bytes]] = []
     i = 0
     while True:
         if i + 2 > len(body):

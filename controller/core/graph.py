@@ -261,7 +261,8 @@ class Network:
         n = sum(1 for t in self._downs.get(key, []) if now - t < self.flap_window)
         if n < 2:
             return 0.0
-        return min(self.hold_max, self.hold_base * 2 ** (n - 2))
+        doublings: int = 2 ** (n - 2)
+        return min(self.hold_max, self.hold_base * doublings)
 
     def damped(self) -> dict[LinkKey, float]:
         """Links heard again but held back by damping -> when they were first heard."""
@@ -416,7 +417,8 @@ class Network:
             LOG.info("host %s %s: %s:%d -> %s:%d (the old place did not answer)", claimant.mac,
                      f"took over {claimant.ip}" if m.ip_claim else "moved", old.dpid, old.port,
                      claimant.dpid, claimant.port)
-            for other in [x for x, h in self.hosts.items() if claimant.ip and h.ip == claimant.ip and x != claimant.mac]:
+            for other in [x for x, h in self.hosts.items()
+                          if claimant.ip and h.ip == claimant.ip and x != claimant.mac]:
                 self.hosts[other] = HostEntry(other, None, self.hosts[other].dpid, self.hosts[other].port)
             self.hosts[claimant.mac] = claimant
             changed = True
@@ -497,14 +499,14 @@ class Network:
             a, b = t.switches[l.a].dpid, t.switches[l.b].dpid
             declared[link_key(a, l.a_port, b, l.b_port)] = l
         found = set(self.links)
-        pairs_found = {}
+        pairs_found: dict[frozenset[int], list[LinkKey]] = {}
         for k in found:
             pairs_found.setdefault(frozenset((k[0], k[2])), []).append(k)
 
         def fmt(k: LinkKey) -> str:
             return f"{name.get(k[0], hex(k[0]))}:{k[1]} - {name.get(k[2], hex(k[2]))}:{k[3]}"
 
-        for k, l in declared.items():
+        for k in declared:
             if k in found:
                 continue
             if k[0] not in self.ports or k[2] not in self.ports:

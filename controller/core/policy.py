@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any
 
 import jsonschema
 
@@ -99,7 +100,7 @@ BODY_SCHEMA: dict[str, Any] = {
 }
 
 _VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
-_EMPTY: Mapping[str, "Policy"] = MappingProxyType({})
+_EMPTY: Mapping[str, Policy] = MappingProxyType({})
 
 
 class PolicyError(Exception):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from controller.core.state import Changes, Flow, Group, Meter, SwitchState, apply, diff
 
@@ -67,12 +68,22 @@ class Drift:
 def compare(believed: SwitchState, reported: SwitchState, foreign: int = 0) -> Drift:
     """The drift of ``reported`` from ``believed`` (flows, groups and meters)."""
     d = Drift(foreign=foreign)
-    for mine, theirs in ((believed.flows, reported.flows), (believed.groups, reported.groups),
-                         (believed.meters, reported.meters)):
-        d.missing += sum(1 for k in mine if k not in theirs)
-        d.extra += sum(1 for k in theirs if k not in mine)
-        d.changed += sum(1 for k, v in mine.items() if k in theirs and theirs[k] != v)
+    for missing, extra, changed in (_count(believed.flows, reported.flows), _count(believed.groups, reported.groups),
+                                    _count(believed.meters, reported.meters)):
+        d.missing += missing
+        d.extra += extra
+        d.changed += changed
     return d
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _count(mine: dict[_K, _V], theirs: dict[_K, _V]) -> tuple[int, int, int]:
+    """Missing, extra and changed entries of one table (flows, groups or meters)."""
+    return (sum(1 for k in mine if k not in theirs), sum(1 for k in theirs if k not in mine),
+            sum(1 for k, v in mine.items() if k in theirs and theirs[k] != v))
 
 
 @dataclass
@@ -109,7 +120,7 @@ class Reconciler:
             self.actual.pop(dpid, None)  # nothing is sent to it until we know what it holds
         return parts
 
-    def part(self, dpid: int, kind: str, items: list, more: bool = False,
+    def part(self, dpid: int, kind: str, items: list[Any], more: bool = False,
              foreign: list[Flow] | None = None, counts: tuple[int, int] | None = None) -> Finished | None:
         """One reply (or one of several, ``more``) of a read; the result once all arrived."""
         r = self.reading.get(dpid)
@@ -161,7 +172,8 @@ class Reconciler:
             drift = compare(keep, reported, len(foreign))
         else:
             ours, total = r.counts or (len(keep.flows), len(keep.flows))
-            drift = compare(SwitchState({}, keep.groups, keep.meters), SwitchState({}, reported.groups, reported.meters))
+            drift = compare(SwitchState({}, keep.groups, keep.meters),
+                            SwitchState({}, reported.groups, reported.meters))
             drift.missing += max(0, len(keep.flows) - ours)
             drift.extra += max(0, ours - len(keep.flows))
             drift.foreign += 0 if self.keep_foreign else max(0, total - ours)

@@ -25,8 +25,9 @@ import difflib
 import functools
 import types
 import typing
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Union
+from typing import Any, Union
 
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match

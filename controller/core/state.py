@@ -17,8 +17,9 @@ Actions are tuples:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, TypeVar
 
 # The pipeline. Numbers are OpenFlow table ids.
 T_INGRESS = 0  # control traffic to the controller, detour tags, broadcast filter, upload meters
@@ -27,7 +28,7 @@ T_FWD = 2  # destination lookup (eth_dst) -> out port in metadata, download mete
 T_EGRESS = 3  # out port -> fast-failover group (or plain output on edge ports)
 
 Match = tuple[tuple[str, Any], ...]
-Action = tuple
+Action = tuple[Any, ...]  # ("output", 3), ("set_field", "eth_dst", mac), ("dec_nw_ttl",), ...
 
 
 def match(**fields: Any) -> Match:
@@ -76,7 +77,7 @@ class Meter:
 
 @dataclass
 class SwitchState:
-    flows: dict[tuple, Flow] = field(default_factory=dict)
+    flows: dict[tuple[int, int, Match], Flow] = field(default_factory=dict)  # by Flow.key
     groups: dict[int, Group] = field(default_factory=dict)
     meters: dict[int, Meter] = field(default_factory=dict)
 
@@ -91,7 +92,7 @@ class SwitchState:
     def add_meter(self, meter: Meter) -> None:
         self.meters[meter.meter_id] = meter
 
-    def copy(self) -> "SwitchState":
+    def copy(self) -> SwitchState:
         return SwitchState(dict(self.flows), dict(self.groups), dict(self.meters))
 
 
@@ -113,7 +114,7 @@ class Changes:
     meters_del: list[int] = field(default_factory=list)
     foreign_del: list[Flow] = field(default_factory=list)  # flows with another cookie, removed first
 
-    def _lists(self) -> tuple[list, ...]:
+    def _lists(self) -> tuple[Sequence[object], ...]:
         return (self.meters_add, self.meters_mod, self.groups_add, self.groups_mod, self.flows_add,
                 self.flows_mod, self.flows_del, self.groups_del, self.meters_del, self.foreign_del)
 
@@ -124,7 +125,11 @@ class Changes:
         return sum(len(x) for x in self._lists())
 
 
-def _split(actual: dict, desired: dict) -> tuple[list, list, list]:
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _split(actual: dict[_K, _V], desired: dict[_K, _V]) -> tuple[list[_V], list[_V], list[_K]]:
     added = [v for k, v in desired.items() if k not in actual]
     changed = [v for k, v in desired.items() if k in actual and actual[k] != v]
     removed = [k for k in actual if k not in desired]

@@ -14,7 +14,7 @@ def _name(net: Network, dpid: int) -> str | None:
 
 def topology(net: Network) -> dict[str, Any]:
     """Switches, links (discovered and declared, with state and capacity) and hosts."""
-    switches = []
+    switches: list[dict[str, Any]] = []
     declared_dpids = set()
     if net.topology:
         for s in net.topology.switches.values():
@@ -44,7 +44,8 @@ def topology(net: Network) -> dict[str, Any]:
     return {"switches": switches, "links": links, "hosts": hosts, "discrepancies": net.discrepancies()}
 
 
-def _link(net: Network, key: tuple[int, int, int, int], state: str, cap: float | None, declared: bool) -> dict:
+def _link(net: Network, key: tuple[int, int, int, int], state: str, cap: float | None,
+          declared: bool) -> dict[str, Any]:
     d1, p1, d2, p2 = key
     return {"a": {"dpid": d1, "name": _name(net, d1), "port": p1},
             "b": {"dpid": d2, "name": _name(net, d2), "port": p2},

@@ -11,10 +11,10 @@ load      lab: REST throughput and latency, 50 clients, reads and writes, during
 from __future__ import annotations
 
 import json
-import statistics
-import time
 import multiprocessing
 import resource
+import statistics
+import time
 from pathlib import Path
 from typing import Any
 

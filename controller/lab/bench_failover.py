@@ -30,13 +30,15 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import networkx as nx
 
-from controller.lab import ovs_floor
 from controller.errors import KendaliError
+from controller.lab import ovs_floor
 
 REPO = Path(__file__).resolve().parents[2]
 RING4 = REPO / "topologies" / "ring4.yaml"
@@ -116,7 +118,7 @@ def path_switches(topology: Any, src: str, dst: str, cut: tuple[str, str] | None
 
 
 def crosses(path: list[str], a: str, b: str) -> bool:
-    return any({x, y} == {a, b} for x, y in zip(path, path[1:]))
+    return any({x, y} == {a, b} for x, y in pairwise(path))
 
 
 def rstp_forwarding_links(lab: Any, candidates: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -152,7 +154,7 @@ class ProbeStream:
     def _env(self) -> str:
         return f"cd {REPO} && PYTHONPATH={REPO} {SYSTEM_PYTHON} -m controller.lab.probe"
 
-    def start(self) -> "ProbeStream":
+    def start(self) -> ProbeStream:
         d, s = self.lab.host(self.dst), self.lab.host(self.src)
         d.cmd(f"( {self._env()} recv --port {self.port} --seconds {self.seconds + 1.5:g} > {self.out} 2>&1 & )")
         deadline = time.monotonic() + 5
@@ -305,9 +307,9 @@ FLOOR_COLUMNS = [("ports", "ports on the ovs-vswitchd"), ("runs", "cuts"), ("out
 
 
 def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
-    from controller.lab.mininet_lab import Lab
-    from controller.lab.labctl import ControllerProcess
     from controller.core.topology import load
+    from controller.lab.labctl import ControllerProcess
+    from controller.lab.mininet_lab import Lab
 
     topology = load(RING4)
     ring = [(l.a, l.b) for l in topology.links]
@@ -334,17 +336,19 @@ def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, 
                     seconds = {"silent": 3.5, "recovery": 7.0}.get(kind, 3.0)
                     # Recovery: flap damping may hold the link back a few seconds; the stream
                     # must also cover the moment the controller moves paths back onto it.
-                    after = (lambda link=link: {"back_in_use_s": wait_link_in_use(ctl, *link, timeout=5.0)}) \
-                        if kind == "recovery" else None
+                    def back_in_use(link: tuple[str, str] = link) -> dict[str, Any]:
+                        return {"back_in_use_s": wait_link_in_use(ctl, *link, timeout=5.0)}
+
+                    after = back_in_use if kind == "recovery" else None
                     r = one_event(lab, kind if kind != "baseline" else "none", link, pair, seconds=seconds,
                                   after=after)
                     r.update(link=f"{link[0]}-{link[1]}", pair=f"{pair[0]}->{pair[1]}", run=i)
                     raw[kind].append(r)
-                    back = f", link back in use {r['back_in_use_s']:.2f} s after carrier" \
+                    back_note = f", link back in use {r['back_in_use_s']:.2f} s after carrier" \
                         if r.get("back_in_use_s") is not None else ""
                     log(f"  kendali {kind:<9} {r['link']:<6} gap {r['max_gap_ms'] or 0:8.1f} ms  lost {r['lost']}"
                         f" in {len(r.get('lost_runs') or [])} outage(s)"
-                        f"  (gap at {r.get('gap_at_s', 0):.2f} s, event at {r['event_at_s']:.2f} s{back})")
+                        f"  (gap at {r.get('gap_at_s', 0):.2f} s, event at {r['event_at_s']:.2f} s{back_note})")
             for a, b in ring:  # leave everything healthy
                 if wait_link_in_use(ctl, a, b) is None:
                     raise KendaliError(f"link {a}-{b} not back in use after 40 s", "bench failover")
@@ -359,8 +363,8 @@ def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, 
 
 
 def bench_rstp(runs: int, silent_runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from controller.lab.mininet_lab import Lab
     from controller.core.topology import load
+    from controller.lab.mininet_lab import Lab
 
     topology = load(RING4)
     ring = [(l.a, l.b) for l in topology.links]
@@ -399,7 +403,8 @@ def run(args: Any) -> int:
     runs = int(os.environ.get("KENDALI_BENCH_RUNS", RUNS))
     print(f"Failover on ring4: UDP probes every {PROBE_INTERVAL * 1000:g} ms between the hosts at both ends of\n"
           f"a ring link; event 1.0 s into a 3 s stream (silent: 3.5 s Kendali, 10 s RSTP); {runs} runs each.\n"
-          f"Kendali: controller {' '.join(CONTROLLER_ARGS) or 'with default settings'}, fast-failover groups on; links rotate\n"
+          f"Kendali: controller {' '.join(CONTROLLER_ARGS) or 'with default settings'}, fast-failover groups on; "
+          f"links rotate\n"
           f"around the ring. RSTP: OVS standalone bridges, rstp_enable, host ports admin-edge,\n"
           f"cut a link RSTP is forwarding on. Silent failure = tc egress drop on both veth ends,\n"
           f"carrier up. gap = longest time between two arriving probes; baseline = no event.\n", flush=True)

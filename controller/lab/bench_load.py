@@ -163,7 +163,7 @@ async def _client(c: Client, port: int, token: str, t0: float, until: float, sam
             start = time.monotonic()
             try:
                 status, raw = await asyncio.wait_for(conn.request(method, path, body), REQUEST_TIMEOUT)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
                 samples.append(Sample(kind, start - t0, time.monotonic() - start, False, f"{type(exc).__name__}"))
                 if method in ("PUT", "DELETE"):
                     c.unknown.add(pid)
@@ -283,7 +283,10 @@ def bench(clients_n: int = CLIENTS, seconds: float = SECONDS, log: Any = print) 
     from controller.lab.labctl import ControllerProcess
     from controller.lab.mininet_lab import Lab
 
-    ctl = ControllerProcess(RING4)
+    ctl = ControllerProcess(RING4, keep_log=True)
+    log(f"controller log: {ctl.log_path}")
+    token = ctl.token
+    assert token is not None  # ControllerProcess's default token; every client sends it
     with ctl:
         with Lab(RING4, controller_port=ctl.ofp_port, prefix="kbl") as lab:
             _, m = lab.wait_reachable(60, wait_s=0.5)
@@ -298,7 +301,7 @@ def bench(clients_n: int = CLIENTS, seconds: float = SECONDS, log: Any = print) 
 
             def load() -> None:
                 try:
-                    box["samples"] = asyncio.run(_all_clients(clients, ctl.rest_port, ctl.token, t0, seconds))
+                    box["samples"] = asyncio.run(_all_clients(clients, ctl.rest_port, token, t0, seconds))
                 except BaseException as exc:  # reported by the main thread
                     box["error"] = exc
 

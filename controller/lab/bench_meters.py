@@ -44,9 +44,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from controller.core.compiler import DEFAULT_BURST_SECONDS, FRAME_OVERHEAD, meter_rate
 from controller.lab import traffic
 from controller.lab.bench import summary, table, write_json
-from controller.core.compiler import DEFAULT_BURST_SECONDS, FRAME_OVERHEAD, meter_rate
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPO = ROOT / "topologies" / "lab-meters.yaml"
@@ -261,7 +261,8 @@ def _mmm(values: list[float | None]) -> str:
     if not v:
         return "-"
     s = summary(v)
-    return f"{s['min']:.0f} / {s['median']:.0f} / {s['max']:.0f}" + (f" ({len(values) - len(v)} n/a)" if len(v) < len(values) else "")
+    return (f"{s['min']:.0f} / {s['median']:.0f} / {s['max']:.0f}"
+            + (f" ({len(values) - len(v)} n/a)" if len(v) < len(values) else ""))
 
 
 def _latency_row(runs: list[dict]) -> dict:
@@ -280,8 +281,8 @@ def _display(rows: list[dict]) -> list[dict]:
 
 
 def run(args: Any) -> int:
-    from controller.lab.mininet_lab import Lab
     from controller.lab.labctl import ControllerProcess
+    from controller.lab.mininet_lab import Lab
 
     caps = _env_list("KENDALI_BENCH_CAPS", "1,5,20,100")
     runs = int(_env_num("KENDALI_BENCH_RUNS", 3))
@@ -316,8 +317,8 @@ def run(args: Any) -> int:
             print(f"\nPUT-to-enforced: UDP 30 Mbit/s offered to a1, cap PUT 20 -> 5 Mbit/s, {lat_runs} runs per "
                   "burst", flush=True)
             lat: list[list[dict]] = []
-            for bs in ((None, 0.1) if lat_runs > 0 else ()):
-                one = [b.latency(burst_s=bs) for _ in range(lat_runs)]
+            for burst_s in ((None, 0.1) if lat_runs > 0 else ()):
+                one = [b.latency(burst_s=burst_s) for _ in range(lat_runs)]
                 lat.append(one)
                 print(f"  burst {one[0]['burst_s']:g} s: enforced {_mmm([r['enforced_ms'] for r in one])} ms",
                       flush=True)

@@ -43,7 +43,8 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 # Runs inside each Mininet host (system Python, standard library only).
 MESH_SCRIPT = r"""
 import json, os, socket, sys, time
-me, peers, interval, stop, out, maxs = sys.argv[1], sys.argv[2].split(","), float(sys.argv[3]), sys.argv[4], sys.argv[5], float(sys.argv[6])
+me, peers, interval = sys.argv[1], sys.argv[2].split(","), float(sys.argv[3])
+stop, out, maxs = sys.argv[4], sys.argv[5], float(sys.argv[6])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
 s.bind(("0.0.0.0", 9500))
@@ -117,8 +118,8 @@ def _mesh_result(lab: Any, stop: Path, outs: list[Path]) -> dict[str, Any]:
 
 
 def one_run(topo: str, system: str, run: int) -> dict[str, Any]:
-    from controller.lab.mininet_lab import Lab
     from controller.lab.labctl import ControllerProcess
+    from controller.lab.mininet_lab import Lab
 
     path = TOPOLOGIES[topo]
     ctl = ControllerProcess(path) if system == "kendali" else None

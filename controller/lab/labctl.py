@@ -100,7 +100,7 @@ class ControllerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
 
-    def start(self, timeout: float = 20.0) -> "ControllerProcess":
+    def start(self, timeout: float = 20.0) -> ControllerProcess:
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
         env.pop("KENDALI_TOKEN", None)
         if self.token is not None:
@@ -138,7 +138,7 @@ class ControllerProcess:
         if self._drop_log:
             self.log_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "ControllerProcess":
+    def __enter__(self) -> ControllerProcess:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

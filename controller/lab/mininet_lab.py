@@ -35,12 +35,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from controller.errors import KendaliError
 from controller.core.topology import DEFAULT_TOPOLOGY, Topology, load
+from controller.errors import KendaliError
 
 SETUP_HINT = "run `bash scripts/setup.sh` (then use .venv/bin/python or /usr/bin/python3)"
 
@@ -119,6 +120,17 @@ def _make_host_class() -> type:
         pass
 
     return KendaliHost
+
+
+def _make_controller_class() -> type:
+    from mininet.node import RemoteController
+
+    class KendaliRemote(_LenientShell, RemoteController):
+        """Mininet checks a remote controller with ``echo A | telnet ip port``: the
+        controller answers with its binary OpenFlow HELLO, which the shell then prints.
+        That was the stray non-UTF-8 byte (a HELLO's xid) that broke lab runs now and then."""
+
+    return KendaliRemote
 
 
 def _make_switch_class() -> type:
@@ -251,7 +263,7 @@ class Lab:
         _preflight()
         from mininet.log import setLogLevel
         from mininet.net import Mininet
-        from mininet.node import RemoteController
+
         from controller.lab.mntopo import KendaliTopo
 
         setLogLevel(self.log_level)
@@ -284,7 +296,7 @@ class Lab:
                                autoSetMacs=False, autoStaticArp=False, cleanup=False,
                                listenPort=None)  # no ptcp:6654+ listeners: they could steal a controller's port
             if not self.standalone:
-                self.net.addController("c0", controller=RemoteController, ip=self.controller_ip,
+                self.net.addController("c0", controller=_make_controller_class(), ip=self.controller_ip,
                                        port=self.controller_port)
             self.net.build()
             self.timings["build_s"] = time.monotonic() - t0
@@ -298,7 +310,7 @@ class Lab:
             raise
 
     def _take_lab_lock(self) -> None:
-        self._lock_fd = take_lab_lock()
+        self._lock_fd: int | None = take_lab_lock()
 
     def _release_lab_lock(self) -> None:
         fd = getattr(self, "_lock_fd", None)
@@ -616,9 +628,11 @@ def lab_main(args: Any) -> int:
         lab = Lab(topology, controller_port=int(port or 6653), prefix=getattr(args, "prefix", None),
                   standalone=standalone)
         print(f"kendali lab: bringing up {topology.name} ({len(topology.switches)} switches, "
-              f"{len(topology.hosts)} hosts)" + ("" if lab.standalone else f", controller 127.0.0.1:{lab.controller_port}"))
+              f"{len(topology.hosts)} hosts)"
+              + ("" if lab.standalone else f", controller 127.0.0.1:{lab.controller_port}"))
         with lab:
-            print(f"kendali lab: up in {lab.timings['build_s'] + lab.timings['start_s']:.1f} s; waiting for reachability")
+            print(f"kendali lab: up in {lab.timings['build_s'] + lab.timings['start_s']:.1f} s; "
+                  "waiting for reachability")
             elapsed, matrix = lab.wait_reachable(float(getattr(args, "timeout", 30.0) or 30.0))
             print(f"kendali lab: {'full reachability after' if matrix.complete else 'gave up after'} {elapsed:.1f} s")
             print(lab.report(matrix))

@@ -22,7 +22,6 @@ name into mn's own globals (mininet/bin/mn, setCustom), so a top-level ``Host`` 
 
 from __future__ import annotations
 
-import inspect as _inspect
 import ipaddress as _ipaddress
 import re as _re
 import sys as _sys
@@ -30,7 +29,7 @@ from pathlib import Path as _Path
 from typing import Any as _Any
 
 # Where this file lives, also when mn exec()s it (no __file__ then).
-_HERE = _Path(globals().get("__file__") or _inspect.currentframe().f_code.co_filename).resolve()
+_HERE = _Path(globals().get("__file__") or _sys._getframe().f_code.co_filename).resolve()
 _ROOT = _HERE.parents[2]
 if str(_ROOT) not in _sys.path:
     _sys.path.insert(0, str(_ROOT))
@@ -51,6 +50,7 @@ except ModuleNotFoundError as _exc:  # /usr/bin/mn runs the system Python, which
         raise ImportError(f"{_exc.name} is missing for {_sys.executable}: run `bash scripts/setup.sh`") from None
     _sys.path.append(str(_venv))
     import controller.core.topology as _kt
+from controller.errors import KendaliError as _KendaliError
 
 IFNAMSIZ = 15  # Linux interface name limit, without the trailing NUL
 _SAFE = _re.compile(r"^[a-zA-Z][a-zA-Z0-9]*$")
@@ -75,7 +75,7 @@ def flat_network(topology: _kt.Topology) -> _ipaddress.IPv4Network:
 def mininet_names(topology: _kt.Topology, prefix: str = "") -> dict[str, str]:
     """Topology name -> Mininet name for every switch and host. Raises KendaliError if too long."""
     if prefix and not _re.fullmatch(r"[a-z][a-z0-9]{0,5}", prefix):
-        raise _kt.KendaliError("a lab prefix is 1-6 lower-case letters/digits, starting with a letter", "lab", "prefix")
+        raise _KendaliError("a lab prefix is 1-6 lower-case letters/digits, starting with a letter", "lab", "prefix")
     names: dict[str, str] = {}
     max_port: dict[str, int] = {}
     for l in topology.links:
@@ -86,8 +86,9 @@ def mininet_names(topology: _kt.Topology, prefix: str = "") -> dict[str, str]:
     for i, sw in enumerate(topology.switches.values(), start=1):
         mn = f"{prefix}s{i}"
         if not _ifname_ok(mn, max_port.get(sw.name, 0)):
-            raise _kt.KendaliError(
-                f"Mininet name {mn!r} with port {max_port[sw.name]} exceeds {IFNAMSIZ} characters; use a shorter prefix",
+            raise _KendaliError(
+                f"Mininet name {mn!r} with port {max_port[sw.name]} exceeds {IFNAMSIZ} characters; "
+                "use a shorter prefix",
                 topology.source or topology.name, f"switch {sw.name}")
         names[sw.name] = mn
     taken = set(names.values())
@@ -116,7 +117,7 @@ class KendaliTopo(_Topo):
           and a default route via the subnet gateway (the controller answers for it).
     """
 
-    def build(self, topology: _kt.Topology, prefix: str = "", flat: bool = False) -> None:  # type: ignore[override]
+    def build(self, topology: _kt.Topology, prefix: str = "", flat: bool = False) -> None:
         self.topology = topology
         self.prefix = prefix
         self.flat = flat
@@ -142,7 +143,7 @@ class KendaliTopo(_Topo):
 def _from_path(path: str | _Path = _kt.DEFAULT_TOPOLOGY, prefix: str = "", flat: bool = False) -> KendaliTopo:
     try:
         return KendaliTopo(_kt.load(path), prefix=str(prefix), flat=bool(flat))
-    except _kt.KendaliError as exc:  # mn would print a traceback; one line is enough
+    except _KendaliError as exc:  # mn would print a traceback; one line is enough
         raise SystemExit(f"kendali topology: {exc}") from None
 
 

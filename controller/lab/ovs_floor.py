@@ -80,7 +80,7 @@ def one_cut(interval: float = 0.00025, before: float = 0.3, after: float = 0.3) 
         while not stop.is_set():
             try:
                 data = s.recv(128)
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             got[dev].add(struct.unpack_from("!I", data, 14)[0])
         s.close()

@@ -17,6 +17,7 @@ import socket
 import struct
 import sys
 import time
+from itertools import pairwise
 
 _FMT = "!Qd"  # sequence number, sender's send time
 
@@ -55,7 +56,7 @@ def recv(port: int, seconds: float, expect: int | None = None) -> dict:
     while time.monotonic() < deadline:
         try:
             data, _ = sock.recvfrom(64)
-        except socket.timeout:
+        except TimeoutError:
             continue
         if len(data) >= struct.calcsize(_FMT):
             seq, _sent = struct.unpack_from(_FMT, data)
@@ -70,9 +71,9 @@ def analyse(arrivals: list[tuple[int, float]], expect: int | None = None) -> dic
     seqs = [s for s, _ in arrivals]
     unique = set(seqs)
     top = max(seqs) + 1 if expect is None else expect
-    gaps = [(b[1] - a[1], a[0], b[0]) for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [(b[1] - a[1], a[0], b[0]) for a, b in pairwise(arrivals)]
     worst = max(gaps) if gaps else (0.0, seqs[0], seqs[0])
-    reordered = sum(1 for a, b in zip(seqs, seqs[1:]) if b < a)
+    reordered = sum(1 for a, b in pairwise(seqs) if b < a)
     # Lost probes as runs [first missing seq, how many]: one run is one outage; several
     # tell a failover (fast-failover switch, then the controller's new paths) apart.
     runs: list[list[int]] = []

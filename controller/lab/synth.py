@@ -8,6 +8,8 @@ each of the first ``hosts`` edge switches.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import networkx as nx
 
 from controller.core.graph import Network
@@ -28,7 +30,7 @@ def regency_graph(n_switches: int) -> nx.MultiGraph:
     g.add_edge(1, 2)
     for i in range(0, len(dist), 8):
         ring = dist[i:i + 8]
-        for a, b in zip(ring, ring[1:]):
+        for a, b in pairwise(ring):
             g.add_edge(a, b)
         g.add_edge(core[0], ring[0])
         g.add_edge(core[1], ring[-1])
@@ -56,7 +58,7 @@ def network_from_graph(g: nx.MultiGraph, hosts_on: list[int], now: float = 100.0
         net.link_seen(u, pu, v, pv, now)
     for i, d in enumerate(hosts_on):
         ip = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
-        mac = "02:00:%02x:%02x:%02x:%02x" % ((i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255)
+        mac = f"02:00:{(i >> 24) & 255:02x}:{(i >> 16) & 255:02x}:{(i >> 8) & 255:02x}:{i & 255:02x}"
         net.learn_host(mac, ip, d, HOST_PORT, now)
     return net
 

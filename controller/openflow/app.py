@@ -30,6 +30,7 @@ from controller.api.store import PolicyStore
 from controller.core import views
 from controller.core.controller import COMPILE_DELAY, Action, Config, Controller, PacketOut, ReadState, SendChanges
 from controller.core.policy import Policy
+from controller.core.state import Flow
 from controller.core.topology import Topology
 from controller.openflow import ofmsg
 
@@ -214,7 +215,8 @@ class KendaliApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
     def _port_desc(self, ev: Any) -> None:
         dp = ev.msg.datapath
-        ports = {p.port_no: (self._port_is_up(dp, p), p.hw_addr) for p in ev.msg.body if p.port_no <= dp.ofproto.OFPP_MAX}
+        ports = {p.port_no: (self._port_is_up(dp, p), p.hw_addr)
+                 for p in ev.msg.body if p.port_no <= dp.ofproto.OFPP_MAX}
         self._do(self.core.ports(dp.id, ports, time.time()))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
@@ -222,7 +224,8 @@ class KendaliApp(app_manager.OSKenApp):
         if self._reply(ev) != "flows":
             return
         ofp = ev.msg.datapath.ofproto
-        ours, foreign = [], []
+        ours: list[Flow] = []
+        foreign: list[Flow] = []
         for s in ev.msg.body:
             (ours if s.cookie & COOKIE_MASK == COOKIE else foreign).append(ofmsg.flow_from_stats(ofp, s))
         self._do(self.core.read_part(ev.msg.datapath.id, "flows", ours, time.time(), self._more(ev), foreign))
@@ -266,11 +269,12 @@ class KendaliApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPStateChange, [DEAD_DISPATCHER])
     def _state_change(self, ev: Any) -> None:
         dp = ev.datapath
-        if dp.id is not None and self.datapaths.get(dp.id) is dp:
-            del self.datapaths[dp.id]
-            self._reads.pop(dp.id, None)
-            self._counts.pop(dp.id, None)
-            self._do(self.core.switch_disconnected(dp.id, time.time()))
+        dpid = dp.id  # read before the `is` test, which narrows dp to Any | None for mypy
+        if dpid is not None and self.datapaths.get(dpid) is dp:
+            del self.datapaths[dpid]
+            self._reads.pop(dpid, None)
+            self._counts.pop(dpid, None)
+            self._do(self.core.switch_disconnected(dpid, time.time()))
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev: Any) -> None:
