@@ -166,3 +166,20 @@ def test_a_failover_compiles_at_once_and_every_change_is_recorded_as_held():
     assert out and all(isinstance(a, SendChanges) for a in out) and c.counters.failovers == 1
     sim.do(c, out)
     assert sim.held == {d: c.recon.actual[d] for d in sim.held}
+
+
+def test_after_a_loss_the_far_switches_are_updated_first_and_for_a_new_link_its_ends_first():
+    # A switch already on its new path must not hand frames to a neighbour still on the
+    # old one that leads back (a transient loop while the differences are applied).
+    sim, c = steady()
+    sim.sent.clear()
+    sim.do(c, c.port_status(1, 1, False, "02:00:00:00:01:01", sim.now))  # r1:1-r2:1 loses carrier
+    sim.do(c, c.port_status(2, 1, False, "02:00:00:00:02:01", sim.now))
+    order = [a.dpid for _t, a in sim.sent]
+    assert order and set(order[-2:]) <= {1, 2} and order[0] in (3, 4), order
+    sim.sent.clear()
+    sim.do(c, c.port_status(1, 1, True, "02:00:00:00:01:01", sim.now))
+    sim.do(c, c.port_status(2, 1, True, "02:00:00:00:02:01", sim.now))
+    sim.run(c, 1.5)
+    order = [a.dpid for _t, a in sim.sent]
+    assert (1, 1, 2, 1) in c.net.links and order and set(order[:2]) <= {1, 2}, order

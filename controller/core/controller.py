@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import networkx as nx
 
 from controller.core import frames
 from controller.core.arp import ArpResponder, Send
@@ -113,6 +115,7 @@ class Controller:
         self._restoring = bool(self._restore_wait)
         self._settle: dict[int, float] = {}  # dpid -> only additions until then
         self._connecting: set[int] = set()  # being read back after connecting
+        self._found: set[int] = set()  # ends of links found since the last compile (update order)
         self._wakes: list[float] = []  # times at which to compile again (probation, settle)
         self._next_audit = now + config.audit_interval
         self._reported: list[str] | None = None
@@ -164,7 +167,7 @@ class Controller:
         out: list[Action] = []
         if lost:
             # Switches already bypass the link by fast failover; restore shortest paths now.
-            out += self.compile(now)
+            out += self.compile(now, {d for k in lost for d in (k[0], k[2])}, lost=True)
             self.counters.failovers += len(lost)
             LOG.warning("failover: link %s lost carrier; switches bypassed it by fast failover, controller "
                         "restored shortest paths in %.1f ms", ", ".join(self.fmt_link(k) for k in lost),
@@ -255,6 +258,7 @@ class Controller:
             key = link_key(lldp.dpid, lldp.port, dpid, in_port)
             held = self.net.hold_time(key, now)
             LOG.info("link %s up%s", self.fmt_link(key), f" after a {held:.0f} s flap-damping hold" if held else "")
+            self._found |= {key[0], key[2]}
             self.dirty = True
         return []
 
@@ -286,7 +290,7 @@ class Controller:
             dead = self.net.expire_unseen_since(r.cutoff, now, spare=r.spare)
             if dead:
                 t0 = time.perf_counter()
-                out += self.compile(now)
+                out += self.compile(now, {d for k in dead for d in (k[0], k[2])}, lost=True)
                 self.counters.failovers += len(dead)
                 for k in dead:
                     LOG.warning("failover: link %s silent for %.0f ms (carrier up); routed around in %.1f ms",
@@ -350,8 +354,20 @@ class Controller:
     def additions_only(self, dpid: int, now: float) -> bool:
         return self._restoring or now < self._settle.get(dpid, 0.0)
 
-    def compile(self, now: float) -> list[Action]:
-        """Compile the graph and policies; every switch gets its difference."""
+    def compile(self, now: float, around: Iterable[int] = (), lost: bool = False) -> list[Action]:
+        """Compile the graph and policies; every switch gets its difference.
+
+        ``around``: the ends of links just lost (``lost``) or found. Switches apply their
+        differences one after the other, and a switch already on a new path may hand
+        frames to a neighbour still on the old one: after a loss the ends of the dead link
+        would send to a neighbour whose old path leads back to them (a transient loop;
+        seen as 256 ms of lost probes with the controller under load). So after a loss
+        the switches farthest from it are updated first and the link's ends last (they
+        keep detouring by fast failover meanwhile); for a new link its ends go first.
+        """
+        if not around and self._found:
+            around, lost = self._found, False
+        self._found = set()
         self.dirty = False
         t0 = time.perf_counter()
         desired = self.compiler.compile(self.net, self.policies, now, protect=self.config.protect)
@@ -359,7 +375,7 @@ class Controller:
         self.counters.compiles += 1
         out: list[Action] = []
         sent = 0
-        for dpid in sorted(self.net.ports):
+        for dpid in self._update_order(set(around), lost):
             ch = self.recon.changes(dpid, desired.get(dpid, SwitchState()), self.additions_only(dpid, now))
             if ch:
                 out.append(SendChanges(dpid, ch))
@@ -368,6 +384,15 @@ class Controller:
         if sent:
             LOG.info("compiled %d flows in %.1f ms; sent %d changes", total_flows(desired), self.last_compile_ms, sent)
         return out
+
+    def _update_order(self, around: set[int], lost: bool) -> list[int]:
+        switches = sorted(self.net.ports)
+        ends = around & set(switches)
+        if not ends:
+            return switches
+        hops = nx.multi_source_dijkstra_path_length(self.net.graph(), ends)
+        far = max(hops.values(), default=0) + 1  # cut off from the change: as far as it gets
+        return sorted(switches, key=lambda d: (-hops.get(d, far) if lost else hops.get(d, far), d))
 
     # ---- memory ------------------------------------------------------------------------------
     def memory(self, now: float) -> dict[str, Any] | None:

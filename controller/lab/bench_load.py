@@ -334,7 +334,8 @@ def bench(clients_n: int = CLIENTS, seconds: float = SECONDS, log: Any = print) 
         "throughput_per_s": len(samples) / seconds,
         "errors": len(errors), "error_examples": sorted({f"{s.kind}: {s.detail}" for s in errors})[:10],
         "writes": check, "controller_alive": alive,
-        "probe_h1_h2": {k: probe.get(k) for k in ("sent", "lost", "max_gap_ms", "unrecovered", "duplicates")},
+        "probe_h1_h2": {k: probe.get(k)
+                        for k in ("sent", "lost", "max_gap_ms", "unrecovered", "duplicates", "lost_runs")},
     }
 
 
@@ -379,7 +380,8 @@ def run(args: Any) -> int:
     print(f"failover: cut at {ev['cut_s']:.2f} s, controller showed it down at "
           f"{_s(ev['controller_saw_cut_s'])}; restored at {ev['restored_s']:.2f} s, in use again at "
           f"{_s(ev['link_in_use_again_s'])}; probes h1 -> h2: {p['lost']} of {p['sent']} lost, "
-          f"longest gap {p['max_gap_ms'] or 0:.1f} ms")
+          f"longest gap {p['max_gap_ms'] or 0:.1f} ms; losses (start s, count): "
+          f"{[(round(a * 0.001, 2), n) for a, n in (p.get('lost_runs') or [])[:8]]}")
     print(f"writes: {w['writes_acknowledged']} acknowledged on {w['policy_ids_checked']} policy ids "
           f"({w['policy_ids_unknown_outcome']} ids left out: a write of unknown outcome); "
           + ("audit log and final state agree with every client, in order" if w["ok"] else
