@@ -99,3 +99,15 @@ def test_random_bytes_never_raise_anything_but_frame_error(body, ethertype):
         frames.parse(data)
     except frames.FrameError:
         pass
+
+
+@pytest.mark.parametrize("header", [
+    "4f00001400010000401162440a14030a0a140163",  # header length says 60 bytes, 20 present
+    "45000000000100004011 62440a14030a0a140163",  # total length 0
+    "4500000a000100004011 62440a14030a0a140163",  # total length 10, shorter than the header
+    "4500ffff000100004011 62440a14030a0a140163",  # total length 65535, far past the frame
+])
+def test_ipv4_headers_that_lie_about_their_length_are_refused(header):
+    data = bytes.fromhex("024b4e440001020000000001" + "0800" + header.replace(" ", ""))
+    with pytest.raises(frames.FrameError, match="IPv4"):
+        frames.parse(data)

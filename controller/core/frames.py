@@ -123,6 +123,9 @@ def parse_ipv4(body: bytes) -> Ipv4:
         raise FrameError(f"IPv4 of {len(body)} bytes: shorter than its header")
     if body[0] >> 4 != 4 or (body[0] & 0xF) < 5:
         raise FrameError("not an IPv4 header (version or header length)")
+    header, total = (body[0] & 0xF) * 4, struct.unpack_from("!H", body, 2)[0]
+    if not header <= total <= len(body):
+        raise FrameError(f"IPv4 header of {header} bytes and total length {total} in {len(body)} bytes")
     return Ipv4(str(ipaddress.IPv4Address(body[12:16])), str(ipaddress.IPv4Address(body[16:20])))
 
 
