@@ -1,0 +1,446 @@
+"""Usage history: one SQLite file in the state directory (WAL, no server), per OPD id.
+
+Tiers, each a series of buckets per OPD:
+
+    raw   one bucket per poll cycle          kept 7 days
+    5m    5-minute sums                      kept 400 days (>= 13 months: a month's 95th
+                                             percentile, the usual billing figure, needs them)
+    1h    hourly sums                        kept forever
+
+A bucket holds the milliseconds it covers (a controller that was down covers less) and,
+per direction, delivered bytes and packets and dropped bytes and packets (CYCLE_FIELDS).
+
+Each poll cycle is ONE transaction: its raw rows, its sums added to the open 5-minute and
+hourly buckets, the OPDs' totals and the switch counters to resume from. WAL with
+synchronous=NORMAL keeps every committed transaction across a kill -9 of the controller
+(only a power cut can lose the last ones), so a restart loses at most the cycle being
+written, and the totals, history and counters always agree with each other.
+
+Space: a finished block of buckets (an hour of raw, a day of 5-minute, a week of hourly
+buckets of one OPD) is packed into one row: its columns as 64-bit integers, byte planes
+shuffled and zlib-compressed, so a year of 5-minute history of 200 OPDs stays small and
+one OPD's year is read as 365 rows (figures: `kendali bench stats`).
+
+The writer runs in its own OS thread (``Writer``): the controller's event loop only puts
+a cycle on a queue. Everything else here is plain synchronous code, tested without eventlet.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import logging
+import math
+import queue as queue_mod
+import sqlite3
+import threading as threading_mod
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from controller.core.usage import CYCLE_FIELDS, Cycle
+
+LOG = logging.getLogger("kendali.history")
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    bucket_s: int  # 0: one bucket per poll cycle
+    block_s: int  # a packed row holds this much of one OPD
+    keep_s: float  # math.inf: forever
+
+
+TIERS = (Tier("raw", 0, 3600, 7 * DAY), Tier("5m", 300, DAY, 400 * DAY), Tier("1h", 3600, 7 * DAY, math.inf))
+TIER = {t.name: t for t in TIERS}
+COLUMNS = ("t_ms", "ms") + CYCLE_FIELDS  # a bucket: start (raw: end of the cycle), covered ms, values
+NVAL = len(CYCLE_FIELDS)
+PERCENTILES = (50, 95, 99)
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS opds (id INTEGER PRIMARY KEY, opd TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+    name TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL, totals TEXT);
+CREATE TABLE IF NOT EXISTS blocks (id INTEGER PRIMARY KEY, tier TEXT NOT NULL, opd INTEGER NOT NULL,
+    start INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL, UNIQUE (tier, opd, start));
+""" + "".join(
+    f"CREATE TABLE IF NOT EXISTS open_{t.name} (opd INTEGER NOT NULL, t_ms INTEGER NOT NULL, ms INTEGER NOT NULL, "
+    + ", ".join(f"{c} INTEGER NOT NULL" for c in CYCLE_FIELDS) + ", PRIMARY KEY (opd, t_ms)) WITHOUT ROWID;\n"
+    for t in TIERS)
+
+
+class HistoryError(Exception):
+    """A query that cannot be answered as asked (the REST layer turns it into a 400)."""
+
+    def __init__(self, problem: str, field: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.field = field
+
+
+# ---- packing: rows of integers <-> one compressed blob ----------------------------------------
+
+def pack(rows: Sequence[Sequence[int]]) -> bytes:
+    """Rows of len(COLUMNS) integers -> bytes. Column by column (times as differences), each
+    64-bit value's bytes split into planes: the high planes are nearly all zero and vanish
+    under zlib."""
+    ncol = len(COLUMNS)
+    cols = [[r[c] for r in rows] for c in range(ncol)]
+    t = cols[0]
+    cols[0] = [t[0]] + [b - a for a, b in zip(t, t[1:])] if t else []
+    raw = array.array("q", [v for col in cols for v in col]).tobytes()
+    return zlib.compress(b"".join(raw[i::8] for i in range(8)), 6)
+
+
+def unpack(data: bytes, n: int) -> list[tuple[int, ...]]:
+    planes = zlib.decompress(data)
+    raw = bytearray(len(planes))
+    size = len(planes) // 8
+    for i in range(8):
+        raw[i::8] = planes[i * size:(i + 1) * size]
+    values = array.array("q")
+    values.frombytes(bytes(raw))
+    cols = [values[c * n:(c + 1) * n] for c in range(len(COLUMNS))]
+    t, acc = [], 0
+    for d in cols[0]:
+        acc += d
+        t.append(acc)
+    cols[0] = array.array("q", t)
+    return list(zip(*cols))
+
+
+# ---- parsing query parameters ------------------------------------------------------------------
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY}
+
+
+def parse_duration(text: str, field: str) -> int:
+    """'300', '5m', '1h', '7d', '2w' -> seconds (> 0)."""
+    s = text.strip().lower()
+    try:
+        value = float(s[:-1]) * _UNITS[s[-1]] if s and s[-1] in _UNITS else float(s)
+    except ValueError:
+        raise HistoryError(f"{text!r} is not a duration; use seconds or e.g. 5m, 1h, 1d", field) from None
+    if not math.isfinite(value) or value < 1:
+        raise HistoryError(f"{text!r} is not a duration of at least one second", field)
+    return int(value)
+
+
+def parse_time(text: str, field: str, now: float) -> float:
+    """Unix seconds, ISO 8601 ('2026-11-30T08:00:00Z'), 'now', or 'now-7d' / '-7d'."""
+    from datetime import datetime, timezone
+
+    s = text.strip()
+    if s.lower() == "now":
+        return now
+    rel = s[3:] if s.lower().startswith("now") else s
+    if rel.startswith("-") and rel[1:] and not rel[1:].replace(".", "").isdigit():
+        return now - parse_duration(rel[1:], field)
+    try:
+        value = float(s)
+    except ValueError:
+        try:
+            dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+        except ValueError:
+            raise HistoryError(f"{text!r} is not a time; use unix seconds, ISO 8601 "
+                               "(2026-11-30T08:00:00Z) or now-7d", field) from None
+        value = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+    if not math.isfinite(value) or value < 0:
+        raise HistoryError(f"{text!r} is not a time after 1970", field)
+    return value
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile of already sorted values (None when there are none)."""
+    if not sorted_values:
+        return None
+    k = max(0, math.ceil(p / 100 * len(sorted_values)) - 1)
+    return sorted_values[k]
+
+
+# ---- the database --------------------------------------------------------------------------------
+
+class History:
+    """The usage database. One instance per thread (SQLite connections are not shared)."""
+
+    def __init__(self, path: str | Path, keep: dict[str, float] | None = None) -> None:
+        self.path = Path(path)
+        self.keep = {t.name: (keep or {}).get(t.name, t.keep_s) for t in TIERS}
+        self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        self._ids: dict[str, int] = dict(self.db.execute("SELECT opd, id FROM opds").fetchall())
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ---- writing ------------------------------------------------------------------------
+    def write(self, cycle: Cycle) -> None:
+        """One poll cycle, in one transaction; then pack what is complete (its own transaction)."""
+        ms = int(round(cycle.seconds * 1000))
+        t_ms = int(round(cycle.t * 1000))
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for opd, (kind, name) in cycle.names.items():
+                if opd not in self._ids:
+                    cur = db.execute("INSERT INTO opds (opd, kind, name, first_seen, last_seen) VALUES (?,?,?,?,?) "
+                                     "ON CONFLICT (opd) DO UPDATE SET kind=excluded.kind RETURNING id",
+                                     (opd, kind, name, cycle.t, cycle.t))
+                    self._ids[opd] = cur.fetchone()[0]
+                db.execute("UPDATE opds SET kind=?, name=?, last_seen=? WHERE id=?", (kind, name, cycle.t,
+                                                                                     self._ids[opd]))
+            for opd, data in cycle.totals.items():
+                if opd in self._ids:
+                    db.execute("UPDATE opds SET totals=?, first_seen=? WHERE id=?",
+                               (json.dumps(data), data["first_seen"], self._ids[opd]))
+            rows = [(self._ids[o], v) for o, v in cycle.deltas.items() if o in self._ids]
+            cols = ", ".join(CYCLE_FIELDS)
+            marks = ", ".join("?" * (NVAL + 3))
+            db.executemany(f"INSERT OR REPLACE INTO open_raw (opd, t_ms, ms, {cols}) VALUES ({marks})",
+                           [(i, t_ms, ms, *v) for i, v in rows])
+            add = ", ".join(f"{c}={c}+excluded.{c}" for c in ("ms",) + CYCLE_FIELDS)
+            for tier in TIERS[1:]:
+                start = int(cycle.t // tier.bucket_s * tier.bucket_s) * 1000
+                db.executemany(f"INSERT INTO open_{tier.name} (opd, t_ms, ms, {cols}) VALUES ({marks}) "
+                               f"ON CONFLICT (opd, t_ms) DO UPDATE SET {add}",
+                               [(i, start, ms, *v) for i, v in rows])
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('last_cycle', ?)", (repr(cycle.t),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('counters', ?)", (json.dumps(cycle.counters),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self.pack_complete(cycle.t)
+
+    def pack_complete(self, now: float) -> None:
+        """Pack every open bucket of a block that has ended, and drop blocks past their tier's keep."""
+        for tier in TIERS:
+            block_ms = tier.block_s * 1000
+            current = int(now // tier.block_s * tier.block_s) * 1000
+            row = self.db.execute(f"SELECT MIN(t_ms) FROM open_{tier.name}").fetchone()
+            if row[0] is None or row[0] >= current:
+                continue
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self.db.execute(f"SELECT opd, t_ms, ms, {', '.join(CYCLE_FIELDS)} FROM open_{tier.name} "
+                                       "WHERE t_ms < ? ORDER BY opd, t_ms", (current,)).fetchall()
+                groups: dict[tuple[int, int], list[tuple[int, ...]]] = {}
+                for r in rows:
+                    groups.setdefault((r[0], r[1] // block_ms * block_ms // 1000), []).append(r[1:])
+                for (opd, start), items in groups.items():
+                    self._put_block(tier.name, opd, start, items)
+                self.db.execute(f"DELETE FROM open_{tier.name} WHERE t_ms < ?", (current,))
+                if math.isfinite(self.keep[tier.name]):
+                    self.db.execute("DELETE FROM blocks WHERE tier=? AND start < ?",
+                                    (tier.name, int(now - self.keep[tier.name] - tier.block_s)))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _put_block(self, tier: str, opd: int, start: int, items: list[tuple[int, ...]]) -> None:
+        """Write one packed block, merged with what is already packed there (a late bucket)."""
+        old = self.db.execute("SELECT n, data FROM blocks WHERE tier=? AND opd=? AND start=?",
+                              (tier, opd, start)).fetchone()
+        if old:
+            merged: dict[int, list[int]] = {r[0]: list(r) for r in unpack(old[1], old[0])}
+            for r in items:
+                cur = merged.get(r[0])
+                merged[r[0]] = [r[0]] + [a + b for a, b in zip(cur[1:], r[1:])] if cur else list(r)
+            items = [tuple(merged[k]) for k in sorted(merged)]
+        self.db.execute("INSERT OR REPLACE INTO blocks (tier, opd, start, n, data) VALUES (?,?,?,?,?)",
+                        (tier, opd, start, len(items), pack(items)))
+
+    def import_buckets(self, tier: str, opd: str, kind: str, name: str, rows: Iterable[Sequence[int]]) -> None:
+        """Packed blocks straight from rows (t_ms, ms, values...): for benchmarks and migrations."""
+        t = TIER[tier]
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self.db.execute("INSERT INTO opds (opd, kind, name, first_seen, last_seen) VALUES (?,?,?,0,0) "
+                                  "ON CONFLICT (opd) DO UPDATE SET name=excluded.name RETURNING id",
+                                  (opd, kind, name))
+            oid = cur.fetchone()[0]
+            self._ids[opd] = oid
+            groups: dict[int, list[tuple[int, ...]]] = {}
+            for r in rows:
+                groups.setdefault(r[0] // (t.block_s * 1000) * t.block_s, []).append(tuple(r))
+            for start, items in groups.items():
+                self._put_block(tier, oid, start, items)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    # ---- reading --------------------------------------------------------------------------
+    def load(self) -> tuple[dict[str, dict[str, Any]], list[list[Any]], float | None]:
+        """What the counting core needs to continue: totals by OPD, switch counters, last cycle time."""
+        totals = {o: json.loads(t) for o, t in self.db.execute("SELECT opd, totals FROM opds WHERE totals IS NOT NULL")}
+        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        counters = json.loads(meta.get("counters", "[]"))
+        last = float(meta["last_cycle"]) if "last_cycle" in meta else None
+        return totals, counters, last
+
+    def opds(self) -> list[dict[str, Any]]:
+        """Every OPD the history knows, deleted ones included."""
+        return [{"opd": o, "kind": k, "name": n, "first_seen": f, "last_seen": ls}
+                for o, k, n, f, ls in self.db.execute(
+                    "SELECT opd, kind, name, first_seen, last_seen FROM opds ORDER BY opd")]
+
+    def buckets(self, tier: str, opd: str, frm: float, to: float) -> list[tuple[int, ...]]:
+        """The tier's buckets of one OPD whose start lies in [frm, to), oldest first."""
+        oid = self._ids.get(opd) or self._lookup(opd)
+        if oid is None:
+            return []
+        t = TIER[tier]
+        lo, hi = int(frm * 1000), int(to * 1000)
+        out: list[tuple[int, ...]] = []
+        for n, data in self.db.execute("SELECT n, data FROM blocks WHERE tier=? AND opd=? AND start > ? AND start < ? "
+                                       "ORDER BY start", (tier, oid, int(frm) - t.block_s, int(to) + 1)):
+            out.extend(r for r in unpack(data, n) if lo <= r[0] < hi)
+        out.extend(self.db.execute(f"SELECT t_ms, ms, {', '.join(CYCLE_FIELDS)} FROM open_{tier} "
+                                   "WHERE opd=? AND t_ms >= ? AND t_ms < ? ORDER BY t_ms", (oid, lo, hi)))
+        out.sort(key=lambda r: r[0])
+        return out
+
+    def _lookup(self, opd: str) -> int | None:
+        row = self.db.execute("SELECT id FROM opds WHERE opd=?", (opd,)).fetchone()
+        if row:
+            self._ids[opd] = row[0]
+        return row[0] if row else None
+
+    def known(self, opd: str) -> bool:
+        return (self._ids.get(opd) or self._lookup(opd)) is not None
+
+    def query(self, opd: str, frm: float, to: float, step: int | None, now: float,
+              max_points: int = 10_000) -> dict[str, Any]:
+        """One OPD's series over [frm, to) in steps, and a summary with percentiles.
+
+        A bucket belongs to the range when it starts in it; points sum buckets into steps
+        aligned to multiples of ``step`` since the epoch (UTC). The summary and its
+        percentiles come from 5-minute buckets while they are kept (hourly ones after), so
+        that a month's p95 is the usual 95th percentile of 5-minute rates; so do the points,
+        unless the step is shorter: then raw buckets while they are kept."""
+        if to <= frm:
+            raise HistoryError("'to' must be later than 'from'", "to")
+        span = to - frm
+        if step is None:
+            step = max(1, math.ceil(span / 300))
+        if span / step > max_points:
+            raise HistoryError(f"{math.ceil(span / step)} points asked; at most {max_points}: use a larger step",
+                               "step")
+        held = [t for t in TIERS if frm >= now - self.keep[t.name]] or [TIERS[-1]]
+        basis = next((t for t in held if t.bucket_s >= 300), TIERS[-1])
+        tier = basis if step >= basis.bucket_s else held[0]
+        step = max(step, tier.bucket_s)
+        rows = self.buckets(basis.name, opd, frm, to)
+        series = rows if tier is basis else self.buckets(tier.name, opd, frm, to)
+        return {"opd": opd, "from": frm, "to": to, "step": step, "tier": tier.name,
+                "points": _points(series, step), "summary": _summary(rows, basis.name)}
+
+
+def _values_dict(vals: Sequence[int], seconds: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for i, d in enumerate(("up", "down")):
+        nbytes, pkts, dbytes, dpkts = vals[4 * i:4 * i + 4]
+        out[d] = {"bytes": nbytes, "packets": pkts, "dropped_bytes": dbytes, "dropped_packets": dpkts,
+                  "bps": round(nbytes * 8 / seconds) if seconds else None,
+                  "dropped_bps": round(dbytes * 8 / seconds) if seconds else None}
+    return out
+
+
+def _points(rows: Sequence[Sequence[int]], step: int) -> list[dict[str, Any]]:
+    """Buckets summed into steps aligned to multiples of ``step`` since the epoch (UTC)."""
+    sums: dict[int, list[int]] = {}
+    for r in rows:
+        k = r[0] // (step * 1000)
+        acc = sums.get(k)
+        if acc is None:
+            sums[k] = list(r[1:])
+        else:
+            for i in range(NVAL + 1):
+                acc[i] += r[1 + i]
+    out = []
+    for k in sorted(sums):
+        ms, *vals = sums[k]
+        seconds = ms / 1000
+        out.append({"t": k * step, "seconds": seconds, **_values_dict(vals, seconds)})
+    return out
+
+
+def _summary(rows: Sequence[Sequence[int]], basis: str) -> dict[str, Any]:
+    covered = sum(r[1] for r in rows) / 1000
+    totals = [sum(r[2 + i] for r in rows) for i in range(NVAL)]
+    out: dict[str, Any] = {"seconds": covered, "basis": basis, **_values_dict(totals, covered)}
+    for i, d in enumerate(("up", "down")):
+        col = 2 + 4 * i
+        rates = sorted(r[col] * 8000 / r[1] for r in rows if r[1] > 0)
+        out[d]["max_bps"] = round(rates[-1]) if rates else None
+        for p in PERCENTILES:
+            v = percentile(rates, p)
+            out[d][f"p{p}_bps"] = round(v) if v is not None else None
+    return out
+
+
+class Writer:
+    """Writes cycles in its own OS thread, so the event loop never waits on the disk.
+
+    The controller runs under eventlet, whose monkey-patching turns ``threading`` and
+    ``queue`` green: the shell passes the original modules (eventlet.patcher.original)."""
+
+    def __init__(self, path: str | Path, threading: Any = threading_mod, queue: Any = queue_mod) -> None:
+        self.path = Path(path)
+        self._q: Any = queue.Queue()
+        self.put_count = 0
+        self.done = 0  # cycles taken off the queue (written or failed)
+        self.written = 0
+        self.write_seconds = 0.0  # summed, for the metrics
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="kendali-history", daemon=True)
+        self._thread.start()
+
+    def put(self, cycle: Cycle) -> None:
+        self.put_count += 1
+        self._q.put(cycle)
+
+    @property
+    def backlog(self) -> int:
+        return self.put_count - self.done
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every cycle put so far is written (tests, a clean stop)."""
+        deadline = time.monotonic() + timeout
+        while self.backlog > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.backlog <= 0
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._q.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        hist = History(self.path)
+        try:
+            while True:
+                cycle = self._q.get()
+                if cycle is None:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    hist.write(cycle)
+                    self.written += 1
+                    self.error = None
+                except Exception as exc:  # a full disk must not stop the controller: say so, go on
+                    if self.error is None:
+                        LOG.error("usage history: cannot write %s: %s", self.path, exc)
+                    self.error = str(exc)
+                self.write_seconds += time.perf_counter() - t0
+                self.done += 1
+        finally:
+            hist.close()
