@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 from webob import Request, Response
 
 from controller.core.policy import Policy, PolicyError, openapi, validate
+from controller.api import usage_api
 from controller.api.store import PolicyStore
 
 log = logging.getLogger("kendali.rest")
@@ -144,6 +145,10 @@ class RestApp:
             (re.compile(r"^/v1/topology$"), {"GET": self.topology}),
             (re.compile(r"^/v1/health$"), {"GET": self.health}),
             (re.compile(r"^/v1/openapi\.json$"), {"GET": self.openapi}),
+            (re.compile(r"^/v1/usage$"), {"GET": lambda req, who: usage_api.usage(req, self.view)}),
+            (re.compile(rf"^/v1/usage/{_ID_SEGMENT}$"),
+             {"GET": lambda req, who, id: usage_api.usage_of(req, self.view, id)}),
+            (re.compile(r"^/metrics$"), {"GET": lambda req, who: usage_api.metrics(req, self.view)}),
         ]
 
     # --- WSGI ------------------------------------------------------------------------------
