@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a link silent this long is routed around (default 5 x interval)")
     c.add_argument("--no-protect", action="store_true", help="no fast-failover groups (for comparison)")
     c.add_argument("--closed-reads", action="store_true", help="REST reads need the token too")
+    c.add_argument("--stats-interval", type=_seconds, default=10.0,
+                   help="seconds between usage polls of each switch (meters, ports; default 10)")
     c.add_argument("-v", "--verbose", action="store_true")
 
     lab = sub.add_parser("lab", help="Mininet lab of a topology file")
@@ -171,6 +173,7 @@ def run_controller(args: argparse.Namespace) -> int:
     app.SETTINGS.link_timeout = link_timeout
     app.SETTINGS.protect = not args.no_protect
     app.SETTINGS.open_reads = not args.closed_reads
+    app.SETTINGS.stats_interval = args.stats_interval
     try:
         AppManager.run_apps(["os_ken.controller.ofp_handler", "controller.openflow.app"])
     except KeyboardInterrupt:

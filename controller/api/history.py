@@ -167,14 +167,16 @@ def percentile(sorted_values: Sequence[float], p: float) -> float | None:
 class History:
     """The usage database. One instance per thread (SQLite connections are not shared)."""
 
-    def __init__(self, path: str | Path, keep: dict[str, float] | None = None) -> None:
+    def __init__(self, path: str | Path, keep: dict[str, float] | None = None, reader: bool = False) -> None:
+        """``reader``: only to query a database the writer has made (no schema writes)."""
         self.path = Path(path)
         self.keep = {t.name: (keep or {}).get(t.name, t.keep_s) for t in TIERS}
         self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        if not reader:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         self._ids: dict[str, int] = dict(self.db.execute("SELECT opd, id FROM opds").fetchall())
 
     def close(self) -> None:

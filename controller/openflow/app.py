@@ -22,7 +22,7 @@ from os_ken.lib.packet import ethernet, ether_types, ipv4, lldp, packet
 from os_ken.ofproto import ofproto_v1_3
 
 from controller import COOKIE, COOKIE_MASK
-from controller.openflow import ofmsg
+from controller.openflow import ofmsg, stats
 from controller.api import rest
 from controller.core import views
 from controller.core.arp import Arp, ArpResponder, Send
@@ -53,6 +53,7 @@ class Settings:
     link_timeout: float = 0.5
     open_reads: bool = True
     protect: bool = True
+    stats_interval: float = 10.0  # usage telemetry: seconds between polls of each switch
 
 
 SETTINGS = Settings()
@@ -106,7 +107,7 @@ class KendaliApp(app_manager.OSKenApp):
         self.settings = SETTINGS
         self.net = Network(self.settings.topology)
         self.arp = ArpResponder(self.net)
-        self.compiler = Compiler()
+        self.compiler = Compiler(count=True)  # telemetry: uncapped OPDs get counting meters
         self.datapaths: dict[int, Any] = {}
         self.hw_addr: dict[tuple[int, int], str] = {}
         self._reported: list[str] | None = None  # discrepancies last logged
@@ -123,11 +124,16 @@ class KendaliApp(app_manager.OSKenApp):
         self._barrier_pending: dict[int, tuple[int, float]] = {}  # dpid -> (xid, sent at)
         self._barrier_done: dict[int, float] = {}
         self._discovering_until = 0.0  # probe every port each round until then
+        # ---- telemetry (issue 8) ----
+        store = self.settings.store
+        self.telemetry = stats.Telemetry(self.net, self.datapaths, self.settings.stats_interval,
+                                         store.state_dir if store else None)
 
     def start(self) -> Any:
         thread = super().start()
         self.threads.append(hub.spawn(self._recompute_loop))
         self.threads.append(hub.spawn(self._lldp_loop))
+        self.threads.append(hub.spawn(self.telemetry.run, hub.sleep))  # telemetry
         if self.settings.store is not None:
             self.threads.append(hub.spawn(self._serve_rest))
         t = self.settings.topology
@@ -138,7 +144,17 @@ class KendaliApp(app_manager.OSKenApp):
 
     # ---- REST ------------------------------------------------------------------------
     def topology(self) -> dict:
-        return views.topology(self.net)
+        return views.topology(self.net, self.telemetry.link_usage())  # telemetry: link utilisation
+
+    # ---- telemetry: what REST reads (GET /v1/usage, /v1/usage/{opd}, /metrics) ----
+    def usage(self) -> dict:
+        return self.telemetry.usage_view()
+
+    def usage_history(self, opd: str, frm: float, to: float, step: int | None, now: float) -> dict | None:
+        return self.telemetry.history(opd, frm, to, step, now)
+
+    def metrics(self) -> tuple[bytes, str]:
+        return self.telemetry.metrics.exposition()
 
     def health(self) -> dict:
         return views.health(self.net, policies=len(self.policies), uptime_s=time.time() - self.started,
@@ -184,6 +200,7 @@ class KendaliApp(app_manager.OSKenApp):
             t0 = time.perf_counter()
             desired = self.compiler.compile(self.net, self.policies, time.time(), protect=self.settings.protect)
             self.last_compile_ms = (time.perf_counter() - t0) * 1000
+            self.telemetry.planned(self.compiler, self.policies, time.time(), self.last_compile_ms / 1000)
             sent = 0
             for dpid, dp in list(self.datapaths.items()):
                 have = self.actual.get(dpid)
@@ -196,6 +213,7 @@ class KendaliApp(app_manager.OSKenApp):
                 # Recorded before sending: a read-back that starts while we send (after an
                 # error from the switch) replaces it with what the switch reports.
                 self.actual[dpid] = apply(have, ch)
+                self.telemetry.sent(dpid, ch, time.time())  # telemetry: meters we (re)make count from 0
                 for msg in ofmsg.changes(dp, ch):
                     dp.send_msg(msg)
                 barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
@@ -288,6 +306,15 @@ class KendaliApp(app_manager.OSKenApp):
         ofp = ev.msg.datapath.ofproto
         self._read_part(ev, "meters", [ofmsg.meter_from_config(ofp, m) for m in ev.msg.body])
 
+    # ---- telemetry: statistics replies ----
+    @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
+    def _meter_stats(self, ev: Any) -> None:
+        self.telemetry.reply(ev.msg, "meter")
+
+    @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
+    def _port_stats(self, ev: Any) -> None:
+        self.telemetry.reply(ev.msg, "port")
+
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
     def _port_desc(self, ev: Any) -> None:
         dp = ev.msg.datapath
@@ -329,6 +356,7 @@ class KendaliApp(app_manager.OSKenApp):
             self._reading.pop(dp.id, None)
             self._barrier_pending.pop(dp.id, None)
             self.net.switch_down(dp.id)
+            self.telemetry.forget(dp.id)  # telemetry
             LOG.warning("switch %s disconnected", self._name(dp.id))
             self.schedule()
 
@@ -344,6 +372,7 @@ class KendaliApp(app_manager.OSKenApp):
         lost = self.net.port_status(dp.id, p.port_no, up, time.time())
         if lost:
             # Switches already bypass the link by fast failover; restore shortest paths now.
+            self.telemetry.failover(len(lost))  # telemetry
             self.recompute()
             LOG.warning("failover: link %s lost carrier; switches bypassed it by fast failover, controller "
                         "restored shortest paths in %.1f ms", ", ".join(self._fmt_link(k) for k in lost),
@@ -472,6 +501,7 @@ class KendaliApp(app_manager.OSKenApp):
         if not dead:
             return
         t0 = time.perf_counter()
+        self.telemetry.failover(len(dead))  # telemetry
         self.recompute()
         for k in dead:
             LOG.warning("failover: link %s silent for %.0f ms (carrier up); routed around in %.1f ms",

@@ -8,10 +8,22 @@ each replaced flow, a meter's do not.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
-from controller.core.usage import MeterSample, PortSample
+from controller.api.history import History, Writer
+from controller.api.metrics import Metrics, Snapshot
+from controller.core import views
+from controller.core.compiler import Compiler
+from controller.core.graph import Network
+from controller.core.state import Changes
+from controller.core.usage import MeterSample, PollSchedule, PortSample, Usage
+
+LOG = logging.getLogger("kendali.stats")
+HISTORY_FILE = "usage.sqlite"
 
 
 def requests(dp: Any) -> list[Any]:
@@ -78,3 +90,130 @@ class Poller:
     def forget(self, dpid: int) -> None:
         self._polls.pop(dpid, None)
         self._xids = {k for k in self._xids if k[0] != dpid}
+
+
+class Telemetry:
+    """Usage collection inside the controller: the poll timer, replies into the counting core,
+    a cycle to the history writer every interval, and what REST and /metrics read.
+
+    The app calls: ``run`` (spawned), ``planned`` after each compile, ``sent`` for each
+    switch's changes, ``reply`` for meter and port stats replies, ``forget`` on disconnect,
+    ``failover`` when it routes around a link; REST reads ``usage``, ``history``, ``metrics``.
+    """
+
+    def __init__(self, net: Network, datapaths: Mapping[int, Any], interval: float = 10.0,
+                 state_dir: Path | None = None) -> None:
+        self.net = net
+        self.datapaths = datapaths  # the app's own dict: who is connected now
+        self.interval = interval
+        self.usage = Usage(stale_after=2.5 * interval)
+        self.schedule = PollSchedule(interval)
+        self.poller = Poller()
+        self.metrics = Metrics(self.snapshot)
+        self.failovers = 0
+        self.path = state_dir / HISTORY_FILE if state_dir else None
+        self.writer: Writer | None = None
+        if self.path:
+            hist = History(self.path)  # creates it; and the last saved cycle to continue from
+            totals, counters, last = hist.load()
+            hist.close()
+            self.usage.restore(totals, counters, last)
+            from eventlet.patcher import original  # real OS threads: the writer must not run on the loop
+
+            self.writer = Writer(self.path, original("threading"), original("queue"))
+
+    def run(self, sleep: Callable[[float], Any]) -> None:
+        """The poll loop: each switch at its own phase, every interval; a history cycle each interval."""
+        tick = min(1.0, self.interval / 10)
+        next_cycle = time.time() + self.interval
+        while True:
+            sleep(tick)
+            now = time.time()
+            try:
+                for dpid in self.schedule.due(list(self.datapaths), now):
+                    dp = self.datapaths.get(dpid)
+                    if dp is not None:
+                        self.poller.poll(dp, now)
+                if now >= next_cycle:
+                    next_cycle = max(next_cycle + self.interval, now + self.interval / 2)
+                    cycle = self.usage.take_cycle(now)
+                    if self.writer:
+                        self.writer.put(cycle)
+            except Exception:  # never let telemetry take the controller down
+                LOG.exception("usage poll failed")
+
+    def planned(self, compiler: Compiler, policies: Mapping[str, Any], now: float, compile_s: float) -> None:
+        """After a compile: which meters count which OPD, and their names."""
+        names = {o: getattr(p, "name", o) for o, p in policies.items()}
+        topo = self.net.topology
+        if topo:
+            by_cidr = {s.cidr: s.name for s in topo.subnets.values()}
+            for o, c in compiler.counted.items():
+                if c.kind == "subnet":
+                    names[o] = by_cidr.get(c.subnets[0], o)
+        self.usage.plan(compiler.counted, compiler.meter_plans(), names, now)
+        self.metrics.compile_seconds.observe(compile_s)
+
+    def sent(self, dpid: int, ch: Changes, now: float) -> None:
+        """Meters we add or modify restart their counters (Open vSwitch replaces a modified meter)."""
+        if ch.meters_add or ch.meters_mod:
+            self.usage.meters_reset(dpid, [m.meter_id for m in ch.meters_add + ch.meters_mod], now)
+
+    def reply(self, msg: Any, kind: str) -> None:
+        """A meter ("meter") or port ("port") stats reply."""
+        now = time.time()
+        got = self.poller.reply(msg, now)
+        if got is None:
+            return
+        asked_at, took = got
+        dpid = msg.datapath.id
+        if kind == "meter":
+            self.usage.meter_samples(dpid, meter_samples(msg), asked_at)
+        else:
+            self.usage.port_samples(dpid, port_samples(msg), asked_at)
+        if took is not None:
+            self.metrics.poll_seconds.observe(took)
+
+    def forget(self, dpid: int) -> None:
+        self.poller.forget(dpid)
+
+    def failover(self, links: int) -> None:
+        self.failovers += links
+
+    # ---- what REST and /metrics read -------------------------------------------------------
+    def link_usage(self, now: float | None = None) -> dict:
+        caps = {k: link.capacity_mbps for k, link in self.net.links.items()}
+        return self.usage.links(caps, time.time() if now is None else now)
+
+    def usage_view(self) -> dict[str, Any]:
+        now = time.time()
+        return {"interval_s": self.interval, "at": now, "opds": self.usage.view(now)}
+
+    def history(self, opd: str, frm: float, to: float, step: int | None, now: float) -> dict[str, Any] | None:
+        """One OPD's series; None if never counted. SQLite reads run in an OS thread (eventlet.tpool)."""
+        if self.path is None:
+            return None
+        from eventlet import tpool
+
+        return tpool.execute(_query, self.path, opd, frm, to, step, now, opd in self.usage.counted)
+
+    def snapshot(self) -> Snapshot:
+        now = time.time()
+        links = [{"link": views.link_label(self.net, k), "capacity_mbps": self.net.links[k].capacity_mbps, **v}
+                 for k, v in self.link_usage(now).items() if k in self.net.links]
+        topo = self.net.topology
+        switches = [{"dpid": s.dpid, "name": s.name, "connected": s.dpid in self.datapaths}
+                    for s in topo.switches.values()] if topo else []
+        declared = {s["dpid"] for s in switches}
+        switches += [{"dpid": d, "name": None, "connected": True} for d in sorted(self.datapaths) if d not in declared]
+        return Snapshot(self.usage.view(now), links, switches, len(self.net.links), self.failovers,
+                        self.writer.backlog if self.writer else 0)
+
+
+def _query(path: Path, opd: str, frm: float, to: float, step: int | None, now: float,
+           counted: bool) -> dict[str, Any] | None:
+    hist = History(path, reader=True)
+    try:
+        return hist.query(opd, frm, to, step, now) if counted or hist.known(opd) else None
+    finally:
+        hist.close()
