@@ -325,10 +325,10 @@ class History:
         """One OPD's series over [frm, to) in steps, and a summary with percentiles.
 
         A bucket belongs to the range when it starts in it; points sum buckets into steps
-        aligned to multiples of ``step`` since the epoch (UTC). The summary and its
-        percentiles come from 5-minute buckets while they are kept (hourly ones after), so
-        that a month's p95 is the usual 95th percentile of 5-minute rates; so do the points,
-        unless the step is shorter: then raw buckets while they are kept."""
+        aligned to multiples of ``step`` since the epoch (UTC). Points and summary come from
+        5-minute buckets while they are kept (hourly ones after), so that a month's p95 is
+        the usual 95th percentile of 5-minute rates; from raw buckets (one per poll cycle)
+        when the step is shorter than 5 minutes and they are still kept."""
         if to <= frm:
             raise HistoryError("'to' must be later than 'from'", "to")
         span = to - frm
@@ -341,10 +341,9 @@ class History:
         basis = next((t for t in held if t.bucket_s >= 300), TIERS[-1])
         tier = basis if step >= basis.bucket_s else held[0]
         step = max(step, tier.bucket_s)
-        rows = self.buckets(basis.name, opd, frm, to)
-        series = rows if tier is basis else self.buckets(tier.name, opd, frm, to)
+        rows = self.buckets(tier.name, opd, frm, to)
         return {"opd": opd, "from": frm, "to": to, "step": step, "tier": tier.name,
-                "points": _points(series, step), "summary": _summary(rows, basis.name)}
+                "points": _points(rows, step), "summary": _summary(rows, tier.name)}
 
 
 def _values_dict(vals: Sequence[int], seconds: float) -> dict[str, Any]:
