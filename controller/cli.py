@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="reachability only")
 
     b = sub.add_parser("bench", help="benchmarks (see bench/)")
-    b.add_argument("which", nargs="?", default="compile", choices=["compile", "reach", "meters", "failover"])
+    b.add_argument("which", nargs="?", default="compile", choices=["compile", "reach", "meters", "failover", "stats"])
     b.add_argument("--json", type=_writable_file, help="also write the figures as JSON here")
     return ap
 

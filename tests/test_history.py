@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from controller.api.history import (
-    COLUMNS, DAY, History, HistoryError, Writer, pack, parse_duration, parse_time, percentile, unpack,
+    COLUMNS, DAY, History, HistoryError, Writer, _top_rates, pack, parse_duration, parse_time, unpack,
 )
 from controller.core.usage import Cycle
 
@@ -46,7 +46,7 @@ def test_pack_round_trip_keeps_every_integer():
     for _ in range(300):
         t += rng.choice([300_000, 300_000, 600_000])
         rows.append((t, rng.randrange(300_001)) + tuple(rng.choice([0, rng.randrange(2**50)]) for _ in range(8)))
-    assert unpack(pack(rows), len(rows)) == rows
+    assert unpack(pack(rows)) == rows and unpack(pack([])) == []
     assert len(rows[0]) == len(COLUMNS)
 
 
@@ -82,7 +82,8 @@ def test_day_and_week_boundaries_pack_five_minute_and_hourly_blocks(hist):
     assert tiers["5m"] == 8 and tiers["1h"] >= 1
     q = hist.query("a", T0, T0 + 8 * DAY, 86400, now=T0 + 8 * DAY + 3600)
     # A cycle counts in the bucket where it ends: the first day's first one ends at 01:00.
-    assert [p["up"]["bytes"] for p in q["points"]] == [23 * 10**9] + [24 * 10**9] * 7
+    assert q["up"]["bytes"] == [23 * 10**9] + [24 * 10**9] * 7 and q["t"] == [T0 + k * DAY for k in range(8)]
+    assert q["tier"] == "1h" and q["summary"]["basis"] == "5m"
 
 
 def test_raw_is_kept_seven_days_five_minutes_as_configured_hourly_forever(tmp_path):
@@ -97,10 +98,14 @@ def test_raw_is_kept_seven_days_five_minutes_as_configured_hourly_forever(tmp_pa
     h.close()
 
 
-def test_percentiles_are_of_five_minute_rates():
-    rates = [float(x) for x in range(1, 101)]
-    assert percentile(rates, 95) == 95.0 and percentile(rates, 50) == 50.0 and percentile(rates, 99) == 99.0
-    assert percentile([], 95) is None
+def test_percentiles_are_nearest_rank_of_the_buckets_rates_and_skip_buckets_with_no_time():
+    ms = [300_000] * 100 + [0]
+    nbytes = [x * 300 // 8 for x in range(1, 101)] + [10**12]  # 1..100 bit/s, and an uncovered bucket
+    random.Random(2).shuffle(order := list(range(100)))
+    ms, nbytes = [ms[i] for i in order] + ms[100:], [nbytes[i] for i in order] + nbytes[100:]
+    assert _top_rates(ms, nbytes) == {"max_bps": 100, "p99_bps": 99, "p95_bps": 95}
+    assert _top_rates([300_000] * 3, [0, 0, 300 // 8 * 5]) == {"max_bps": 5, "p99_bps": 5, "p95_bps": 5}
+    assert _top_rates([], []) == {"max_bps": None, "p99_bps": None, "p95_bps": None}
 
 
 def test_a_month_query_gives_the_95th_percentile_of_its_five_minute_rates(hist):
@@ -112,10 +117,15 @@ def test_a_month_query_gives_the_95th_percentile_of_its_five_minute_rates(hist):
     for slot, m in zip(slots, mbit):
         rows.append((int((T0 + 300 * slot) * 1000), 300_000, m * 10**6 * 300 // 8, 1, 0, 0, 0, 0, 0, 0))
     hist.import_buckets("5m", "a", "policy", "A", rows)
+    hours: dict[int, list[int]] = {}
+    for r in rows:
+        acc = hours.setdefault(r[0] // 3_600_000 * 3_600_000, [0] * 9)
+        hours[r[0] // 3_600_000 * 3_600_000] = [a + b for a, b in zip(acc, r[1:])]
+    hist.import_buckets("1h", "a", "policy", "A", [(t, *v) for t, v in sorted(hours.items())])
     q = hist.query("a", T0, T0 + 30 * DAY, DAY, now=T0 + 31 * DAY)
     s = q["summary"]["up"]
-    assert q["summary"]["basis"] == "5m" and q["tier"] == "5m" and q["step"] == DAY
-    assert s["max_bps"] == 100 * 10**6 and s["p95_bps"] == 95 * 10**6 and s["p50_bps"] == 50 * 10**6
+    assert q["summary"]["basis"] == "5m" and q["tier"] == "1h" and q["step"] == DAY
+    assert s["max_bps"] == 100 * 10**6 and s["p95_bps"] == 95 * 10**6 and s["p99_bps"] == 99 * 10**6
     assert s["bytes"] == sum(r[2] for r in rows)
 
 
@@ -125,8 +135,8 @@ def test_the_step_picks_the_tier_and_old_ranges_fall_back_to_what_is_kept(hist):
     now = T0 + 3600
     assert hist.query("a", T0, now, 60, now)["tier"] == "raw"
     assert hist.query("a", T0, now, 300, now)["tier"] == "5m"
-    assert hist.query("a", T0, now, 3600, now)["tier"] == "5m"
-    assert hist.query("a", T0, now, 3600, now=T0 + 500 * DAY)["tier"] == "1h"  # 5-minute buckets are gone
+    assert hist.query("a", T0, now, 3600, now)["tier"] == "1h"
+    assert hist.query("a", T0, now, 3600, now=T0 + 500 * DAY)["summary"]["basis"] == "1h"  # 5-minute ones are gone
     old = hist.query("a", T0, now, 60, now=T0 + 30 * DAY)  # raw is gone by then
     assert old["tier"] == "5m" and old["step"] == 300
     assert hist.query("a", T0, now, None, now)["step"] == 12  # about 300 points by default

@@ -28,11 +28,15 @@ a cycle on a queue. Everything else here is plain synchronous code, tested witho
 from __future__ import annotations
 
 import array
+import bisect
+import itertools
 import json
 import logging
 import math
+import operator
 import queue as queue_mod
 import sqlite3
+import struct
 import threading as threading_mod
 import time
 import zlib
@@ -58,7 +62,7 @@ TIERS = (Tier("raw", 0, 3600, 7 * DAY), Tier("5m", 300, DAY, 400 * DAY), Tier("1
 TIER = {t.name: t for t in TIERS}
 COLUMNS = ("t_ms", "ms") + CYCLE_FIELDS  # a bucket: start (raw: end of the cycle), covered ms, values
 NVAL = len(CYCLE_FIELDS)
-PERCENTILES = (50, 95, 99)
+PERCENTILES = (95, 99)
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -82,35 +86,52 @@ class HistoryError(Exception):
         self.field = field
 
 
-# ---- packing: rows of integers <-> one compressed blob ----------------------------------------
+# ---- packing: rows of integers <-> one blob of compressed columns --------------------------------
 
-def pack(rows: Sequence[Sequence[int]]) -> bytes:
-    """Rows of len(COLUMNS) integers -> bytes. Column by column (times as differences), each
-    64-bit value's bytes split into planes: the high planes are nearly all zero and vanish
-    under zlib."""
-    ncol = len(COLUMNS)
-    cols = [[r[c] for r in rows] for c in range(ncol)]
-    t = cols[0]
-    cols[0] = [t[0]] + [b - a for a, b in zip(t, t[1:])] if t else []
-    raw = array.array("q", [v for col in cols for v in col]).tobytes()
+_HEAD = struct.Struct(f"<{len(COLUMNS)}I")  # each column's compressed length
+
+
+def _pack_column(values: Sequence[int]) -> bytes:
+    raw = array.array("q", values).tobytes()
     return zlib.compress(b"".join(raw[i::8] for i in range(8)), 6)
 
 
-def unpack(data: bytes, n: int) -> list[tuple[int, ...]]:
+def _unpack_column(data: bytes) -> array.array:
     planes = zlib.decompress(data)
     raw = bytearray(len(planes))
     size = len(planes) // 8
     for i in range(8):
         raw[i::8] = planes[i * size:(i + 1) * size]
-    values = array.array("q")
-    values.frombytes(bytes(raw))
-    cols = [values[c * n:(c + 1) * n] for c in range(len(COLUMNS))]
-    t, acc = [], 0
-    for d in cols[0]:
-        acc += d
-        t.append(acc)
-    cols[0] = array.array("q", t)
-    return list(zip(*cols))
+    out = array.array("q")
+    out.frombytes(bytes(raw))
+    return out
+
+
+def pack(rows: Sequence[Sequence[int]]) -> bytes:
+    """Rows of len(COLUMNS) integers -> bytes: each column compressed on its own (so a query
+    decompresses only the columns it reads), times as differences, each 64-bit value's bytes
+    split into planes: the high planes are nearly all zero and vanish under zlib."""
+    cols: list[Sequence[int]] = [list(c) for c in zip(*rows)] if rows else [[] for _ in COLUMNS]
+    t = cols[0]
+    cols[0] = [t[0]] + [y - x for x, y in zip(t, t[1:])] if t else []
+    streams = [_pack_column(c) for c in cols]
+    return _HEAD.pack(*(len(x) for x in streams)) + b"".join(streams)
+
+
+def unpack_columns(data: bytes, want: Iterable[int]) -> dict[int, array.array]:
+    """The columns (indexes into COLUMNS) ``want`` of a packed block."""
+    lens = _HEAD.unpack_from(data)
+    starts = list(itertools.accumulate(lens, initial=_HEAD.size))
+    out = {}
+    for c in want:
+        col = _unpack_column(data[starts[c]:starts[c + 1]])
+        out[c] = array.array("q", itertools.accumulate(col)) if c == 0 else col
+    return out
+
+
+def unpack(data: bytes) -> list[tuple[int, ...]]:
+    cols = unpack_columns(data, range(len(COLUMNS)))
+    return list(zip(*(cols[c] for c in range(len(COLUMNS)))))
 
 
 # ---- parsing query parameters ------------------------------------------------------------------
@@ -152,14 +173,6 @@ def parse_time(text: str, field: str, now: float) -> float:
     if not math.isfinite(value) or value < 0:
         raise HistoryError(f"{text!r} is not a time after 1970", field)
     return value
-
-
-def percentile(sorted_values: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile of already sorted values (None when there are none)."""
-    if not sorted_values:
-        return None
-    k = max(0, math.ceil(p / 100 * len(sorted_values)) - 1)
-    return sorted_values[k]
 
 
 # ---- the database --------------------------------------------------------------------------------
@@ -252,7 +265,7 @@ class History:
         old = self.db.execute("SELECT n, data FROM blocks WHERE tier=? AND opd=? AND start=?",
                               (tier, opd, start)).fetchone()
         if old:
-            merged: dict[int, list[int]] = {r[0]: list(r) for r in unpack(old[1], old[0])}
+            merged: dict[int, list[int]] = {r[0]: list(r) for r in unpack(old[1])}
             for r in items:
                 cur = merged.get(r[0])
                 merged[r[0]] = [r[0]] + [a + b for a, b in zip(cur[1:], r[1:])] if cur else list(r)
@@ -295,21 +308,41 @@ class History:
                 for o, k, n, f, ls in self.db.execute(
                     "SELECT opd, kind, name, first_seen, last_seen FROM opds ORDER BY opd")]
 
-    def buckets(self, tier: str, opd: str, frm: float, to: float) -> list[tuple[int, ...]]:
-        """The tier's buckets of one OPD whose start lies in [frm, to), oldest first."""
+    def columns(self, tier: str, opd: str, frm: float, to: float,
+                want: Iterable[int] = range(len(COLUMNS))) -> dict[int, array.array]:
+        """Columns (indexes into COLUMNS) of one OPD's buckets of a tier that start in [frm, to),
+        oldest first. Only the columns asked for are decompressed (start times only for the
+        blocks at the ends of the range, which need cutting)."""
+        cols = sorted(set(want))
+        out = {c: array.array("q") for c in cols}
         oid = self._ids.get(opd) or self._lookup(opd)
         if oid is None:
-            return []
+            return out
         t = TIER[tier]
         lo, hi = int(frm * 1000), int(to * 1000)
-        out: list[tuple[int, ...]] = []
-        for n, data in self.db.execute("SELECT n, data FROM blocks WHERE tier=? AND opd=? AND start > ? AND start < ? "
-                                       "ORDER BY start", (tier, oid, int(frm) - t.block_s, int(to) + 1)):
-            out.extend(r for r in unpack(data, n) if lo <= r[0] < hi)
-        out.extend(self.db.execute(f"SELECT t_ms, ms, {', '.join(CYCLE_FIELDS)} FROM open_{tier} "
-                                   "WHERE opd=? AND t_ms >= ? AND t_ms < ? ORDER BY t_ms", (oid, lo, hi)))
-        out.sort(key=lambda r: r[0])
+        for start, data in self.db.execute("SELECT start, data FROM blocks WHERE tier=? AND opd=? AND start > ? "
+                                           "AND start < ? ORDER BY start", (tier, oid, int(frm) - t.block_s,
+                                                                            int(to) + 1)):
+            if lo <= start * 1000 and (start + t.block_s) * 1000 <= hi:
+                for c, col in unpack_columns(data, cols).items():
+                    out[c].extend(col)
+                continue
+            got = unpack_columns(data, sorted(set(cols) | {0}))
+            i, j = bisect.bisect_left(got[0], lo), bisect.bisect_left(got[0], hi)
+            for c in cols:
+                out[c].extend(got[c][i:j])
+        # Open buckets all come after the packed blocks: packing moves whole finished blocks.
+        names = ", ".join(COLUMNS[c] for c in cols)
+        for row in self.db.execute(f"SELECT {names} FROM open_{tier} WHERE opd=? AND t_ms >= ? AND t_ms < ? "
+                                   "ORDER BY t_ms", (oid, lo, hi)):
+            for c, v in zip(cols, row):
+                out[c].append(v)
         return out
+
+    def buckets(self, tier: str, opd: str, frm: float, to: float) -> list[tuple[int, ...]]:
+        """The tier's buckets of one OPD that start in [frm, to), as rows (t_ms, ms, values...)."""
+        cols = self.columns(tier, opd, frm, to)
+        return list(zip(*(cols[c] for c in range(len(COLUMNS)))))
 
     def _lookup(self, opd: str) -> int | None:
         row = self.db.execute("SELECT id FROM opds WHERE opd=?", (opd,)).fetchone()
@@ -322,13 +355,14 @@ class History:
 
     def query(self, opd: str, frm: float, to: float, step: int | None, now: float,
               max_points: int = 10_000) -> dict[str, Any]:
-        """One OPD's series over [frm, to) in steps, and a summary with percentiles.
+        """One OPD's series over [frm, to) in steps, with totals and percentiles.
 
-        A bucket belongs to the range when it starts in it; points sum buckets into steps
-        aligned to multiples of ``step`` since the epoch (UTC). Points and summary come from
-        5-minute buckets while they are kept (hourly ones after), so that a month's p95 is
-        the usual 95th percentile of 5-minute rates; from raw buckets (one per poll cycle)
-        when the step is shorter than 5 minutes and they are still kept."""
+        A bucket belongs to the range when it starts in it. The series sums the buckets of
+        the coarsest tier that fits in the step and still holds ``frm`` into steps aligned
+        to multiples of ``step`` since the epoch (UTC); it is columns (one list per field),
+        cheap to build and to send. The percentiles are of 5-minute rates while those are
+        kept (hourly ones after): a month's p95 is the usual 95th percentile of 5-minute
+        rates, whatever the step."""
         if to <= frm:
             raise HistoryError("'to' must be later than 'from'", "to")
         span = to - frm
@@ -338,54 +372,76 @@ class History:
             raise HistoryError(f"{math.ceil(span / step)} points asked; at most {max_points}: use a larger step",
                                "step")
         held = [t for t in TIERS if frm >= now - self.keep[t.name]] or [TIERS[-1]]
-        basis = next((t for t in held if t.bucket_s >= 300), TIERS[-1])
-        tier = basis if step >= basis.bucket_s else held[0]
+        fit = [t for t in held if t.bucket_s <= step]
+        tier = fit[-1] if fit else held[0]
         step = max(step, tier.bucket_s)
-        rows = self.buckets(tier.name, opd, frm, to)
-        return {"opd": opd, "from": frm, "to": to, "step": step, "tier": tier.name,
-                "points": _points(rows, step), "summary": _summary(rows, tier.name)}
+        basis = next((t for t in held if t.bucket_s >= 300), TIERS[-1])
+        cols = self.columns(tier.name, opd, frm, to)
+        rate_cols = (1, 2, 6)  # ms, up bytes, down bytes
+        rates = cols if basis is tier else self.columns(basis.name, opd, frm, to, rate_cols)
+        out: dict[str, Any] = {"opd": opd, "from": frm, "to": to, "step": step, "tier": tier.name}
+        out.update(_series(cols, step))
+        ms = sum(cols[1])
+        totals = [sum(cols[2 + i]) for i in range(NVAL)]
+        summary: dict[str, Any] = {"seconds": ms / 1000, "basis": basis.name}
+        for i, d in enumerate(("up", "down")):
+            nbytes, pkts, dbytes, dpkts = totals[4 * i:4 * i + 4]
+            summary[d] = {"bytes": nbytes, "packets": pkts, "dropped_bytes": dbytes, "dropped_packets": dpkts,
+                          "bps": round(nbytes * 8000 / ms) if ms else None,
+                          "dropped_bps": round(dbytes * 8000 / ms) if ms else None,
+                          **_top_rates(rates[1], rates[2 + 4 * i])}
+        out["summary"] = summary
+        return out
 
 
-def _values_dict(vals: Sequence[int], seconds: float) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _series(cols: dict[int, array.array], step: int) -> dict[str, Any]:
+    """Buckets summed into steps: {"t": [...], "seconds": [...], "up": {field: [...]}, "down": ...}."""
+    t = cols[0]
+    keys = [x // (step * 1000) for x in t]
+    n = len(keys)
+    starts = [0] + list(itertools.compress(range(1, n), map(operator.ne, keys[1:], keys[:-1]))) if n else []
+    if len(starts) == n:  # one bucket per step: nothing to add up
+        sums = {c: cols[c].tolist() for c in range(1, len(COLUMNS))}
+    else:
+        bounds = list(zip(starts, starts[1:] + [n]))
+        sums = {c: [sum(cols[c][a:b]) for a, b in bounds] for c in range(1, len(COLUMNS))}
+    ms = sums[1]
+    out: dict[str, Any] = {"t": [keys[i] * step for i in starts], "seconds": [x / 1000 for x in ms]}
     for i, d in enumerate(("up", "down")):
-        nbytes, pkts, dbytes, dpkts = vals[4 * i:4 * i + 4]
-        out[d] = {"bytes": nbytes, "packets": pkts, "dropped_bytes": dbytes, "dropped_packets": dpkts,
-                  "bps": round(nbytes * 8 / seconds) if seconds else None,
-                  "dropped_bps": round(dbytes * 8 / seconds) if seconds else None}
+        part = {f: sums[2 + 4 * i + k] for k, f in enumerate(("bytes", "packets", "dropped_bytes", "dropped_packets"))}
+        for f, src in (("bps", "bytes"), ("dropped_bps", "dropped_bytes")):
+            part[f] = [round(b * 8000 / m) if m else None for b, m in zip(part[src], ms)]
+        out[d] = part
     return out
 
 
-def _points(rows: Sequence[Sequence[int]], step: int) -> list[dict[str, Any]]:
-    """Buckets summed into steps aligned to multiples of ``step`` since the epoch (UTC)."""
-    sums: dict[int, list[int]] = {}
-    for r in rows:
-        k = r[0] // (step * 1000)
-        acc = sums.get(k)
-        if acc is None:
-            sums[k] = list(r[1:])
-        else:
-            for i in range(NVAL + 1):
-                acc[i] += r[1 + i]
-    out = []
-    for k in sorted(sums):
-        ms, *vals = sums[k]
-        seconds = ms / 1000
-        out.append({"t": k * step, "seconds": seconds, **_values_dict(vals, seconds)})
-    return out
-
-
-def _summary(rows: Sequence[Sequence[int]], basis: str) -> dict[str, Any]:
-    covered = sum(r[1] for r in rows) / 1000
-    totals = [sum(r[2 + i] for r in rows) for i in range(NVAL)]
-    out: dict[str, Any] = {"seconds": covered, "basis": basis, **_values_dict(totals, covered)}
-    for i, d in enumerate(("up", "down")):
-        col = 2 + 4 * i
-        rates = sorted(r[col] * 8000 / r[1] for r in rows if r[1] > 0)
-        out[d]["max_bps"] = round(rates[-1]) if rates else None
-        for p in PERCENTILES:
-            v = percentile(rates, p)
-            out[d][f"p{p}_bps"] = round(v) if v is not None else None
+def _top_rates(ms: Sequence[int], nbytes: Sequence[int]) -> dict[str, int | None]:
+    """max, p99 and p95 (nearest rank) of the buckets' rates in bits per second, buckets that
+    cover no time left out. A year of 5-minute buckets is 105,120 rates: rather than work
+    out and sort them all, the rates of every 50th bucket give a bound a little under the
+    p95, and only the buckets that may be at or above it (compared in C) have
+    their rates worked out and sorted; if the sample misled, every rate is."""
+    n = len(ms) - ms.count(0)
+    if not n:
+        return {"max_bps": None, "p99_bps": None, "p95_bps": None}
+    ranks = {p: max(0, math.ceil(p / 100 * n) - 1) for p in PERCENTILES}  # ascending, 0-based
+    need = n - min(ranks.values())  # how many of the largest rates the percentiles fall among
+    top: list[float] = []
+    if n > 5000:
+        sample = sorted(nbytes[i] / ms[i] for i in range(0, len(ms), 50) if ms[i])
+        bound = sample[max(0, int(len(sample) * (1 - 2 * need / n)) - 1)]
+        # rate >= bound means bytes >= bound x ms: with ms at least a usual bucket's (``short``),
+        # bytes >= bound x short, compared in integers; the few shorter buckets are all taken.
+        short = sorted(ms[::50])[len(ms[::50]) // 100]
+        idx = range(len(ms))
+        above = itertools.compress(idx, map(operator.ge, nbytes, itertools.repeat(int(bound * short))))
+        brief = itertools.compress(idx, map(operator.lt, ms, itertools.repeat(short)))
+        top = sorted((nbytes[i] / ms[i] for i in set(above).union(brief) if ms[i]), reverse=True)
+    if len(top) < need:
+        top = sorted((b / m for b, m in zip(nbytes, ms) if m), reverse=True)
+    out: dict[str, int | None] = {"max_bps": round(top[0] * 8000)}
+    for p in sorted(PERCENTILES, reverse=True):
+        out[f"p{p}_bps"] = round(top[n - 1 - ranks[p]] * 8000)
     return out
 
 

@@ -99,9 +99,9 @@ _DIRECTION = {
                          "frame overhead, 1514/1448): 1.0 is at the cap"},
     },
 }
-_POINT_DIRECTION = {
-    "type": "object",
-    "properties": {k: {"type": ["integer", "null"]} for k in
+_SERIES_DIRECTION = {
+    "type": "object", "description": "One list per field, a value per step (bps: null where nothing was counted)",
+    "properties": {k: {"type": "array", "items": {"type": ["integer", "null"]}} for k in
                    ("bytes", "packets", "dropped_bytes", "dropped_packets", "bps", "dropped_bps")},
 }
 _ERROR = {"description": "an error", "content": {"application/json": {"schema": {
@@ -126,14 +126,15 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "opd": {"type": "string"}, "from": {"type": "number"}, "to": {"type": "number"},
-            "step": {"type": "integer", "description": "Seconds per point (raised to the tier's bucket)"},
+            "step": {"type": "integer", "description": "Seconds per step (raised to the tier's bucket)"},
             "tier": {"enum": ["raw", "5m", "1h"]},
-            "points": {"type": "array", "items": {"type": "object", "properties": {
-                "t": {"type": "number", "description": "Start of the step (multiples of step since the epoch)"},
-                "seconds": {"type": "number", "description": "Seconds of it the controller counted"},
-                "up": _POINT_DIRECTION, "down": _POINT_DIRECTION}}},
-            "summary": {"type": "object", "description": "The whole range; p50/p95/p99/max of the 5-minute "
-                        "rates (hourly once 5-minute history has expired, see basis)"},
+            "t": {"type": "array", "items": {"type": "number"},
+                  "description": "Start of each step (multiples of step since the epoch); the other lists align"},
+            "seconds": {"type": "array", "items": {"type": "number"},
+                        "description": "Seconds of each step the controller counted (less while it was down)"},
+            "up": _SERIES_DIRECTION, "down": _SERIES_DIRECTION,
+            "summary": {"type": "object", "description": "The whole range: totals, mean bps, and max, p99 and "
+                        "p95 of the 5-minute rates (hourly once 5-minute history has expired: see basis)"},
         },
     },
 }
@@ -154,7 +155,7 @@ OPENAPI_PATHS: dict[str, Any] = {
              "Unix seconds, ISO 8601 or now-7d (default: 24 h before to)"},
             {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "as from (default: now)"},
             {"name": "step", "in": "query", "schema": {"type": "string"}, "description":
-             "Seconds or 5m, 1h, 1d (default: about 300 points)"},
+             "Seconds or 5m, 1h, 1d (default: about 300 steps)"},
         ],
         "responses": {"200": {"description": "series", "content": {"application/json": {"schema": {
             "$ref": "#/components/schemas/UsageSeries"}}}}, "400": _ERROR, "404": _ERROR},
