@@ -57,12 +57,31 @@ def test_every_cycle_lands_in_all_three_tiers_and_they_agree(hist):
     five = hist.buckets("5m", "a", T0, T0 + 3601)
     hour = hist.buckets("1h", "a", T0, T0 + 3601)
     assert len(raw) == 360 and raw[0][1] == 10_000
-    assert [r[0] for r in five] == [int((T0 + 300 * k) * 1000) for k in range(13)]  # the 10th cycle of 5 min: next
+    assert [r[0] for r in five] == [int((T0 + 300 * k) * 1000) for k in range(12)]
+    assert {r[1] for r in five} == {300_000}  # thirty 10 s cycles each, exactly
     for tier in (raw, five, hour):
         assert sum(r[2] for r in tier) == 360 * 1000 and sum(r[6] for r in tier) == 360 * 5000
         assert sum(r[1] for r in tier) == 3600 * 1000
     assert sum(r[2] for r in hist.buckets("raw", "b", T0, T0 + 3601)) == 0
     assert len(hist.buckets("raw", "b", T0, T0 + 3601)) == 360  # idle yet covered: not a gap
+
+
+def test_a_cycle_across_bucket_boundaries_is_shared_out_in_proportion(hist):
+    hist.write(cycle(T0 + 1000, 1000.0, {"a": vals(1000)}))  # 10:00 of 16:40 is in the first 5 minutes
+    five = hist.buckets("5m", "a", T0, T0 + 1000)
+    assert [(r[0], r[1], r[2]) for r in five] == [(int(T0 * 1000), 300_000, 300), (int(T0 * 1000) + 300_000, 300_000,
+                                                  300), (int(T0 * 1000) + 600_000, 300_000, 300),
+                                                 (int(T0 * 1000) + 900_000, 100_000, 100)]
+    assert sum(r[3] for r in five) == 1 and sum(r[2] for r in hist.buckets("raw", "a", T0, T0 + 1001)) == 1000
+    # a controller away for days: its first cycle back spreads over the last day at the same
+    # rate, and what came before lands in that day's first bucket
+    span = 4 * DAY - 1000.0
+    hist.write(cycle(T0 + 4 * DAY, span, {"a": vals(288 * 1000)}))
+    hour = hist.buckets("1h", "a", T0 + 3 * DAY, T0 + 4 * DAY)
+    each = 288 * 1000 * 3600 / span
+    assert len(hour) == 24 and all(abs(r[2] - each) <= 1 for r in hour[1:]) and {r[1] for r in hour[1:]} == {3_600_000}
+    assert hour[0][1] == int((span - 23 * 3600) * 1000)
+    assert sum(r[2] for r in hist.buckets("1h", "a", T0, T0 + 4 * DAY)) == 1000 + 288 * 1000
 
 
 def test_finished_blocks_are_packed_and_read_back_the_same(hist):
@@ -81,8 +100,7 @@ def test_day_and_week_boundaries_pack_five_minute_and_hourly_blocks(hist):
     tiers = dict(hist.db.execute("SELECT tier, COUNT(*) FROM blocks GROUP BY tier").fetchall())
     assert tiers["5m"] == 8 and tiers["1h"] >= 1
     q = hist.query("a", T0, T0 + 8 * DAY, 86400, now=T0 + 8 * DAY + 3600)
-    # A cycle counts in the bucket where it ends: the first day's first one ends at 01:00.
-    assert q["up"]["bytes"] == [23 * 10**9] + [24 * 10**9] * 7 and q["t"] == [T0 + k * DAY for k in range(8)]
+    assert q["up"]["bytes"] == [24 * 10**9] * 8 and q["t"] == [T0 + k * DAY for k in range(8)]
     assert q["tier"] == "1h" and q["summary"]["basis"] == "5m"
 
 

@@ -46,17 +46,6 @@ class Env:
         rx, tx = (int(x) for x in out.split())
         return rx, tx
 
-    def usage(self, after: float, timeout: float = 15.0) -> dict[str, dict]:
-        """/v1/usage once every counted OPD's last samples were asked for after ``after``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = {o["opd"]: o for o in self.ctl.get("/v1/usage")["opds"]}
-            windows = [o["window"] for o in rows.values() if o["window"]]
-            if windows and all(w["from"] > after for w in windows):
-                return rows
-            assert time.monotonic() < deadline, f"no fresh usage samples: {rows}\n{self.ctl.log_tail()}"
-            time.sleep(0.2)
-
     def into(self, switch: str, peer: str) -> int:
         """Bytes the kernel counted into ``switch``'s port facing ``peer`` (a switch or a host)."""
         sw, other = self.lab.switch(switch), self.lab.net.get(self.lab.names.get(peer, peer))
@@ -70,7 +59,7 @@ class Env:
         t = time.time()
         counted = {h: self.iface(h) for h in hosts}
         counted["edge-a"] = (self.into("edge-a", "core"), 0)
-        return counted, self.usage(after=t + 0.05)
+        return counted, self.ctl.usage_after(t + 0.05)
 
     def load(self, src: str, dst: str, streams: int = 2, seconds: int = 5) -> Any:
         from controller.lab import traffic

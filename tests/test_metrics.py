@@ -82,3 +82,27 @@ def test_each_scrape_reads_the_latest_figures():
     m = Metrics(snap)
     assert value(families(m), "kendali_failovers") == 1
     assert value(families(m), "kendali_failovers") == 2
+
+
+def test_the_grafana_dashboard_and_scrape_example_use_only_metrics_the_controller_exports():
+    import json
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    m = Metrics(snapshot)
+    m.compile_seconds.observe(0.01)
+    m.poll_seconds.observe(0.01)
+    text = m.exposition()[0].decode()
+    exported = {line.split("{")[0].split()[0] for line in text.splitlines() if line and not line.startswith("#")}
+    dash = json.loads((docs / "grafana-kendali.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    exprs.append(dash["templating"]["list"][0]["query"]["query"])
+    used = {n for e in exprs for n in re.findall(r"\bkendali_[a-z_]+", e)}
+    assert used and used <= exported, used - exported
+    titles = " ".join(p["title"] for p in dash["panels"]).lower()
+    assert "cap" in titles and "dropped" in titles and "link utilisation" in titles
+    scrape = yaml.safe_load((docs / "prometheus.yml").read_text())["scrape_configs"][0]
+    assert scrape["metrics_path"] == "/metrics" and scrape["static_configs"][0]["targets"]

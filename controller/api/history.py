@@ -134,6 +134,48 @@ def unpack(data: bytes) -> list[tuple[int, ...]]:
     return list(zip(*(cols[c] for c in range(len(COLUMNS)))))
 
 
+# ---- cycles into buckets -------------------------------------------------------------------------
+
+MAX_SPREAD_MS = DAY * 1000  # a cycle longer than this (the controller was away) spreads over its last day
+
+
+def spread(t_ms: int, ms: int, bucket_ms: int) -> list[tuple[int, int, float]]:
+    """The buckets a cycle ending at ``t_ms`` and ``ms`` long overlaps: (bucket start, ms of
+    the cycle in it, cumulative share of the cycle up to the end of it). A cycle's counts
+    are shared out in proportion, so a full bucket covers exactly its length: its rate is
+    not off by a cycle that ended just inside or just outside it, and its covered time
+    compresses to almost nothing. Counts of a cycle longer than a day (the switches kept
+    counting while the controller was away) are spread over that day; what came before
+    goes to its first bucket."""
+    if ms <= 0:
+        return [(t_ms // bucket_ms * bucket_ms, 0, 1.0)]
+    start = t_ms - min(ms, MAX_SPREAD_MS)
+    out = []
+    b = start // bucket_ms * bucket_ms
+    while b < t_ms:
+        part = min(t_ms, b + bucket_ms) - max(start, b)
+        out.append((b, part, 0.0))
+        b += bucket_ms
+    out[0] = (out[0][0], out[0][1] + ms - min(ms, MAX_SPREAD_MS), 0.0)
+    acc = 0
+    for k, (b, part, _) in enumerate(out):
+        acc += part
+        out[k] = (b, part, acc / ms)
+    return out
+
+
+def split(pieces: list[tuple[int, int, float]], values: Sequence[int]) -> list[tuple[int, int, tuple[int, ...]]]:
+    """``values`` shared out over ``pieces`` (from ``spread``); integer parts that add up exactly."""
+    if len(pieces) == 1:
+        return [(pieces[0][0], pieces[0][1], tuple(values))]
+    out, before = [], [0] * len(values)
+    for b, part, share in pieces:
+        upto = [round(v * share) for v in values]
+        out.append((b, part, tuple(u - p for u, p in zip(upto, before))))
+        before = upto
+    return out
+
+
 # ---- parsing query parameters ------------------------------------------------------------------
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY}
@@ -222,10 +264,11 @@ class History:
                            [(i, t_ms, ms, *v) for i, v in rows])
             add = ", ".join(f"{c}={c}+excluded.{c}" for c in ("ms",) + CYCLE_FIELDS)
             for tier in TIERS[1:]:
-                start = int(cycle.t // tier.bucket_s * tier.bucket_s) * 1000
+                pieces = spread(t_ms, ms, tier.bucket_s * 1000)
                 db.executemany(f"INSERT INTO open_{tier.name} (opd, t_ms, ms, {cols}) VALUES ({marks}) "
                                f"ON CONFLICT (opd, t_ms) DO UPDATE SET {add}",
-                               [(i, start, ms, *v) for i, v in rows])
+                               [(i, start, part_ms, *vals) for i, v in rows
+                                for start, part_ms, vals in split(pieces, v)])
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_cycle', ?)", (repr(cycle.t),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('counters', ?)", (json.dumps(cycle.counters),))
             db.execute("COMMIT")

@@ -201,8 +201,8 @@ def year_of_history(path: Path, n_opds: int, days: int, end: float, seed: int = 
                 down = int(got * 300 / 8)
                 drop = int((want - got) * 300 / 8 * 0.3) if want > cap else 0  # TCP backs off: a share is offered
                 up = int(down * up_share * rng.uniform(0.8, 1.2))
-                # cycles end on the poll loop's 1 s ticks: a bucket holds 300 s give or take a cycle
-                row = (int((day_t + slot * 300) * 1000), 300_000 + rng.randrange(-1000, 1001), up, int(up / 90),
+                # cycles are shared out over the buckets they span: a bucket covers all its 300 s
+                row = (int((day_t + slot * 300) * 1000), 300_000, up, int(up / 90),
                        0, 0, down, int(down / frame), drop, int(drop / frame))
                 five.append(row)
                 for k in range(1, 10):
@@ -213,7 +213,8 @@ def year_of_history(path: Path, n_opds: int, days: int, end: float, seed: int = 
                 if day_t + slot * 300 >= raw_from:  # the last week: thirty 10 s cycles per slot
                     for k in range(30):
                         share = rng.uniform(0.7, 1.3) / 30
-                        raw.append((row[0] + (k + 1) * 10_000, 10_000 + rng.randrange(-1000, 1001),
+                        # a cycle's length is known to the poll loop's 0.1 s tick
+                        raw.append((row[0] + (k + 1) * 10_000, 10_000 + rng.randrange(-100, 101),
                                     *(int(v * share) for v in row[2:])))
         hist.import_buckets("5m", opd, "policy", f"OPD {i}", five)
         hist.import_buckets("1h", opd, "policy", f"OPD {i}", hourly)

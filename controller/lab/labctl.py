@@ -128,3 +128,16 @@ class ControllerProcess:
         if status != 200:
             raise KendaliError(f"GET {path} answered {status}: {body}", "controller")
         return body
+
+    def usage_after(self, t: float, timeout: float = 30.0) -> dict[str, dict]:
+        """GET /v1/usage by OPD, once every OPD's last counter samples were asked for after
+        ``t`` (unix time), so the figures include everything that happened before ``t``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = {o["opd"]: o for o in self.get("/v1/usage")["opds"]}
+            windows = [o["window"] for o in rows.values() if o["window"]]
+            if windows and all(w["from"] > t for w in windows):
+                return rows
+            if time.monotonic() > deadline:
+                raise KendaliError(f"no usage sampled after {t:.1f} within {timeout:.0f} s", "controller")
+            time.sleep(0.2)

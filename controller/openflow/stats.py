@@ -124,7 +124,7 @@ class Telemetry:
 
     def run(self, sleep: Callable[[float], Any]) -> None:
         """The poll loop: each switch at its own phase, every interval; a history cycle each interval."""
-        tick = min(1.0, self.interval / 10)
+        tick = min(0.1, self.interval / 10)  # a cycle's length is known to a tick
         next_cycle = time.time() + self.interval
         while True:
             sleep(tick)
