@@ -36,6 +36,8 @@ def usage_error(capsys, argv) -> str:
     (["controller", "--lldp-interval", "0"], ["--lldp-interval", "0.01-3600"]),
     (["controller", "--link-timeout", "9999"], ["--link-timeout", "outside"]),
     (["controller", "--lldp-interval", "soon"], ["--lldp-interval", "not a number of seconds"]),
+    (["controller", "--stats-interval", "0"], ["--stats-interval", "0.01-3600"]),
+    (["bench", "stats", "--json", "/proc/kendali/x.json"], ["--json", "cannot write there"]),
     (["controller", "--topology", "/nonexistent/topo.yaml"], ["--topology", "/nonexistent/topo.yaml", "no such file"]),
     (["controller", "--policies", "/nonexistent/p.yaml"], ["--policies", "no such file"]),
     (["lab", "--script", "/nonexistent/s.mn"], ["--script", "no such file"]),
@@ -68,7 +70,9 @@ def test_defaults_and_good_values():
     a = build_parser().parse_args(["controller"])
     assert (a.command, a.topology, a.policies, a.ofp_port, a.rest_port, a.lldp_interval, a.link_timeout) == \
         ("controller", None, None, 6653, 8080, 0.1, None)
-    assert a.state_dir == Path("state") and not a.no_protect
+    assert a.state_dir == Path("state") and not a.no_protect and a.stats_interval == 10.0
+    assert build_parser().parse_args(["controller", "--stats-interval", "2.5"]).stats_interval == 2.5
+    assert build_parser().parse_args(["bench", "stats"]).which == "stats"
     a = build_parser().parse_args(["controller", "--topology", str(DEFAULT_TOPOLOGY), "--ofp-port", "1",
                                    "--rest-port", "65535", "--lldp-interval", "0.01", "--link-timeout", "3600"])
     assert (a.topology, a.ofp_port, a.rest_port, a.lldp_interval, a.link_timeout) == \
