@@ -148,6 +148,9 @@ def run_controller(args: argparse.Namespace) -> int:
         note = store.seed(policy.load_file(args.policies), str(args.policies))
         if note:
             log.warning("%s", note)
+    from controller.api import history
+
+    history.check(args.state_dir / history.HISTORY_FILE)  # telemetry: a bad usage.sqlite is one line, before any switch
     _check_free("0.0.0.0", args.ofp_port, "--ofp-port")
     _check_free(args.rest_host, args.rest_port, "--rest-port")
     tokens, generated = store_mod.tokens(args.state_dir, os.environ)

@@ -122,3 +122,16 @@ def test_controller_with_bad_files_returns_2_before_starting(tmp_path):
     assert f"{bad_topo}: switches.0: " in topo_run["err"] and "colour" in topo_run["err"]
     assert f"{bad_pol}: policies.0" in pol_run["err"] and "download_kbps" in pol_run["err"]
     assert not state.exists(), "a bad topology must fail before the state directory is created"
+
+
+def test_controller_with_a_broken_usage_history_returns_2_naming_it(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "usage.sqlite").write_bytes(b"not a database at all" * 200)
+    runs = [["controller", "--state-dir", str(state), "--ofp-port", "1", "--rest-port", "1"]]
+    p = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(runs)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert p.returncode == 0, p.stderr
+    (r,) = json.loads(p.stdout)
+    assert r["rc"] == 2 and r["err"].count("\n") == 1 and not r["app"], r
+    assert f"{state / 'usage.sqlite'}: the usage history cannot be used" in r["err"]

@@ -266,3 +266,17 @@ def test_kill_9_while_writing_leaves_a_consistent_database(tmp_path):
         h.close()
         t = last + 10_000  # the next run writes later cycles into the same file
     assert packed > 0  # the kills fell among cycles that packed blocks too
+
+
+def test_a_file_that_is_no_history_is_one_clear_error(tmp_path):
+    from controller.api.history import check
+    from controller.errors import KendaliError
+
+    good = tmp_path / "usage.sqlite"
+    check(good)
+    assert good.exists()
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(KendaliError) as e:
+        check(bad)
+    assert str(bad) in str(e.value) and "move it aside" in str(e.value)

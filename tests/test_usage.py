@@ -197,6 +197,18 @@ def test_cycles_add_up_to_the_totals_and_a_restored_core_continues_without_doubl
     assert third.seconds == 40.0 and third.deltas["a"][0] == 5000
 
 
+def test_an_opd_no_longer_counted_keeps_its_totals_but_adds_no_idle_history():
+    u = usage()
+    u.meter_samples(7, [m(1, 0, 0, 1.0)], 1.0)
+    u.meter_samples(7, [m(1, 500, 0, 2.0)], 2.0)
+    u.take_cycle(3.0)
+    u.plan({"b": COUNTED["b"]}, {"b": B}, {}, 4.0)  # policy a deleted
+    c = u.take_cycle(13.0)
+    assert set(c.deltas) == {"b"} and set(c.names) == {"b"}
+    assert u.opds["a"].delivered["up"] == [500, 5]  # kept: a new policy with the same id continues it
+    assert [r["opd"] for r in u.view(13.0)] == ["b"]
+
+
 def test_links_carry_bytes_each_way_and_utilisation_of_the_declared_capacity():
     u = Usage()
     u.port_samples(1, [PortSample(2, 0, 0, 0, 0, 1.0)], 1.0)

@@ -48,6 +48,7 @@ from typing import Any, Iterable, Sequence
 from controller.core.usage import CYCLE_FIELDS, Cycle
 
 LOG = logging.getLogger("kendali.history")
+HISTORY_FILE = "usage.sqlite"  # in the state directory
 DAY = 86400
 
 
@@ -491,6 +492,22 @@ def _top_rates(ms: Sequence[int], nbytes: Sequence[int]) -> dict[str, int | None
     for p in sorted(PERCENTILES, reverse=True):
         out[f"p{p}_bps"] = round(top[n - 1 - ranks[p]] * 8000)
     return out
+
+
+def check(path: str | Path) -> None:
+    """Open (or create) the history and read what a restart continues from; a file that
+    cannot serve is a KendaliError naming it, before the controller starts."""
+    from controller.errors import KendaliError
+
+    try:
+        hist = History(path)
+        try:
+            hist.load()
+        finally:
+            hist.close()
+    except (sqlite3.Error, OSError, ValueError, KeyError, TypeError) as exc:
+        raise KendaliError(f"the usage history cannot be used ({exc}); move it aside to start a new one",
+                           str(path)) from None
 
 
 class Writer:

@@ -355,7 +355,9 @@ class Usage:
         for opd, t in self.opds.items():
             vals = t.values()
             before = self._taken.get(opd)
-            deltas[opd] = tuple(a - b for a, b in zip(vals, before or (0,) * len(vals)))
+            d = tuple(a - b for a, b in zip(vals, before or (0,) * len(vals)))
+            if opd in self.counted or any(d):  # an OPD no longer counted keeps its past, adds no idle rows
+                deltas[opd] = d
             if before is None or vals != before:  # idle OPDs: nothing new to save
                 totals[opd] = t.to_json()
             self._taken[opd] = vals

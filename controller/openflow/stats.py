@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from controller.api.history import History, Writer
+from controller.api.history import HISTORY_FILE, History, Writer
 from controller.api.metrics import Metrics, Snapshot
 from controller.core import views
 from controller.core.compiler import Compiler
@@ -23,7 +23,6 @@ from controller.core.state import Changes
 from controller.core.usage import MeterSample, PollSchedule, PortSample, Usage
 
 LOG = logging.getLogger("kendali.stats")
-HISTORY_FILE = "usage.sqlite"
 
 
 def requests(dp: Any) -> list[Any]:
