@@ -3,11 +3,11 @@ the writer thread, and a kill -9 in the middle of writing."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import signal
 import sqlite3
-import multiprocessing
 import time
 from pathlib import Path
 from typing import Any
