@@ -127,7 +127,7 @@ class KendaliApp(app_manager.OSKenApp):
         # ---- telemetry (issue 8) ----
         store = self.settings.store
         self.telemetry = stats.Telemetry(self.net, self.datapaths, self.settings.stats_interval,
-                                         store.state_dir if store else None)
+                                         store.state_dir if store else None, self.policies)
 
     def start(self) -> Any:
         thread = super().start()

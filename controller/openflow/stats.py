@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 from controller.api.history import HISTORY_FILE, History, Writer
 from controller.api.metrics import Metrics, Snapshot
 from controller.core import views
-from controller.core.compiler import Compiler
+from controller.core.compiler import Compiler, Counted, counted_opds
 from controller.core.graph import Network
 from controller.core.state import Changes
 from controller.core.usage import MeterSample, PollSchedule, PortSample, Usage
@@ -101,7 +101,7 @@ class Telemetry:
     """
 
     def __init__(self, net: Network, datapaths: Mapping[int, Any], interval: float = 10.0,
-                 state_dir: Path | None = None) -> None:
+                 state_dir: Path | None = None, policies: Mapping[str, Any] | None = None) -> None:
         self.net = net
         self.datapaths = datapaths  # the app's own dict: who is connected now
         self.interval = interval
@@ -120,6 +120,9 @@ class Telemetry:
             from eventlet.patcher import original  # real OS threads: the writer must not run on the loop
 
             self.writer = Writer(self.path, original("threading"), original("queue"))
+        # Listed from the start, before any switch connects and anything is compiled.
+        counted = counted_opds(net, dict(policies or {}), count=True)
+        self.usage.plan(counted, {}, self._names(counted, policies or {}), time.time())
 
     def run(self, sleep: Callable[[float], Any]) -> None:
         """The poll loop: each switch at its own phase, every interval; a history cycle each interval."""
@@ -143,15 +146,16 @@ class Telemetry:
 
     def planned(self, compiler: Compiler, policies: Mapping[str, Any], now: float, compile_s: float) -> None:
         """After a compile: which meters count which OPD, and their names."""
+        self.usage.plan(compiler.counted, compiler.meter_plans(), self._names(compiler.counted, policies), now)
+        self.metrics.compile_seconds.observe(compile_s)
+
+    def _names(self, counted: Mapping[str, Counted], policies: Mapping[str, Any]) -> dict[str, str]:
         names = {o: getattr(p, "name", o) for o, p in policies.items()}
         topo = self.net.topology
         if topo:
             by_cidr = {s.cidr: s.name for s in topo.subnets.values()}
-            for o, c in compiler.counted.items():
-                if c.kind == "subnet":
-                    names[o] = by_cidr.get(c.subnets[0], o)
-        self.usage.plan(compiler.counted, compiler.meter_plans(), names, now)
-        self.metrics.compile_seconds.observe(compile_s)
+            names.update({o: by_cidr.get(c.subnets[0], o) for o, c in counted.items() if c.kind == "subnet"})
+        return names
 
     def sent(self, dpid: int, ch: Changes, now: float) -> None:
         """Meters we add or modify restart their counters (Open vSwitch replaces a modified meter)."""
