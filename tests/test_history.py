@@ -15,7 +15,16 @@ from typing import Any
 import pytest
 
 from controller.api.history import (
-    COLUMNS, DAY, History, HistoryError, Writer, _top_rates, pack, parse_duration, parse_time, unpack,
+    COLUMNS,
+    DAY,
+    History,
+    HistoryError,
+    Writer,
+    _top_rates,
+    pack,
+    parse_duration,
+    parse_time,
+    unpack,
 )
 from controller.core.usage import Cycle
 
@@ -132,13 +141,13 @@ def test_a_month_query_gives_the_95th_percentile_of_its_five_minute_rates(hist):
     slots = sorted(rng.sample(range(30 * 288), 100))
     rows, mbit = [], list(range(1, 101))
     rng.shuffle(mbit)
-    for slot, m in zip(slots, mbit):
+    for slot, m in zip(slots, mbit, strict=True):
         rows.append((int((T0 + 300 * slot) * 1000), 300_000, m * 10**6 * 300 // 8, 1, 0, 0, 0, 0, 0, 0))
     hist.import_buckets("5m", "a", "policy", "A", rows)
     hours: dict[int, list[int]] = {}
     for r in rows:
         acc = hours.setdefault(r[0] // 3_600_000 * 3_600_000, [0] * 9)
-        hours[r[0] // 3_600_000 * 3_600_000] = [a + b for a, b in zip(acc, r[1:])]
+        hours[r[0] // 3_600_000 * 3_600_000] = [a + b for a, b in zip(acc, r[1:], strict=True)]
     hist.import_buckets("1h", "a", "policy", "A", [(t, *v) for t, v in sorted(hours.items())])
     q = hist.query("a", T0, T0 + 30 * DAY, DAY, now=T0 + 31 * DAY)
     s = q["summary"]["up"]
@@ -244,7 +253,7 @@ def test_kill_9_while_writing_leaves_a_consistent_database(tmp_path):
     t = T0 - 3000  # crosses an hour boundary early on: packing happens during the kills
     ctx = multiprocessing.get_context("fork")
     written = 0  # bytes in every cycle committed so far, over all runs
-    for run in range(3):
+    for _ in range(3):
         ready = ctx.Event()
         proc = ctx.Process(target=_crash_writer, args=(path, t, ready))
         proc.start()

@@ -19,8 +19,9 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -128,7 +129,7 @@ def test_capped_and_uncapped_transfers_match_what_the_hosts_counted(env: Env) ->
     # the history: what was counted since t0, once the next cycle is written
     time.sleep(2 * INTERVAL + 0.5)
     series = env.ctl.get(f"/v1/usage/free?from={t0 - 60}&step=1")
-    in_history = sum(b for t, b in zip(series["t"], series["down"]["bytes"]) if t >= t0)
+    in_history = sum(b for t, b in zip(series["t"], series["down"]["bytes"], strict=True) if t >= t0)
     counted = after["free"]["down"]["bytes"] - before["free"]["down"]["bytes"]
     assert near(in_history, counted, DELIVERED_TOL), (in_history, counted, series["tier"])
     capped = env.ctl.get(f"/v1/usage/opd-c?from={t0 - 60}&step=1")

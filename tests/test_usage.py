@@ -3,8 +3,11 @@ wraps, missing and late samples; per-OPD sums, rates, share of cap; links; the p
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.core.compiler import AGGREGATE_METER, FRAME_OVERHEAD, Counted, MeterPlan
 from controller.core.usage import WRAP, MeterSample, PollSchedule, PortSample, Usage, _Last, delta, jitter
@@ -181,7 +184,7 @@ def test_cycles_add_up_to_the_totals_and_a_restored_core_continues_without_doubl
     second = u.take_cycle(20.0)
     assert second.seconds == 10.0 and first.seconds == 0.0
     a = row(u, "a")
-    total = tuple(x + y for x, y in zip(first.deltas["a"], second.deltas["a"]))
+    total = tuple(x + y for x, y in zip(first.deltas["a"], second.deltas["a"], strict=True))
     assert total == (a["up"]["bytes"], a["up"]["packets"], a["up"]["dropped_bytes"], a["up"]["dropped_packets"],
                      a["down"]["bytes"], a["down"]["packets"], a["down"]["dropped_bytes"],
                      a["down"]["dropped_packets"])
@@ -308,7 +311,7 @@ def test_each_switch_is_asked_once_per_interval_at_its_own_phase():
     # spread over the whole interval, not all at once: no tenth of it holds more than a third
     assert max(sum(1 for f in firsts if k <= f < k + 1) for k in range(10)) < len(dpids) / 3
     for v in asked.values():
-        assert all(9.9 <= b - a <= 10.1 for a, b in zip(v, v[1:]))
+        assert all(9.9 <= b - a <= 10.1 for a, b in itertools.pairwise(v))
 
 
 def test_after_a_stall_the_schedule_does_not_burst_to_catch_up():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ def test_an_opds_series_with_from_to_step(env):
     assert sum(r.data["up"]["bytes"]) == sum(1000 * i for i in range(1, 61))
     assert len(r.data["t"]) == len(r.data["up"]["bps"]) == len(r.data["down"]["dropped_bytes"]) == 2
     assert r.data["summary"]["up"]["p95_bps"] is not None
-    iso = datetime.fromtimestamp(T0, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    iso = datetime.fromtimestamp(T0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     r = get(app, f"/v1/usage/dinkes?from={iso}&to={T0 + 600}&step=60")
     assert r.data["tier"] == "raw" and r.data["t"][:2] == [T0, T0 + 60] and r.data["seconds"][0] == 50.0
 

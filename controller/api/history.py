@@ -41,9 +41,11 @@ import struct
 import threading as threading_mod
 import time
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from controller.core.usage import CYCLE_FIELDS, Cycle
 
@@ -113,9 +115,9 @@ def pack(rows: Sequence[Sequence[int]]) -> bytes:
     """Rows of len(COLUMNS) integers -> bytes: each column compressed on its own (so a query
     decompresses only the columns it reads), times as differences, each 64-bit value's bytes
     split into planes: the high planes are nearly all zero and vanish under zlib."""
-    cols: list[Sequence[int]] = [list(c) for c in zip(*rows)] if rows else [[] for _ in COLUMNS]
+    cols: list[Sequence[int]] = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in COLUMNS]
     t = cols[0]
-    cols[0] = [t[0]] + [y - x for x, y in zip(t, t[1:])] if t else []
+    cols[0] = [t[0]] + [y - x for x, y in itertools.pairwise(t)] if t else []
     streams = [_pack_column(c) for c in cols]
     return _HEAD.pack(*(len(x) for x in streams)) + b"".join(streams)
 
@@ -133,7 +135,7 @@ def unpack_columns(data: bytes, want: Iterable[int]) -> dict[int, array.array]:
 
 def unpack(data: bytes) -> list[tuple[int, ...]]:
     cols = unpack_columns(data, range(len(COLUMNS)))
-    return list(zip(*(cols[c] for c in range(len(COLUMNS)))))
+    return list(zip(*(cols[c] for c in range(len(COLUMNS))), strict=True))
 
 
 # ---- cycles into buckets -------------------------------------------------------------------------
@@ -173,7 +175,7 @@ def split(pieces: list[tuple[int, int, float]], values: Sequence[int]) -> list[t
     out, before = [], [0] * len(values)
     for b, part, share in pieces:
         upto = [round(v * share) for v in values]
-        out.append((b, part, tuple(u - p for u, p in zip(upto, before))))
+        out.append((b, part, tuple(u - p for u, p in zip(upto, before, strict=True))))
         before = upto
     return out
 
@@ -197,7 +199,7 @@ def parse_duration(text: str, field: str) -> int:
 
 def parse_time(text: str, field: str, now: float) -> float:
     """Unix seconds, ISO 8601 ('2026-11-30T08:00:00Z'), 'now', or 'now-7d' / '-7d'."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     s = text.strip()
     if s.lower() == "now":
@@ -213,7 +215,7 @@ def parse_time(text: str, field: str, now: float) -> float:
         except ValueError:
             raise HistoryError(f"{text!r} is not a time; use unix seconds, ISO 8601 "
                                "(2026-11-30T08:00:00Z) or now-7d", field) from None
-        value = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+        value = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
     if not math.isfinite(value) or value < 0:
         raise HistoryError(f"{text!r} is not a time after 1970", field)
     return value
@@ -317,7 +319,7 @@ class History:
             merged: dict[int, list[int]] = {r[0]: list(r) for r in unpack(old[1])}
             for r in items:
                 cur = merged.get(r[0])
-                merged[r[0]] = [r[0]] + [a + b for a, b in zip(cur[1:], r[1:])] if cur else list(r)
+                merged[r[0]] = [r[0]] + [a + b for a, b in zip(cur[1:], r[1:], strict=True)] if cur else list(r)
             items = [tuple(merged[k]) for k in sorted(merged)]
         self.db.execute("INSERT OR REPLACE INTO blocks (tier, opd, start, n, data) VALUES (?,?,?,?,?)",
                         (tier, opd, start, len(items), pack(items)))
@@ -384,14 +386,14 @@ class History:
         names = ", ".join(COLUMNS[c] for c in cols)
         for row in self.db.execute(f"SELECT {names} FROM open_{tier} WHERE opd=? AND t_ms >= ? AND t_ms < ? "
                                    "ORDER BY t_ms", (oid, lo, hi)):
-            for c, v in zip(cols, row):
+            for c, v in zip(cols, row, strict=True):
                 out[c].append(v)
         return out
 
     def buckets(self, tier: str, opd: str, frm: float, to: float) -> list[tuple[int, ...]]:
         """The tier's buckets of one OPD that start in [frm, to), as rows (t_ms, ms, values...)."""
         cols = self.columns(tier, opd, frm, to)
-        return list(zip(*(cols[c] for c in range(len(COLUMNS)))))
+        return list(zip(*(cols[c] for c in range(len(COLUMNS))), strict=True))
 
     def _lookup(self, opd: str) -> int | None:
         row = self.db.execute("SELECT id FROM opds WHERE opd=?", (opd,)).fetchone()
@@ -452,14 +454,14 @@ def _series(cols: dict[int, array.array], step: int) -> dict[str, Any]:
     if len(starts) == n:  # one bucket per step: nothing to add up
         sums = {c: cols[c].tolist() for c in range(1, len(COLUMNS))}
     else:
-        bounds = list(zip(starts, starts[1:] + [n]))
+        bounds = list(itertools.pairwise(starts + [n]))
         sums = {c: [sum(cols[c][a:b]) for a, b in bounds] for c in range(1, len(COLUMNS))}
     ms = sums[1]
     out: dict[str, Any] = {"t": [keys[i] * step for i in starts], "seconds": [x / 1000 for x in ms]}
     for i, d in enumerate(("up", "down")):
         part = {f: sums[2 + 4 * i + k] for k, f in enumerate(("bytes", "packets", "dropped_bytes", "dropped_packets"))}
         for f, src in (("bps", "bytes"), ("dropped_bps", "dropped_bytes")):
-            part[f] = [round(b * 8000 / m) if m else None for b, m in zip(part[src], ms)]
+            part[f] = [round(b * 8000 / m) if m else None for b, m in zip(part[src], ms, strict=True)]
         out[d] = part
     return out
 
@@ -487,7 +489,7 @@ def _top_rates(ms: Sequence[int], nbytes: Sequence[int]) -> dict[str, int | None
         brief = itertools.compress(idx, map(operator.lt, ms, itertools.repeat(short)))
         top = sorted((nbytes[i] / ms[i] for i in set(above).union(brief) if ms[i]), reverse=True)
     if len(top) < need:
-        top = sorted((b / m for b, m in zip(nbytes, ms) if m), reverse=True)
+        top = sorted((b / m for b, m in zip(nbytes, ms, strict=True) if m), reverse=True)
     out: dict[str, int | None] = {"max_bps": round(top[0] * 8000)}
     for p in sorted(PERCENTILES, reverse=True):
         out[f"p{p}_bps"] = round(top[n - 1 - ranks[p]] * 8000)

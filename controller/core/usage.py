@@ -30,8 +30,9 @@ traffic between a counter's last sample and its restart (at most one poll interv
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from controller.core.compiler import AGGREGATE_METER, FRAME_OVERHEAD, Counted, MeterPlan
 from controller.core.graph import LinkKey
@@ -97,7 +98,7 @@ def delta(prev: _Last | None, values: tuple[int, ...], age: float | None, at: fl
     if any(prev.at < r <= at for r in resets) or (age is not None and prev.age is not None and age < prev.age):
         return values
     out = []
-    for new, old in zip(values, prev.values):
+    for new, old in zip(values, prev.values, strict=True):
         if new >= old:
             out.append(new - old)
         elif old >= WRAP // 2 and new + WRAP - old < WRAP // 4:
@@ -138,7 +139,7 @@ class OpdTotals:
                 "after_edge": self.after_edge, "delivered": self.delivered}
 
     @classmethod
-    def from_json(cls, opd: str, data: Mapping[str, Any]) -> "OpdTotals":
+    def from_json(cls, opd: str, data: Mapping[str, Any]) -> OpdTotals:
         t = cls(opd, float(data["first_seen"]))
         for name in ("passed", "dropped", "delivered"):
             getattr(t, name).update({d: [int(x) for x in data[name][d]] for d in DIRECTIONS})
@@ -286,7 +287,7 @@ class Usage:
         step, and the window those steps cover."""
         out: dict[str, dict[str, Any]] = {o: {"up": [0.0, 0.0], "down": [0.0, 0.0], "from": None, "to": None}
                                           for o in self.opds}
-        for (dpid, mid), last in self._meters.items():
+        for (_dpid, mid), last in self._meters.items():
             owner = self._owner.get(mid)
             if owner is None or not last.rates or now - last.at > self.stale_after or owner[0] not in out:
                 continue
@@ -355,7 +356,7 @@ class Usage:
         for opd, t in self.opds.items():
             vals = t.values()
             before = self._taken.get(opd)
-            d = tuple(a - b for a, b in zip(vals, before or (0,) * len(vals)))
+            d = tuple(a - b for a, b in zip(vals, before or (0,) * len(vals), strict=True))
             if opd in self.counted or any(d):  # an OPD no longer counted keeps its past, adds no idle rows
                 deltas[opd] = d
             if before is None or vals != before:  # idle OPDs: nothing new to save

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from controller.lab.labctl import ControllerProcess
 from controller.core.policy import Policy, load_file
 from controller.core.topology import DEFAULT_TOPOLOGY, Topology, load
+from controller.lab.labctl import ControllerProcess
 
 DEFAULT_POLICIES = Path(__file__).resolve().parents[2] / "policies" / "ppu.yaml"
 # OPDs whose download the demo loads at once: different kecamatan, different caps.

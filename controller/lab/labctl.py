@@ -62,7 +62,7 @@ class ControllerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
 
-    def start(self, timeout: float = 20.0, tries: int = 3) -> "ControllerProcess":
+    def start(self, timeout: float = 20.0, tries: int = 3) -> ControllerProcess:
         """Start and wait until it answers. A port that another process took between
         free_port() and the child binding it (seen on a busy machine: ports from the
         ephemeral range are also other programs' outgoing ports) means new ports and
@@ -78,7 +78,7 @@ class ControllerProcess:
                 self.args[self.args.index("--rest-port") + 1] = str(self.rest_port)
         raise AssertionError("unreachable")
 
-    def _start(self, timeout: float) -> "ControllerProcess":
+    def _start(self, timeout: float) -> ControllerProcess:
         env = dict(os.environ, KENDALI_TOKEN=self.token, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
@@ -113,7 +113,7 @@ class ControllerProcess:
         if self._drop_log:
             self.log_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "ControllerProcess":
+    def __enter__(self) -> ControllerProcess:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

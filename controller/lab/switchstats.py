@@ -5,8 +5,9 @@ that the controller's cost and the samples it reads come from real replies, not 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from types import SimpleNamespace
-from typing import Any, Iterable
+from typing import Any
 
 from os_ken.ofproto import ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
