@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import networkx as nx
 
-from controller.lab.mininet_lab import ovs_floor
+from controller.lab import ovs_floor
 from controller.errors import KendaliError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from controller.lab.mininet_lab import traffic
+from controller.lab import traffic
 from controller.lab.bench import summary, table, write_json
 from controller.core.compiler import DEFAULT_BURST_SECONDS, FRAME_OVERHEAD, meter_rate
 
