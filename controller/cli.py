@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep flows with another cookie than Kendali's (default: removed and logged)")
     c.add_argument("--closed-reads", action="store_true",
                    help="accepted for old scripts: REST reads always need a token now (except /v1/health)")
+    c.add_argument("--stats-interval", type=_seconds, default=10.0,
+                   help="seconds between usage polls of each switch (meters, ports; default 10)")
     c.add_argument("-v", "--verbose", action="store_true")
 
     t = sub.add_parser("token", help="REST API tokens: add, list, revoke (works while the controller runs)")
@@ -139,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="reachability only")
 
     b = sub.add_parser("bench", help="benchmarks (see bench/)")
-    b.add_argument("which", nargs="?", default="compile", choices=["compile", "reach", "meters", "failover", "load"])
+    b.add_argument("which", nargs="?", default="compile",
+                   choices=["compile", "reach", "meters", "failover", "load", "stats"])
     b.add_argument("--json", type=_writable_file, help="also write the figures as JSON here")
     return ap
 
@@ -187,6 +190,9 @@ def run_controller(args: argparse.Namespace) -> int:
         note = store.seed(policy.load_file(args.policies), str(args.policies))
         if note:
             log.warning("%s", note)
+    from controller.api import history
+
+    history.check(args.state_dir / history.HISTORY_FILE)  # a bad usage.sqlite is one line, before any switch
     ofp_opts = ["--ofp-listen-host", args.ofp_bind, "--ofp-tcp-listen-port", str(args.ofp_port)]
     _check_free(args.ofp_bind, args.ofp_port, "--ofp-port")
     _check_free(args.rest_bind, args.rest_port, "--rest-port")
@@ -216,6 +222,7 @@ def run_controller(args: argparse.Namespace) -> int:
     app.SETTINGS.lldp_interval = args.lldp_interval
     app.SETTINGS.link_timeout = link_timeout
     app.SETTINGS.protect = not args.no_protect
+    app.SETTINGS.stats_interval = args.stats_interval
     try:
         AppManager.run_apps(["os_ken.controller.ofp_handler", "controller.openflow.app"])
     except KeyboardInterrupt:

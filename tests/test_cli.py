@@ -36,6 +36,8 @@ def usage_error(capsys, argv) -> str:
     (["controller", "--lldp-interval", "0"], ["--lldp-interval", "0.01-3600"]),
     (["controller", "--link-timeout", "9999"], ["--link-timeout", "outside"]),
     (["controller", "--lldp-interval", "soon"], ["--lldp-interval", "not a number of seconds"]),
+    (["controller", "--stats-interval", "0"], ["--stats-interval", "0.01-3600"]),
+    (["bench", "stats", "--json", "/proc/kendali/x.json"], ["--json", "cannot write there"]),
     (["controller", "--topology", "/nonexistent/topo.yaml"], ["--topology", "/nonexistent/topo.yaml", "no such file"]),
     (["controller", "--policies", "/nonexistent/p.yaml"], ["--policies", "no such file"]),
     (["lab", "--script", "/nonexistent/s.mn"], ["--script", "no such file"]),
@@ -68,7 +70,9 @@ def test_defaults_and_good_values():
     a = build_parser().parse_args(["controller"])
     assert (a.command, a.topology, a.policies, a.ofp_port, a.rest_port, a.lldp_interval, a.link_timeout) == \
         ("controller", None, None, 6653, 8080, 0.1, None)
-    assert a.state_dir == Path("state") and not a.no_protect
+    assert a.state_dir == Path("state") and not a.no_protect and a.stats_interval == 10.0
+    assert build_parser().parse_args(["controller", "--stats-interval", "2.5"]).stats_interval == 2.5
+    assert build_parser().parse_args(["bench", "stats"]).which == "stats"
     a = build_parser().parse_args(["controller", "--topology", str(DEFAULT_TOPOLOGY), "--ofp-port", "1",
                                    "--rest-port", "65535", "--lldp-interval", "0.01", "--link-timeout", "3600"])
     assert (a.topology, a.ofp_port, a.rest_port, a.lldp_interval, a.link_timeout) == \
@@ -217,3 +221,14 @@ def test_token_list_of_an_empty_state_dir(capsys, tmp_path):
     (tmp_path / "state").mkdir()
     rc, out, _ = run_main(capsys, ["token", "list", "--state-dir", str(tmp_path / "state")])
     assert rc == 0 and "no stored tokens" in out
+def test_controller_with_a_broken_usage_history_returns_2_naming_it(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "usage.sqlite").write_bytes(b"not a database at all" * 200)
+    runs = [["controller", "--state-dir", str(state), "--ofp-port", "1", "--rest-port", "1"]]
+    p = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(runs)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert p.returncode == 0, p.stderr
+    (r,) = json.loads(p.stdout)
+    assert r["rc"] == 2 and r["err"].count("\n") == 1 and not r["app"], r
+    assert f"{state / 'usage.sqlite'}: the usage history cannot be used" in r["err"]

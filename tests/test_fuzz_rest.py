@@ -54,6 +54,18 @@ class View:
     def health(self) -> dict:
         return {"status": "ok", "switches_connected": 1}
 
+    def usage(self) -> dict:
+        return {"interval_s": 10.0, "at": 0.0, "opds": []}
+
+    def usage_history(self, opd: str, frm: float, to: float, step: int | None, now: float) -> dict | None:
+        if opd != "dinkes":
+            return None
+        return {"opd": opd, "from": frm, "to": to, "step": step or 300, "tier": "5m", "t": [], "seconds": [],
+                "up": {}, "down": {}, "summary": {}}
+
+    def metrics(self) -> tuple[bytes, str]:
+        return b"kendali_links_up 0\n", "text/plain; version=0.0.4; charset=utf-8"
+
 
 class NoWait:
     """The slowdown's clock: failures from the fuzzer's one address must not cost real seconds."""

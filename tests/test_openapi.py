@@ -43,7 +43,8 @@ def test_openapi_document() -> None:
     assert schemas["Policy"] is not policy.SCHEMA  # a copy: callers cannot corrupt SCHEMA
     assert schemas["PolicyBody"] == policy.BODY_SCHEMA
     assert schemas["TopologyFile"] == topology.SCHEMA
-    assert set(doc["paths"]) == {"/v1/policies", "/v1/policies/{id}", "/v1/topology", "/v1/health", "/v1/openapi.json"}
+    assert set(doc["paths"]) == {"/v1/policies", "/v1/policies/{id}", "/v1/topology", "/v1/health", "/v1/openapi.json",
+                                 "/v1/usage", "/v1/usage/{opd}", "/metrics"}
     one = doc["paths"]["/v1/policies/{id}"]
     assert set(one) >= {"get", "put", "delete"}
     for name in ("put", "delete"):

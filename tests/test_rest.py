@@ -165,7 +165,8 @@ def test_topology_health_openapi(env: Env) -> None:
     assert doc["openapi"].startswith("3.1")
     assert doc["components"]["schemas"]["Policy"] == json.loads(json.dumps(SCHEMA))
     # every route the app serves is documented, and nothing more
-    assert set(doc["paths"]) == {"/v1/policies", "/v1/policies/{id}", "/v1/topology", "/v1/health", "/v1/openapi.json"}
+    assert set(doc["paths"]) == {"/v1/policies", "/v1/policies/{id}", "/v1/topology", "/v1/health", "/v1/openapi.json",
+                                 "/v1/usage", "/v1/usage/{opd}", "/metrics"}
 
 
 def test_view_failure_is_503_not_500(env: Env) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller import __version__
+from controller.api import usage_api
 from controller.core import policy, topology
 
 JSON = "application/json"
@@ -62,7 +63,11 @@ class Op:
 # The path parameters, by name; a path names them as {name}.
 PARAMS: dict[str, dict[str, Any]] = {
     "id": {"schema": {"type": "string", "pattern": policy.ID_PATTERN}, "description": "The OPD's policy id."},
+    "opd": {"schema": {"type": "string"}, "description": "An OPD id: a policy's, or a declared subnet's (no policy)."},
 }
+
+# Usage telemetry describes its replies next to its handlers (controller.api.usage_api).
+_USAGE = usage_api.OPENAPI_PATHS
 
 _BAD = fail("Invalid request; error.field names the offending field")
 _UNSAVED = fail("Could not save; nothing changed")
@@ -102,6 +107,18 @@ PATHS: dict[str, dict[str, Op]] = {
     },
     "/v1/openapi.json": {
         "get": Op("getOpenapi", "This document", {"200": ok("OpenAPI 3.1", "AnyObject")}),
+    },
+    "/v1/usage": {
+        "get": Op("getUsage", _USAGE["/v1/usage"]["get"]["summary"], _USAGE["/v1/usage"]["get"]["responses"]),
+    },
+    "/v1/usage/{opd}": {
+        "get": Op("getUsageSeries", _USAGE["/v1/usage/{opd}"]["get"]["summary"],
+                  _USAGE["/v1/usage/{opd}"]["get"]["responses"],
+                  extra={"parameters": [q for q in _USAGE["/v1/usage/{opd}"]["get"]["parameters"]
+                                        if q["in"] == "query"]}),
+    },
+    "/metrics": {
+        "get": Op("getMetrics", _USAGE["/metrics"]["get"]["summary"], _USAGE["/metrics"]["get"]["responses"]),
     },
 }
 
@@ -185,4 +202,5 @@ def openapi() -> dict[str, Any]:
             "schemas": schemas(),
         },
     }
+    doc["components"]["schemas"].update(usage_api.OPENAPI_SCHEMAS)  # type: ignore[index]
     return copy.deepcopy(doc)

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from webob import Request, Response
 
+from controller.api import usage_api
 from controller.api.access import Access, Denied, Keyring
 from controller.api.openapi import openapi
 from controller.api.store import PolicyStore
@@ -196,8 +197,10 @@ class RestApp:
         tokens: Mapping[str, str] | Access,
         open_reads: bool = False,
         max_body: int = 65536,
+        open_metrics: bool = False,
     ) -> None:
         self.store = store
+        self.open_metrics = open_metrics  # --open-metrics: a Prometheus without a token may scrape
         self.on_change = on_change
         self.view = view
         self.access = access_for(tokens)
@@ -213,6 +216,10 @@ class RestApp:
             (re.compile(r"^/v1/topology$"), {"GET": self.topology}),
             (re.compile(r"^/v1/health$"), {"GET": self.health}),
             (re.compile(r"^/v1/openapi\.json$"), {"GET": self.openapi}),
+            (re.compile(r"^/v1/usage$"), {"GET": lambda req, who: usage_api.usage(req, self.view)}),
+            (re.compile(rf"^/v1/usage/{_ID_SEGMENT}$"),
+             {"GET": lambda req, who, id: usage_api.usage_of(req, self.view, id)}),
+            (re.compile(r"^/metrics$"), {"GET": lambda req, who: usage_api.metrics(req, self.view)}),
         ]
 
     # --- WSGI ------------------------------------------------------------------------------
@@ -245,7 +252,8 @@ class RestApp:
                 raise HttpError(405, f"{req.method} is not allowed here; allowed: {allow}{hint}", None,
                                 {"Allow": allow})
             need = "read" if method == "GET" else "write"
-            if need == "read" and (self.open_reads or req.path_info in OPEN_PATHS):
+            if need == "read" and (self.open_reads or req.path_info in OPEN_PATHS
+                                   or (self.open_metrics and req.path_info == "/metrics")):
                 who = ""
             else:
                 who = self.access.authorise(req.headers.get("Authorization"), req.remote_addr or "?", need,
@@ -341,6 +349,7 @@ def make_app(
     tokens: Mapping[str, str] | Access,
     open_reads: bool = False,
     max_body: int = 65536,
+    open_metrics: bool = False,
 ) -> RestApp:
     """The WSGI app (serve it with server.serve). ``tokens``: an Access, or {name: secret} write tokens."""
-    return RestApp(store, on_change, view, tokens, open_reads, max_body)
+    return RestApp(store, on_change, view, tokens, open_reads, max_body, open_metrics)

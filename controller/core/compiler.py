@@ -70,6 +70,11 @@ OFPVID_PRESENT = 0x1000
 # timestamps), so the meter runs 1514/1448 above the cap to deliver the cap as goodput.
 FRAME_OVERHEAD = 1514 / 1448
 DEFAULT_BURST_SECONDS = 1.0
+# Counting (Compiler(count=True)): an OPD without a policy, and a declared subnet no
+# policy covers, get the same meter flows as a capped OPD with a meter no traffic can
+# reach, so that its meter counts its traffic. Open vSwitch refuses a meter with no band
+# (OFPMMFC_OUT_OF_BANDS, seen on 3.1), hence a drop band at the largest rate there is.
+COUNT_ONLY_KBPS = 0xFFFFFFFF
 
 
 class PolicyLike(Protocol):
@@ -93,6 +98,18 @@ class MeterPlan:
     download_id: int
 
 
+@dataclass(frozen=True)
+class Counted:
+    """What one compile counts under one OPD id: a policy's OPD, or a declared subnet no policy covers."""
+
+    opd: str
+    kind: str  # "policy" or "subnet"
+    subnets: tuple[str, ...]
+    upload_kbps: int | None  # None: not capped (counted only)
+    download_kbps: int | None
+    burst_kbit: int | None = None
+
+
 def meter_rate(cap_kbps: int) -> int:
     return int(round(cap_kbps * FRAME_OVERHEAD))
 
@@ -104,13 +121,15 @@ def meter_burst(rate_kbps: int, burst_kbit: int | None) -> int:
 class Compiler:
     """Keeps the few facts that must stay stable between compilations (meter ids)."""
 
-    def __init__(self, meter_ids: dict[str, int] | None = None) -> None:
+    def __init__(self, meter_ids: dict[str, int] | None = None, count: bool = False) -> None:
         # OPD -> meter number n (meters 2n+1, 2n+2); remembered across restarts so that a
         # restarted controller finds every meter where it left it.
         self._meter_ids: dict[str, int] = {}
         for opd, n in sorted((meter_ids or {}).items(), key=lambda kv: kv[1]):
             if isinstance(n, int) and 0 <= n < 0x7FF0 and n not in self._meter_ids.values():
                 self._meter_ids[opd] = n
+        self.count = count  # also count OPDs with no policy (see COUNT_ONLY_KBPS)
+        self.counted: dict[str, Counted] = {}  # of the last compile, by OPD id
 
     @property
     def meter_numbers(self) -> dict[str, int]:
@@ -132,14 +151,38 @@ class Compiler:
     def compile(self, net: Network, policies: dict[str, PolicyLike] | None = None, now: float = 0.0,
                 protect: bool = True) -> DesiredState:
         policies = policies or {}
-        self.forget_meters(policies)
+        self.counted = counted_opds(net, policies, self.count)
+        self.forget_meters(self.counted)
         return _Build(net, policies, now, self, protect).run()
+
+    def meter_plans(self) -> dict[str, MeterPlan]:
+        """The meter ids of every OPD the last compile counted (read-only: allocates nothing)."""
+        return {o: MeterPlan(o, 2 * n + 1, 2 * n + 2) for o, n in self._meter_ids.items() if o in self.counted}
 
 
 def compile_network(net: Network, policies: dict[str, Any] | None = None, now: float = 0.0,
                     protect: bool = True) -> DesiredState:
     """One-shot compilation (fresh meter ids); the controller keeps a Compiler instead."""
     return Compiler().compile(net, policies, now, protect)
+
+
+def counted_opds(net: Network, policies: dict[str, PolicyLike], count: bool) -> dict[str, Counted]:
+    """Every policy's OPD; with ``count``, also each declared subnet that no policy overlaps
+    (except the uplink's: that is the ISP, not an OPD), under its id, or ``<id>.subnet``
+    when a policy already uses that id (policy ids cannot contain a dot)."""
+    out = {o: Counted(o, "policy", tuple(p.subnets), p.upload_kbps, p.download_kbps, p.burst_kbit)
+           for o, p in policies.items()}
+    topo = net.topology
+    if not count or not topo:
+        return out
+    covered = [ipaddress.IPv4Network(c) for p in policies.values() for c in p.subnets]
+    uplink = topo.uplink.subnet if topo.uplink else None
+    for s in topo.subnets.values():
+        if s.id == uplink or any(s.network.overlaps(c) for c in covered):
+            continue
+        key = s.id if s.id not in out else f"{s.id}.subnet"
+        out[key] = Counted(key, "subnet", (s.cidr,), None, None)
+    return out
 
 
 def hosts_on_switch(state: SwitchState) -> list[tuple[str, str | None, int]]:
@@ -397,15 +440,19 @@ class _Build:
         aggregate.
         """
         router = self.net.uplink_router()
-        for opd in sorted(self.policies):
-            pol = self.policies[opd]
+        for opd in sorted(self.comp.counted):
+            pol = self.comp.counted[opd]
             ids = self.comp.meter_ids(opd)
             networks = [ipaddress.IPv4Network(c) for c in pol.subnets]  # parsed once per policy
             nets = [_masked(n) for n in networks]
             members = [h for h in self.hosts if h.ip and any(ipaddress.IPv4Address(h.ip) in n for n in networks)]
-            up_rate, down_rate = meter_rate(pol.upload_kbps), meter_rate(pol.download_kbps)
-            up = Meter(ids.upload_id, up_rate, meter_burst(up_rate, pol.burst_kbit))
-            down = Meter(ids.download_id, down_rate, meter_burst(down_rate, pol.burst_kbit))
+            if pol.upload_kbps is None or pol.download_kbps is None:
+                up = Meter(ids.upload_id, COUNT_ONLY_KBPS, COUNT_ONLY_KBPS)
+                down = Meter(ids.download_id, COUNT_ONLY_KBPS, COUNT_ONLY_KBPS)
+            else:
+                up_rate, down_rate = meter_rate(pol.upload_kbps), meter_rate(pol.download_kbps)
+                up = Meter(ids.upload_id, up_rate, meter_burst(up_rate, pol.burst_kbit))
+                down = Meter(ids.download_id, down_rate, meter_burst(down_rate, pol.burst_kbit))
             switches = sorted({h.dpid for h in members})
             for d in switches:
                 self.state[d].add_meter(up)
@@ -425,7 +472,7 @@ class _Build:
                                          metadata=meta, goto=T_EGRESS))
                     self.add(d, Flow(T_FWD, 200, match(eth_dst=h.mac, eth_type=ETH_IP), meter=down.meter_id,
                                      metadata=meta, goto=T_EGRESS))
-            if len(switches) > 1 and router and router.dpid in self.state:
+            if len(switches) > 1 and router and router.dpid in self.state and pol.kind == "policy":
                 self._uplink_aggregate(router, nets, up, down)
 
     def _uplink_aggregate(self, router: HostEntry, nets: list[tuple[str, str]], up: Meter, down: Meter) -> None:

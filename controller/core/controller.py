@@ -100,7 +100,10 @@ class Controller:
         self.config = config
         self.net = Network(config.topology)
         self.arp = ArpResponder(self.net)
-        self.compiler = Compiler(memory.get("meter_ids") if isinstance(memory.get("meter_ids"), dict) else None)
+        # count=True: OPDs without a policy and declared subnets no policy covers get
+        # counting meters too (usage telemetry, controller.core.usage).
+        self.compiler = Compiler(memory.get("meter_ids") if isinstance(memory.get("meter_ids"), dict) else None,
+                                 count=True)
         self.liveness = Liveness(config.lldp_interval, config.link_timeout)
         self.signer = LldpSigner(config.lldp_secret, max_age=max(2.0, 4 * config.link_timeout))
         self.recon = Reconciler(config.keep_foreign)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from controller.core.graph import Network, link_key
+from controller.core.graph import LinkKey, Network, link_key
 
 
 def _name(net: Network, dpid: int) -> str | None:
@@ -12,8 +13,16 @@ def _name(net: Network, dpid: int) -> str | None:
     return sw.name if sw else None
 
 
-def topology(net: Network) -> dict[str, Any]:
-    """Switches, links (discovered and declared, with state and capacity) and hosts."""
+def link_label(net: Network, key: LinkKey) -> str:
+    """'core:1-dist-waru:2': switch names where declared, else dpids."""
+    d1, p1, d2, p2 = key
+    return f"{_name(net, d1) or d1}:{p1}-{_name(net, d2) or d2}:{p2}"
+
+
+def topology(net: Network, link_usage: Mapping[LinkKey, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Switches, links (discovered and declared, with state and capacity) and hosts. With
+    ``link_usage`` (controller.core.usage.Usage.links), each link also carries ``usage``:
+    bytes each way and the rate and utilisation over the last poll interval."""
     switches: list[dict[str, Any]] = []
     declared_dpids = set()
     if net.topology:
@@ -39,6 +48,10 @@ def topology(net: Network) -> dict[str, Any]:
             key = link_key(t.switches[l.a].dpid, l.a_port, t.switches[l.b].dpid, l.b_port)
             if key not in seen:
                 links.append(_link(net, key, "down", l.capacity_mbps, True))
+    for link in links:
+        if link_usage is not None:
+            key = (link["a"]["dpid"], link["a"]["port"], link["b"]["dpid"], link["b"]["port"])
+            link["usage"] = link_usage.get(key)
     hosts = [{"mac": h.mac, "ip": h.ip, "dpid": h.dpid, "switch": _name(net, h.dpid), "port": h.port}
              for h in sorted(net.hosts.values(), key=lambda h: (h.ip or "", h.mac))]
     return {"switches": switches, "links": links, "hosts": hosts, "discrepancies": net.discrepancies()}

@@ -91,6 +91,7 @@ class ControllerProcess:
         if policies:
             self.args += ["--policies", str(policies)]
         self.args += extra or []
+        self._own_ports = not {"--ofp-port", "--rest-port"} & set(extra or [])  # else the caller chose them
         self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="kendali-ctl-", suffix=".log")[1])
         # A log we made up is removed at cleanup unless someone was told where it is.
         self._drop_log = not log_path and not keep_log
@@ -100,7 +101,23 @@ class ControllerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
 
-    def start(self, timeout: float = 20.0) -> ControllerProcess:
+    def start(self, timeout: float = 20.0, tries: int = 3) -> ControllerProcess:
+        """Start and wait until it answers. A port that another process took between
+        free_port() and the child binding it (seen on a busy machine: ports from the
+        ephemeral range are also other programs' outgoing ports) means new ports and
+        another try, unless the caller chose the ports."""
+        for attempt in range(tries):
+            try:
+                return self._start(timeout)
+            except KendaliError as exc:
+                if "cannot listen on" not in str(exc) or not self._own_ports or attempt == tries - 1:
+                    raise
+                self.ofp_port, self.rest_port = free_port(), free_port()
+                self.args[self.args.index("--ofp-port") + 1] = str(self.ofp_port)
+                self.args[self.args.index("--rest-port") + 1] = str(self.rest_port)
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> ControllerProcess:
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
         env.pop("KENDALI_TOKEN", None)
         if self.token is not None:
@@ -172,3 +189,16 @@ class ControllerProcess:
         if status != 200:
             raise KendaliError(f"GET {path} answered {status}: {body}", "controller")
         return body
+
+    def usage_after(self, t: float, timeout: float = 30.0) -> dict[str, dict]:
+        """GET /v1/usage by OPD, once every OPD's last counter samples were asked for after
+        ``t`` (unix time), so the figures include everything that happened before ``t``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = {o["opd"]: o for o in self.get("/v1/usage")["opds"]}
+            windows = [o["window"] for o in rows.values() if o["window"]]
+            if windows and all(w["from"] > t for w in windows):
+                return rows
+            if time.monotonic() > deadline:
+                raise KendaliError(f"no usage sampled after {t:.1f} within {timeout:.0f} s", "controller")
+            time.sleep(0.2)

@@ -32,7 +32,7 @@ from controller.core.controller import COMPILE_DELAY, Action, Config, Controller
 from controller.core.policy import Policy
 from controller.core.state import Flow
 from controller.core.topology import Topology
-from controller.openflow import ofmsg
+from controller.openflow import ofmsg, stats
 
 LOG = logging.getLogger("kendali")
 
@@ -55,6 +55,7 @@ class Settings:
     keep_foreign: bool = False
     audit_interval: float = 5.0
     lldp_secret: bytes = b""
+    stats_interval: float = 10.0  # usage telemetry: seconds between polls of each switch
 
 
 SETTINGS = Settings()
@@ -87,6 +88,11 @@ class KendaliApp(app_manager.OSKenApp):
                         secret)
         self.core = Controller(config, s.store.all() if s.store else {}, remembered, time.time())
         self.datapaths: dict[int, Any] = {}
+        # Usage telemetry (controller.openflow.stats): polled from this loop's tick, replies
+        # counted by controller.core.usage, history written by its own OS thread.
+        self.telemetry = stats.Telemetry(self.core.net, self.datapaths, s.stats_interval, s.state_dir,
+                                         self.core.policies)
+        self._compiles = self._failovers = 0
         # dpid -> {xid: part} of the read-back and audit requests in flight
         self._reads: dict[int, dict[int, str]] = {}
         self._counts: dict[int, dict[str, int]] = {}
@@ -133,6 +139,7 @@ class KendaliApp(app_manager.OSKenApp):
         self._tick_pending = False
         now = time.time()
         self._do(self.core.tick(now))
+        self.telemetry.tick(now)
         doc = self.core.memory(now)
         if doc is not None and self.settings.state_dir is not None:
             try:
@@ -152,6 +159,14 @@ class KendaliApp(app_manager.OSKenApp):
 
     # ---- actions -----------------------------------------------------------------------------
     def _do(self, actions: list[Action]) -> None:
+        now = time.time()
+        c = self.core.counters
+        if c.compiles != self._compiles:  # which meters count which OPD, after every compile
+            self._compiles = c.compiles
+            self.telemetry.planned(self.core.compiler, self.core.policies, now, self.core.last_compile_ms / 1000)
+        if c.failovers != self._failovers:
+            self.telemetry.failover(c.failovers - self._failovers)
+            self._failovers = c.failovers
         for a in actions:
             dp = self.datapaths.get(a.dpid)
             if dp is None:
@@ -159,6 +174,7 @@ class KendaliApp(app_manager.OSKenApp):
             if isinstance(a, PacketOut):
                 self._packet_out(dp, a.port, a.data)
             elif isinstance(a, SendChanges):
+                self.telemetry.sent(a.dpid, a.changes, now)  # meters we (re)make count from 0
                 for msg in ofmsg.changes(dp, a.changes):
                     dp.send_msg(msg)
                 barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
@@ -256,6 +272,14 @@ class KendaliApp(app_manager.OSKenApp):
             del self._counts[dpid]
             self._do(self.core.read_part(dpid, "counts", [], time.time(), counts=(got["ours"], got["all"])))
 
+    @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
+    def _meter_stats(self, ev: Any) -> None:
+        self.telemetry.reply(ev.msg, "meter")
+
+    @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
+    def _port_stats(self, ev: Any) -> None:
+        self.telemetry.reply(ev.msg, "port")
+
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev: Any) -> None:
         msg = ev.msg
@@ -274,6 +298,7 @@ class KendaliApp(app_manager.OSKenApp):
             del self.datapaths[dpid]
             self._reads.pop(dpid, None)
             self._counts.pop(dpid, None)
+            self.telemetry.forget(dpid)
             self._do(self.core.switch_disconnected(dpid, time.time()))
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
@@ -298,8 +323,17 @@ class KendaliApp(app_manager.OSKenApp):
         return not (p.state & ofp.OFPPS_LINK_DOWN) and not (p.config & ofp.OFPPC_PORT_DOWN)
 
     # ---- REST ------------------------------------------------------------------------------
-    def topology(self) -> dict:
-        return views.topology(self.core.net)
+    def topology(self) -> dict[str, Any]:
+        return views.topology(self.core.net, self.telemetry.link_usage())
+
+    def usage(self) -> dict[str, Any]:
+        return self.telemetry.usage_view()
+
+    def usage_history(self, opd: str, frm: float, to: float, step: int | None, now: float) -> dict[str, Any] | None:
+        return self.telemetry.history(opd, frm, to, step, now)
+
+    def metrics(self) -> tuple[bytes, str]:
+        return self.telemetry.metrics.exposition()
 
     def health(self) -> dict:
         c = self.core
@@ -309,6 +343,6 @@ class KendaliApp(app_manager.OSKenApp):
     def _serve_rest(self) -> None:
         s = self.settings
         assert s.store is not None
-        wsgi = rest.make_app(s.store, self.policies_changed, self, s.access)
+        wsgi = rest.make_app(s.store, self.policies_changed, self, s.access, open_metrics=s.open_metrics)
         cert, key = s.rest_tls or (None, None)
         server.serve(wsgi, s.rest_host, s.rest_port, cert, key)
