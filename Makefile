@@ -16,8 +16,9 @@ test: setup lint
 unit: setup lint
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not lab"
 
-# ruff (style, imports, likely bugs) on the whole repo; mypy on controller/ (strict on controller/core).
+# ruff (formatting, style, imports, likely bugs) on the whole repo; mypy on controller/ (strict on controller/core).
 lint: setup
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 

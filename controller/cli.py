@@ -85,41 +85,80 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("controller", help="run the OpenFlow controller")
     c.add_argument("--topology", type=_existing_file, help="declared topology YAML (optional: pure discovery without)")
     c.add_argument("--policies", type=_existing_file, help="policy YAML that seeds an empty state")
-    c.add_argument("--state-dir", type=Path, default=Path("state"),
-                   help="where accepted policies and API tokens live (default ./state)")
+    c.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("state"),
+        help="where accepted policies and API tokens live (default ./state)",
+    )
     c.add_argument("--ofp-port", type=_port, default=6653)
-    c.add_argument("--ofp-bind", default="0.0.0.0", metavar="ADDR",
-                   help="address the OpenFlow listener binds to (default 0.0.0.0: every interface)")
+    c.add_argument(
+        "--ofp-bind",
+        default="0.0.0.0",
+        metavar="ADDR",
+        help="address the OpenFlow listener binds to (default 0.0.0.0: every interface)",
+    )
     c.add_argument("--rest-port", type=_port, default=8080)
-    c.add_argument("--rest-bind", metavar="ADDR", default="127.0.0.1",
-                   help="address the REST API listens on (default 127.0.0.1; 0.0.0.0 or :: for every interface)")
+    c.add_argument(
+        "--rest-bind",
+        metavar="ADDR",
+        default="127.0.0.1",
+        help="address the REST API listens on (default 127.0.0.1; 0.0.0.0 or :: for every interface)",
+    )
     c.add_argument("--rest-host", dest="rest_bind", metavar="ADDR", help="old name of --rest-bind")
-    c.add_argument("--tls-cert", type=_existing_file, metavar="FILE", help="serve HTTPS with this PEM certificate "
-                   "(chain); needs --tls-key")
+    c.add_argument(
+        "--tls-cert",
+        type=_existing_file,
+        metavar="FILE",
+        help="serve HTTPS with this PEM certificate (chain); needs --tls-key",
+    )
     c.add_argument("--tls-key", type=_existing_file, metavar="FILE", help="the certificate's PEM private key")
     c.add_argument("--open-metrics", action="store_true", help="GET /metrics without a token (for a scraper)")
-    c.add_argument("--lldp-interval", type=_seconds, default=0.1,
-                   help="seconds between LLDP probes on each link (default 0.1; other ports about 1 s)")
-    c.add_argument("--link-timeout", type=_seconds, default=None,
-                   help="a link silent this long is routed around (default 5 x interval)")
+    c.add_argument(
+        "--lldp-interval",
+        type=_seconds,
+        default=0.1,
+        help="seconds between LLDP probes on each link (default 0.1; other ports about 1 s)",
+    )
+    c.add_argument(
+        "--link-timeout",
+        type=_seconds,
+        default=None,
+        help="a link silent this long is routed around (default 5 x interval)",
+    )
     c.add_argument("--no-protect", action="store_true", help="no fast-failover groups (for comparison)")
-    c.add_argument("--audit-interval", type=_audit_seconds, default=5.0,
-                   help="seconds between audits that compare each switch with what it should hold and repair "
-                   "any difference (default 5; 0 turns audits off)")
-    c.add_argument("--keep-foreign", action="store_true",
-                   help="keep flows with another cookie than Kendali's (default: removed and logged)")
-    c.add_argument("--closed-reads", action="store_true",
-                   help="accepted for old scripts: REST reads always need a token now (except /v1/health)")
-    c.add_argument("--stats-interval", type=_seconds, default=10.0,
-                   help="seconds between usage polls of each switch (meters, ports; default 10)")
+    c.add_argument(
+        "--audit-interval",
+        type=_audit_seconds,
+        default=5.0,
+        help="seconds between audits that compare each switch with what it should hold and repair "
+        "any difference (default 5; 0 turns audits off)",
+    )
+    c.add_argument(
+        "--keep-foreign",
+        action="store_true",
+        help="keep flows with another cookie than Kendali's (default: removed and logged)",
+    )
+    c.add_argument(
+        "--closed-reads",
+        action="store_true",
+        help="accepted for old scripts: REST reads always need a token now (except /v1/health)",
+    )
+    c.add_argument(
+        "--stats-interval",
+        type=_seconds,
+        default=10.0,
+        help="seconds between usage polls of each switch (meters, ports; default 10)",
+    )
     c.add_argument("-v", "--verbose", action="store_true")
 
     t = sub.add_parser("token", help="REST API tokens: add, list, revoke (works while the controller runs)")
     tsub = t.add_subparsers(dest="action", required=True, parser_class=_Parser)
     ta = tsub.add_parser("add", help="make a token and print its secret (the only time it is shown)")
     ta.add_argument("name", help="who or what uses it (e.g. noc, grafana); the audit log records it")
-    ta.add_argument("--role", required=True, choices=["read", "write"],
-                    help="read: every GET; write: also PUT and DELETE")
+    ta.add_argument(
+        "--role", required=True, choices=["read", "write"], help="read: every GET; write: also PUT and DELETE"
+    )
     tl = tsub.add_parser("list", help="names, roles and creation times (never the secrets)")
     tr = tsub.add_parser("revoke", help="remove a token; a running controller refuses it from its next request on")
     tr.add_argument("name")
@@ -129,8 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", help="Mininet lab of a topology file")
     lab.add_argument("--topology", type=_existing_file, default=DEFAULT_TOPOLOGY)
     lab.add_argument("--policies", type=_existing_file, help="policies for the lab's own controller")
-    lab.add_argument("--controller-port", type=_port, default=None,
-                     help="use the controller already listening on this port (default: start one)")
+    lab.add_argument(
+        "--controller-port",
+        type=_port,
+        default=None,
+        help="use the controller already listening on this port (default: start one)",
+    )
     lab.add_argument("--standalone", action="store_true", help="no controller: Open vSwitch's own RSTP")
     lab.add_argument("--script", type=_existing_file, help="run this Mininet CLI script instead of the CLI")
     lab.add_argument("--no-cli", dest="cli", action="store_false", help="bring up, check reachability, tear down")
@@ -141,8 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="reachability only")
 
     b = sub.add_parser("bench", help="benchmarks (see bench/)")
-    b.add_argument("which", nargs="?", default="compile",
-                   choices=["compile", "reach", "meters", "failover", "load", "stats"])
+    b.add_argument(
+        "which", nargs="?", default="compile", choices=["compile", "reach", "meters", "failover", "load", "stats"]
+    )
     b.add_argument("--json", type=_writable_file, help="also write the figures as JSON here")
     return ap
 
@@ -180,8 +224,9 @@ def run_controller(args: argparse.Namespace) -> int:
     from controller.core import policy
     from controller.core import topology as topo_mod
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     log = logging.getLogger("kendali")
     # Everything that can be wrong with the files is found here, before any switch connects.
     topology = topo_mod.load(args.topology) if args.topology else None
@@ -237,8 +282,11 @@ def _access(state_dir: Path) -> Access:
 
     env_secret, generated = TokenFile(state_dir).first_start(os.environ)
     if generated:
-        print(f"kendali: REST API write token {FIRST_NAME!r} (shown once, stored hashed in {state_dir}/tokens.json; "
-              f"make more with: kendali token add NAME --role read|write): {generated}", flush=True)
+        print(
+            f"kendali: REST API write token {FIRST_NAME!r} (shown once, stored hashed in {state_dir}/tokens.json; "
+            f"make more with: kendali token add NAME --role read|write): {generated}",
+            flush=True,
+        )
     return Access(Keyring(state_dir, env_secret))
 
 
@@ -249,14 +297,19 @@ def run_token(args: argparse.Namespace) -> int:
         check_name(args.name)  # before a state dir is made for it
         secret = TokenFile(args.state_dir).add(args.name, args.role)
         print(secret, flush=True)  # alone on stdout: TOKEN=$(kendali token add noc --role write)
-        print(f"kendali: token {args.name!r} ({args.role}) added in {args.state_dir}; its secret is shown above, "
-              "this once only", file=sys.stderr)
+        print(
+            f"kendali: token {args.name!r} ({args.role}) added in {args.state_dir}; its secret is shown above, "
+            "this once only",
+            file=sys.stderr,
+        )
         return 0
     files = TokenFile(args.state_dir, create=False)
     if args.action == "revoke":
         files.revoke(args.name)
-        print(f"kendali: token {args.name!r} revoked; a running controller refuses it from its next request on",
-              file=sys.stderr)
+        print(
+            f"kendali: token {args.name!r} revoked; a running controller refuses it from its next request on",
+            file=sys.stderr,
+        )
         return 0
     entries = files.entries()
     rows = [("NAME", "ROLE", "CREATED")] + [(e.name, e.role, e.created) for _, e in sorted(entries.items())]

@@ -73,11 +73,10 @@ class Built:
 
 
 def host_mac(i: int) -> str:
-    return f"02:00:00:00:{i >> 8:02x}:{i & 0xff:02x}"
+    return f"02:00:00:00:{i >> 8:02x}:{i & 0xFF:02x}"
 
 
-def from_topology(t: topo_mod.Topology | str, links: bool = True, hosts: bool = True,
-                  declare: bool = True) -> Built:
+def from_topology(t: topo_mod.Topology | str, links: bool = True, hosts: bool = True, declare: bool = True) -> Built:
     """A declared topology (or the name of one in topologies/) with every switch present.
 
     ``links``/``hosts``: whether LLDP has seen every link and every host has been learned;
@@ -96,8 +95,13 @@ def from_topology(t: topo_mod.Topology | str, links: bool = True, hosts: bool = 
     return _feed(Network(t if declare else None), ports, cabled if links else [], hs if hosts else [])
 
 
-def from_graph(g: nx.MultiGraph, host_switches: list[int], subnets: bool = False,
-               capacities: dict | None = None, uplink: bool = False) -> Built:
+def from_graph(
+    g: nx.MultiGraph,
+    host_switches: list[int],
+    subnets: bool = False,
+    capacities: dict | None = None,
+    uplink: bool = False,
+) -> Built:
     """Switches = nodes of ``g`` (ints), one link per edge (parallel edges allowed).
 
     Ports are numbered per switch in edge order, hosts get the next free ports. With
@@ -161,8 +165,9 @@ BROADCAST = "ff:ff:ff:ff:ff:ff"
 
 
 def unicast(a: H, b: H) -> Packet:
-    return Packet(eth_src=a.mac, eth_dst=b.mac, eth_type=0x0800, ipv4_src=a.ip or "192.0.2.1",
-                  ipv4_dst=b.ip or "192.0.2.2")
+    return Packet(
+        eth_src=a.mac, eth_dst=b.mac, eth_type=0x0800, ipv4_src=a.ip or "192.0.2.1", ipv4_dst=b.ip or "192.0.2.2"
+    )
 
 
 def routed(a: H, b: H) -> Packet:
@@ -173,8 +178,13 @@ def check_pair(fab: Fabric, a: H, b: H, pkt: Packet | None = None) -> str | None
     """None if ``a``'s packet reaches exactly ``b`` once, untagged and loop-free; else why not."""
     res = fab.inject(a.dpid, a.port, pkt or unicast(a, b))
     got = res.delivered_to()
-    ok = (not res.looped and got == [(b.dpid, b.port)] and not res.packet_ins and not res.ambiguous
-          and res.deliveries[0].packet.vlan_vid is None)
+    ok = (
+        not res.looped
+        and got == [(b.dpid, b.port)]
+        and not res.packet_ins
+        and not res.ambiguous
+        and res.deliveries[0].packet.vlan_vid is None
+    )
     if ok:
         return None
     return f"{a.name}@s{a.dpid}:{a.port} -> {b.name}@s{b.dpid}:{b.port}: got {got}\n{res.format_trace()}"
@@ -216,8 +226,14 @@ def check_network(b: Built, fab: Fabric | None = None) -> list[str]:
                     continue
                 res = fab.inject(a.dpid, a.port, routed(a, c))
                 d = res.deliveries
-                if (res.looped or res.delivered_to() != [(c.dpid, c.port)] or d[0].packet.eth_dst != c.mac
-                        or d[0].packet.eth_src != GATEWAY_MAC or d[0].packet.ip_ttl != 63 or res.packet_ins):
+                if (
+                    res.looped
+                    or res.delivered_to() != [(c.dpid, c.port)]
+                    or d[0].packet.eth_dst != c.mac
+                    or d[0].packet.eth_src != GATEWAY_MAC
+                    or d[0].packet.ip_ttl != 63
+                    or res.packet_ins
+                ):
                     bad.append(f"routed {a.name}->{c.name}: got {res.delivered_to()}\n{res.format_trace()}")
             # An address of a declared subnet nobody has been seen with: the controller ARPs for it.
             assert a.subnet is not None
@@ -231,5 +247,4 @@ def check_network(b: Built, fab: Fabric | None = None) -> list[str]:
 
 
 def two_edge_connected(g: nx.MultiGraph) -> bool:
-    return nx.is_connected(g) and not any(
-        g.number_of_edges(u, v) == 1 for u, v in nx.bridges(nx.Graph(g)))
+    return nx.is_connected(g) and not any(g.number_of_edges(u, v) == 1 for u, v in nx.bridges(nx.Graph(g)))

@@ -39,8 +39,13 @@ class SimNet:
             ports[d].append(p)
         return cls(cables, hosts, {d: sorted(ps) for d, ps in ports.items()})
 
-    def controller(self, topology: Topology | None = None, policies: dict | None = None, memory: dict | None = None,
-                   **config: object) -> Controller:
+    def controller(
+        self,
+        topology: Topology | None = None,
+        policies: dict | None = None,
+        memory: dict | None = None,
+        **config: object,
+    ) -> Controller:
         return Controller(Config(topology, lldp_secret=SECRET, **config), policies or {}, memory, self.now)  # type: ignore[arg-type]
 
     # ---- the wire ----------------------------------------------------------------------
@@ -78,8 +83,9 @@ class SimNet:
         out: list[Action] = []
         for part in a.parts:
             if part == "flows":
-                out += c.read_part(a.dpid, "flows", list(have.flows.values()), self.now,
-                                   foreign=list(self.foreign.get(a.dpid, [])))
+                out += c.read_part(
+                    a.dpid, "flows", list(have.flows.values()), self.now, foreign=list(self.foreign.get(a.dpid, []))
+                )
             elif part == "groups":
                 out += c.read_part(a.dpid, "groups", list(have.groups.values()), self.now)
             elif part == "meters":

@@ -193,8 +193,12 @@ def setup(tmp_path: Path) -> tuple[Access, Clock, str, str]:
     files = TokenFile(tmp_path)
     w, r = files.add("noc", "write"), files.add("grafana", "read")
     clock = Clock()
-    return Access(Keyring(tmp_path, "envtoken"), FailureBackoff(free=2, first=1.0, cap=4.0), clock.sleep, clock), \
-        clock, w, r
+    return (
+        Access(Keyring(tmp_path, "envtoken"), FailureBackoff(free=2, first=1.0, cap=4.0), clock.sleep, clock),
+        clock,
+        w,
+        r,
+    )
 
 
 def test_roles(setup: tuple[Access, Clock, str, str]) -> None:
@@ -217,8 +221,9 @@ def test_every_failure_says_the_same(setup: tuple[Access, Clock, str, str], head
     assert info.value.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_log_lines_stop_growing_with_a_flood(setup: tuple[Access, Clock, str, str],
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_log_lines_stop_growing_with_a_flood(
+    setup: tuple[Access, Clock, str, str], caplog: pytest.LogCaptureFixture
+) -> None:
     access, clock, _, _ = setup
     with caplog.at_level(logging.WARNING, logger="kendali.access"):
         for _ in range(100):

@@ -48,8 +48,9 @@ class FakeDatapath:
 
 
 def _state(n: int, port: int) -> SwitchState:
-    flows = [Flow(2, 100, match(eth_dst=f"02:00:00:00:{i // 256:02x}:{i % 256:02x}"), (("output", port),))
-             for i in range(n)]
+    flows = [
+        Flow(2, 100, match(eth_dst=f"02:00:00:00:{i // 256:02x}:{i % 256:02x}"), (("output", port),)) for i in range(n)
+    ]
     return SwitchState({f.key: f for f in flows})
 
 
@@ -93,13 +94,15 @@ def test_changes_and_a_failover_posted_while_sending_are_handled_one_after_the_o
     a.send_event(a.name, EventPolicies({}))
     # A carrier loss while the first difference is being sent.
     _wait(lambda: any(type(m).__name__ == "OFPFlowMod" for m in dp.sent))
-    desc = ofproto_v1_3_parser.OFPPort(2, "02:00:00:00:00:02", "p2", 0, ofproto_v1_3.OFPPS_LINK_DOWN, 0, 0, 0,
-                                       0, 0, 0)
+    desc = ofproto_v1_3_parser.OFPPort(2, "02:00:00:00:00:02", "p2", 0, ofproto_v1_3.OFPPS_LINK_DOWN, 0, 0, 0, 0, 0, 0)
     status = ofproto_v1_3_parser.OFPPortStatus(dp, ofproto_v1_3.OFPPR_MODIFY, desc)
     a.send_event(a.name, ofp_event.EventOFPPortStatus(status))
     _wait(lambda: sum(type(m).__name__ == "OFPBarrierRequest" for m in dp.sent) >= 3)
-    seq = [("B" if type(m).__name__ == "OFPBarrierRequest" else _out_port(m)) for m in dp.sent
-           if type(m).__name__ in ("OFPFlowMod", "OFPBarrierRequest")]
+    seq = [
+        ("B" if type(m).__name__ == "OFPBarrierRequest" else _out_port(m))
+        for m in dp.sent
+        if type(m).__name__ in ("OFPFlowMod", "OFPBarrierRequest")
+    ]
     assert seq == [1] * 40 + ["B"] + [2] * 40 + ["B"] + [1] * 40 + ["B"], "messages interleaved"
     assert a.core.recon.actual[dp.id] == _state(40, 1)
 

@@ -185,8 +185,9 @@ def test_a_host_posing_as_the_gateway_mac_is_ignored():
 
     net = Network(edge_probation=0.0)
     net.switch_up(1, {1: True}, 0.0)
-    changed, sends = ArpResponder(net).handle(1, 1, Arp(REQUEST, GATEWAY_MAC, "10.0.0.9", "00:00:00:00:00:00",
-                                                        "10.0.0.1"), 1.0)
+    changed, sends = ArpResponder(net).handle(
+        1, 1, Arp(REQUEST, GATEWAY_MAC, "10.0.0.9", "00:00:00:00:00:00", "10.0.0.1"), 1.0
+    )
     assert (changed, sends) == (False, []) and not net.hosts
 
 
@@ -203,7 +204,8 @@ def test_declared_hosts_are_asked_for_at_their_own_port_once_per_window():
     responder = ArpResponder(net)
     sends = responder.probe_declared(1.0)
     assert sorted((s.dpid, s.port, s.arp.dst_ip) for s in sends) == sorted(
-        (t.switches[h.switch].dpid, h.port, h.ip) for h in t.hosts)
+        (t.switches[h.switch].dpid, h.port, h.ip) for h in t.hosts
+    )
     assert all(s.arp.op == REQUEST and s.arp.src_mac == GATEWAY_MAC for s in sends)
     assert responder.probe_declared(1.2) == []  # within the dedup window
     h1 = t.subnets["opd1"].hosts[0]

@@ -25,11 +25,11 @@ def _tlvs(frame: bytes) -> list[tuple[int, bytes]]:
     """(type, value) of each LLDP TLV, up to End."""
     out, i = [], 14
     while i + 2 <= len(frame):
-        head = int.from_bytes(frame[i:i + 2], "big")
+        head = int.from_bytes(frame[i : i + 2], "big")
         kind, length = head >> 9, head & 0x1FF
         if kind == 0:
             break
-        out.append((kind, frame[i + 2:i + 2 + length]))
+        out.append((kind, frame[i + 2 : i + 2 + length]))
         i += 2 + length
     return out
 
@@ -105,13 +105,13 @@ def _walk(frame: bytes) -> tuple[list[tuple[int, bytes]], str | None]:
     while True:
         if i + 2 > len(frame):
             return out, "no-end"
-        head = int.from_bytes(frame[i:i + 2], "big")
+        head = int.from_bytes(frame[i : i + 2], "big")
         kind, length = head >> 9, head & 0x1FF
         if i + 2 + length > len(frame):
             return out, "overrun"
         if kind == 0:
             return out, None
-        out.append((kind, frame[i + 2:i + 2 + length]))
+        out.append((kind, frame[i + 2 : i + 2 + length]))
         i += 2 + length
 
 
@@ -134,15 +134,20 @@ def test_truncated_arp_is_every_cut_of_a_real_request() -> None:
     whole = bytes(Ether(src=MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=MAC, psrc=IP4, pdst=IP4))
     cuts = _of("arp-truncated")
     assert sorted(len(f) for f in cuts) == list(range(14, 42))
-    assert all(f == whole[:len(f)] for f in cuts)
+    assert all(f == whole[: len(f)] for f in cuts)
 
 
 def test_arp_with_bad_fields_differs_from_ethernet_ipv4_arp_in_one_field_each() -> None:
     changed = set()
     for f in _of("arp-bad-fields"):
         htype, ptype, hlen, plen, op = struct.unpack_from("!HHBBH", f, 14)
-        fields = {"htype": htype != 1, "ptype": ptype != 0x0800, "hlen": hlen != 6, "plen": plen != 4,
-                  "op": op not in (1, 2)}
+        fields = {
+            "htype": htype != 1,
+            "ptype": ptype != 0x0800,
+            "hlen": hlen != 6,
+            "plen": plen != 4,
+            "op": op not in (1, 2),
+        }
         assert len(f) == 42 and f[12:14] == b"\x08\x06" and sum(fields.values()) == 1, f.hex()
         changed |= {k for k, v in fields.items() if v}
     assert changed == {"htype", "ptype", "hlen", "plen", "op"}
@@ -173,8 +178,15 @@ def test_kendali_looking_lldp_has_unreadable_ids_or_a_proof_of_the_wrong_length(
         assert problem is None and _kendali_ids_readable(tlvs[0][1], tlvs[1][1]) and len(proof) != 4 + frames.PROOF_LEN
 
 
-@pytest.mark.parametrize("kind,tags", [("vlan-8021q", [(Dot1Q, 10)]), ("vlan-8021q-prio", [(Dot1Q, 0)]),
-                                       ("vlan-8021ad", [(Dot1AD, 10)]), ("vlan-qinq", [(Dot1AD, 10), (Dot1Q, 20)])])
+@pytest.mark.parametrize(
+    "kind,tags",
+    [
+        ("vlan-8021q", [(Dot1Q, 10)]),
+        ("vlan-8021q-prio", [(Dot1Q, 0)]),
+        ("vlan-8021ad", [(Dot1AD, 10)]),
+        ("vlan-qinq", [(Dot1AD, 10), (Dot1Q, 20)]),
+    ],
+)
 def test_tagged_frames_carry_lldp_or_a_canary_arp_under_their_tags(kind: str, tags: list) -> None:
     for inner, f in (("lldp", _of(f"{kind}-lldp")[0]), ("arp", _of(f"{kind}-arp")[0])):
         layer = Ether(f).payload
@@ -184,7 +196,7 @@ def test_tagged_frames_carry_lldp_or_a_canary_arp_under_their_tags(kind: str, ta
         if inner == "arp":
             assert isinstance(layer, ARP) and (layer.hwsrc, layer.psrc) == (attack.CANARY_MAC, attack.CANARY_IP)
         else:
-            assert f[14 + 4 * len(tags) - 2:14 + 4 * len(tags)] == b"\x88\xcc"
+            assert f[14 + 4 * len(tags) - 2 : 14 + 4 * len(tags)] == b"\x88\xcc"
 
 
 def _ipv4_header_sound(body: bytes) -> bool:

@@ -6,8 +6,9 @@ from controller.lab.bench_load import check_writes, make_clients
 
 
 def _audit(*entries: tuple[str, str, int | None]) -> list[dict]:
-    return [{"action": a, "id": pid, "after": {"download_kbps": kbps} if a == "put" else None}
-            for a, pid, kbps in entries]
+    return [
+        {"action": a, "id": pid, "after": {"download_kbps": kbps} if a == "put" else None} for a, pid, kbps in entries
+    ]
 
 
 def _one_client(*writes: tuple[str, int | None]):

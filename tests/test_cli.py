@@ -28,25 +28,31 @@ def usage_error(capsys, argv) -> str:
     return err
 
 
-@pytest.mark.parametrize("argv,words", [
-    (["controller", "--ofp-port", "70000"], ["--ofp-port", "70000", "1-65535"]),
-    (["controller", "--rest-port", "0"], ["--rest-port", "outside"]),
-    (["controller", "--ofp-port", "http"], ["--ofp-port", "not a port number", "'http'"]),
-    (["lab", "--controller-port", "-1"], ["--controller-port"]),
-    (["controller", "--lldp-interval", "0"], ["--lldp-interval", "0.01-3600"]),
-    (["controller", "--link-timeout", "9999"], ["--link-timeout", "outside"]),
-    (["controller", "--lldp-interval", "soon"], ["--lldp-interval", "not a number of seconds"]),
-    (["controller", "--stats-interval", "0"], ["--stats-interval", "0.01-3600"]),
-    (["bench", "stats", "--json", "/proc/kendali/x.json"], ["--json", "cannot write there"]),
-    (["controller", "--topology", "/nonexistent/topo.yaml"], ["--topology", "/nonexistent/topo.yaml", "no such file"]),
-    (["controller", "--policies", "/nonexistent/p.yaml"], ["--policies", "no such file"]),
-    (["lab", "--script", "/nonexistent/s.mn"], ["--script", "no such file"]),
-    (["demo", "--topology", "/nonexistent/t.yaml"], ["--topology", "no such file"]),
-    ([], ["required"]),
-    (["fly"], ["invalid choice", "'fly'"]),
-    (["controller", "--bogus"], ["unrecognized", "--bogus"]),
-    (["bench", "everything"], ["invalid choice"]),
-])
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["controller", "--ofp-port", "70000"], ["--ofp-port", "70000", "1-65535"]),
+        (["controller", "--rest-port", "0"], ["--rest-port", "outside"]),
+        (["controller", "--ofp-port", "http"], ["--ofp-port", "not a port number", "'http'"]),
+        (["lab", "--controller-port", "-1"], ["--controller-port"]),
+        (["controller", "--lldp-interval", "0"], ["--lldp-interval", "0.01-3600"]),
+        (["controller", "--link-timeout", "9999"], ["--link-timeout", "outside"]),
+        (["controller", "--lldp-interval", "soon"], ["--lldp-interval", "not a number of seconds"]),
+        (["controller", "--stats-interval", "0"], ["--stats-interval", "0.01-3600"]),
+        (["bench", "stats", "--json", "/proc/kendali/x.json"], ["--json", "cannot write there"]),
+        (
+            ["controller", "--topology", "/nonexistent/topo.yaml"],
+            ["--topology", "/nonexistent/topo.yaml", "no such file"],
+        ),
+        (["controller", "--policies", "/nonexistent/p.yaml"], ["--policies", "no such file"]),
+        (["lab", "--script", "/nonexistent/s.mn"], ["--script", "no such file"]),
+        (["demo", "--topology", "/nonexistent/t.yaml"], ["--topology", "no such file"]),
+        ([], ["required"]),
+        (["fly"], ["invalid choice", "'fly'"]),
+        (["controller", "--bogus"], ["unrecognized", "--bogus"]),
+        (["bench", "everything"], ["invalid choice"]),
+    ],
+)
 def test_bad_flags_exit_2_with_one_line(capsys, argv, words):
     err = usage_error(capsys, argv)
     for w in words:
@@ -68,15 +74,40 @@ def test_bench_json_path_is_checked_before_minutes_of_measuring(capsys, tmp_path
 
 def test_defaults_and_good_values():
     a = build_parser().parse_args(["controller"])
-    assert (a.command, a.topology, a.policies, a.ofp_port, a.rest_port, a.lldp_interval, a.link_timeout) == \
-        ("controller", None, None, 6653, 8080, 0.1, None)
+    assert (a.command, a.topology, a.policies, a.ofp_port, a.rest_port, a.lldp_interval, a.link_timeout) == (
+        "controller",
+        None,
+        None,
+        6653,
+        8080,
+        0.1,
+        None,
+    )
     assert a.state_dir == Path("state") and not a.no_protect and a.stats_interval == 10.0
     assert build_parser().parse_args(["controller", "--stats-interval", "2.5"]).stats_interval == 2.5
     assert build_parser().parse_args(["bench", "stats"]).which == "stats"
-    a = build_parser().parse_args(["controller", "--topology", str(DEFAULT_TOPOLOGY), "--ofp-port", "1",
-                                   "--rest-port", "65535", "--lldp-interval", "0.01", "--link-timeout", "3600"])
-    assert (a.topology, a.ofp_port, a.rest_port, a.lldp_interval, a.link_timeout) == \
-        (DEFAULT_TOPOLOGY, 1, 65535, 0.01, 3600.0)
+    a = build_parser().parse_args(
+        [
+            "controller",
+            "--topology",
+            str(DEFAULT_TOPOLOGY),
+            "--ofp-port",
+            "1",
+            "--rest-port",
+            "65535",
+            "--lldp-interval",
+            "0.01",
+            "--link-timeout",
+            "3600",
+        ]
+    )
+    assert (a.topology, a.ofp_port, a.rest_port, a.lldp_interval, a.link_timeout) == (
+        DEFAULT_TOPOLOGY,
+        1,
+        65535,
+        0.01,
+        3600.0,
+    )
     assert build_parser().parse_args(["lab"]).topology == DEFAULT_TOPOLOGY
     assert build_parser().parse_args(["bench"]).which == "compile"
 
@@ -100,17 +131,35 @@ def test_controller_with_bad_files_returns_2_before_starting(tmp_path):
     bad_topo = tmp_path / "bad.yaml"
     bad_topo.write_text("switches:\n  - {name: s1, dpid: 1, colour: red}\n", encoding="utf-8")
     bad_pol = tmp_path / "pol.yaml"
-    bad_pol.write_text("policies:\n  - {id: x, name: X, subnets: [10.0.0.0/24], download_kbps: -1, upload_kbps: 1}\n",
-                       encoding="utf-8")
+    bad_pol.write_text(
+        "policies:\n  - {id: x, name: X, subnets: [10.0.0.0/24], download_kbps: -1, upload_kbps: 1}\n", encoding="utf-8"
+    )
     state = tmp_path / "state"
     runs = [
         ["controller", "--topology", str(bad_topo), "--state-dir", str(state)],
-        ["controller", "--topology", str(DEFAULT_TOPOLOGY), "--policies", str(bad_pol),
-         "--state-dir", str(tmp_path / "state2"), "--ofp-port", "1", "--rest-port", "1"],
+        [
+            "controller",
+            "--topology",
+            str(DEFAULT_TOPOLOGY),
+            "--policies",
+            str(bad_pol),
+            "--state-dir",
+            str(tmp_path / "state2"),
+            "--ofp-port",
+            "1",
+            "--rest-port",
+            "1",
+        ],
     ]
     t0 = time.monotonic()
-    p = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(runs)], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    p = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(runs)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert p.returncode == 0, p.stderr
     assert time.monotonic() - t0 < 20
     topo_run, pol_run = json.loads(p.stdout)
@@ -135,16 +184,21 @@ def test_rest_bind_defaults_to_loopback_and_rest_host_is_its_old_name():
     assert a.closed_reads and a.open_metrics
 
 
-@pytest.mark.parametrize("argv,words", [
-    (["controller", "--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"],
-     ["--tls-cert", "no such file"]),
-    (["token"], ["required", "action"]),
-    (["token", "add"], ["required", "name"]),
-    (["token", "add", "noc"], ["--role"]),
-    (["token", "add", "noc", "--role", "admin"], ["--role", "invalid choice", "'admin'"]),
-    (["token", "revoke"], ["required", "name"]),
-    (["token", "forget", "x"], ["invalid choice", "'forget'"]),
-])
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (
+            ["controller", "--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"],
+            ["--tls-cert", "no such file"],
+        ),
+        (["token"], ["required", "action"]),
+        (["token", "add"], ["required", "name"]),
+        (["token", "add", "noc"], ["--role"]),
+        (["token", "add", "noc", "--role", "admin"], ["--role", "invalid choice", "'admin'"]),
+        (["token", "revoke"], ["required", "name"]),
+        (["token", "forget", "x"], ["invalid choice", "'forget'"]),
+    ],
+)
 def test_bad_token_and_tls_flags_exit_2_with_one_line(capsys, argv, words):
     err = usage_error(capsys, argv)
     for w in words:
@@ -163,10 +217,11 @@ def test_tls_needs_both_files_before_anything_starts(capsys, tmp_path):
     cert = tmp_path / "c.pem"
     cert.write_text("x")
     state = tmp_path / "state"
-    for flags, words in ((["--tls-cert", str(cert)], "--tls-cert: needs --tls-key too"),
-                         (["--tls-key", str(cert)], "--tls-key: needs --tls-cert too"),
-                         (["--tls-cert", str(cert), "--tls-key", str(cert)],
-                          f"--tls-cert {cert}: not a PEM certificate")):
+    for flags, words in (
+        (["--tls-cert", str(cert)], "--tls-cert: needs --tls-key too"),
+        (["--tls-key", str(cert)], "--tls-key: needs --tls-cert too"),
+        (["--tls-cert", str(cert), "--tls-key", str(cert)], f"--tls-cert {cert}: not a PEM certificate"),
+    ):
         rc, out, err = run_main(capsys, ["controller", "--state-dir", str(state), *flags])
         assert rc == 2 and out == ""
         assert err.startswith(f"kendali: error: {words}") and err.count("\n") == 1, err
@@ -195,13 +250,16 @@ def test_token_add_list_revoke(capsys, tmp_path, monkeypatch):
     assert [line.split()[0] for line in out.splitlines()[1:]] == ["noc"]
 
 
-@pytest.mark.parametrize("argv,words", [
-    (["token", "add", "NOC", "--role", "read"], "name: 'NOC' is not a valid token name"),
-    (["token", "add", "env", "--role", "write"], "name: 'env' is reserved"),
-    (["token", "revoke", "ghost"], "name: no token named 'ghost'"),
-    (["token", "list", "--state-dir", "/nonexistent/state"], "/nonexistent/state: no such state directory"),
-    (["token", "revoke", "noc", "--state-dir", "/nonexistent/state"], "no such state directory"),
-])
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["token", "add", "NOC", "--role", "read"], "name: 'NOC' is not a valid token name"),
+        (["token", "add", "env", "--role", "write"], "name: 'env' is reserved"),
+        (["token", "revoke", "ghost"], "name: no token named 'ghost'"),
+        (["token", "list", "--state-dir", "/nonexistent/state"], "/nonexistent/state: no such state directory"),
+        (["token", "revoke", "noc", "--state-dir", "/nonexistent/state"], "no such state directory"),
+    ],
+)
 def test_bad_token_input_is_one_line_exit_2(capsys, tmp_path, monkeypatch, argv, words):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "state").mkdir()
@@ -221,13 +279,21 @@ def test_token_list_of_an_empty_state_dir(capsys, tmp_path):
     (tmp_path / "state").mkdir()
     rc, out, _ = run_main(capsys, ["token", "list", "--state-dir", str(tmp_path / "state")])
     assert rc == 0 and "no stored tokens" in out
+
+
 def test_controller_with_a_broken_usage_history_returns_2_naming_it(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     (state / "usage.sqlite").write_bytes(b"not a database at all" * 200)
     runs = [["controller", "--state-dir", str(state), "--ofp-port", "1", "--rest-port", "1"]]
-    p = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(runs)], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    p = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(runs)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert p.returncode == 0, p.stderr
     (r,) = json.loads(p.stdout)
     assert r["rc"] == 2 and r["err"].count("\n") == 1 and not r["app"], r

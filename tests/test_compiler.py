@@ -81,6 +81,7 @@ def path(res: Result) -> list[int]:
 
 # ---- the pipeline skeleton -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("which", ["ring", "ppu"])
 def test_every_switch_sends_lldp_and_arp_to_the_controller_and_chains_tables(which, request):
     t, net, st = request.getfixturevalue(which)
@@ -128,13 +129,15 @@ def test_every_host_reaches_every_host(which, request):
 
 def test_unknown_destination_misses_in_t_fwd(ring):
     t, net, st = ring
-    res = fabric(st, net).inject(1, 3, Packet(eth_src="02:99:00:00:00:02", eth_dst="02:99:00:00:00:01",
-                                              eth_type=ETH_IP))
+    res = fabric(st, net).inject(
+        1, 3, Packet(eth_src="02:99:00:00:00:02", eth_dst="02:99:00:00:00:01", eth_type=ETH_IP)
+    )
     assert not res.deliveries and not res.packet_ins, res.format_trace()
     assert res.drops == [(1, f"table {T_FWD} miss")], res.format_trace()
 
 
 # ---- flooding ----------------------------------------------------------------------------------
+
 
 def flood_ports(sw: SwitchState) -> set[int]:
     g = sw.groups[FLOOD_GROUP]
@@ -217,10 +220,20 @@ TRIANGLE = {
         {"a": "c", "b": "b", "capacity_mbps": 10000},
     ],
     "subnets": [
-        {"id": "sa", "cidr": "10.1.0.0/24", "gateway": "10.1.0.1", "switch": "a",
-         "hosts": [{"name": "ha", "ip": "10.1.0.10"}]},
-        {"id": "sb", "cidr": "10.2.0.0/24", "gateway": "10.2.0.1", "switch": "b",
-         "hosts": [{"name": "hb", "ip": "10.2.0.10"}]},
+        {
+            "id": "sa",
+            "cidr": "10.1.0.0/24",
+            "gateway": "10.1.0.1",
+            "switch": "a",
+            "hosts": [{"name": "ha", "ip": "10.1.0.10"}],
+        },
+        {
+            "id": "sb",
+            "cidr": "10.2.0.0/24",
+            "gateway": "10.2.0.1",
+            "switch": "b",
+            "hosts": [{"name": "hb", "ip": "10.2.0.10"}],
+        },
     ],
 }
 
@@ -248,6 +261,7 @@ def test_shortest_path_follows_declared_capacity():
 
 
 # ---- fast failover -----------------------------------------------------------------------------
+
 
 def test_fast_failover_groups_on_inter_switch_ports(ring):
     t, net, st = ring
@@ -341,11 +355,13 @@ def test_detour_tags_are_followed_and_popped(ring):
             m = dict(f.match)
             if "vlan_vid" in m:
                 assert f.table == T_INGRESS and f.priority == 900 and "in_port" in m
-                assert (f.actions == (("pop_vlan",),) and f.goto == T_FWD) or \
-                       (len(f.actions) == 1 and f.actions[0][0] == "output" and f.goto is None)
+                assert (f.actions == (("pop_vlan",),) and f.goto == T_FWD) or (
+                    len(f.actions) == 1 and f.actions[0][0] == "output" and f.goto is None
+                )
 
 
 # ---- routing -----------------------------------------------------------------------------------
+
 
 def test_routing_rewrites_to_gateway_and_host_mac(ppu):
     t, net, st = ppu
@@ -357,13 +373,17 @@ def test_routing_rewrites_to_gateway_and_host_mac(ppu):
             continue
         for h in t.hosts:
             f = sw.flows[(T_ROUTE, 200, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=h.ip))]
-            assert f.actions == (("set_field", "eth_src", GATEWAY_MAC), ("set_field", "eth_dst", h.mac),
-                                 ("dec_nw_ttl",))
+            assert f.actions == (
+                ("set_field", "eth_src", GATEWAY_MAC),
+                ("set_field", "eth_dst", h.mac),
+                ("dec_nw_ttl",),
+            )
             assert f.goto == T_FWD
         for s in t.subnets.values():
             net_addr, mask = s.network.network_address, s.network.netmask
-            f = sw.flows[(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC,
-                                              ipv4_dst=(str(net_addr), str(mask))))]
+            f = sw.flows[
+                (T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=(str(net_addr), str(mask))))
+            ]
             assert f.actions == (("output", "controller"),)
         f = sw.flows[(T_ROUTE, 50, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC))]
         assert f.actions[1] == ("set_field", "eth_dst", router.mac) and f.goto == T_FWD
@@ -424,8 +444,10 @@ def test_policy_meters_and_flows(ppu):
     assert meters[up].rate_kbps == round(10000 * RATIO) and meters[up].burst_kbit == meters[up].rate_kbps
     assert meters[down].rate_kbps == round(20000 * RATIO) and meters[down].burst_kbit == meters[down].rate_kbps
     sm = opd_meters(st, t, "sw-setda")
-    assert sorted((m.rate_kbps, m.burst_kbit) for m in sm.values()) == [(round(4000 * RATIO), 2000),
-                                                                        (round(8000 * RATIO), 2000)]
+    assert sorted((m.rate_kbps, m.burst_kbit) for m in sm.values()) == [
+        (round(4000 * RATIO), 2000),
+        (round(8000 * RATIO), 2000),
+    ]
     assert set(sm).isdisjoint(meters)
     # Meters only where the OPD's hosts are.
     for dpid, sw in st.items():
@@ -507,12 +529,15 @@ def ppu_with_policies(ppu):
     return c, c.compile(ppu[1], {"dinkes": DINKES, "setda": SETDA}, now=NOW)
 
 
-@pytest.mark.parametrize("change,n", [
-    (dict(download_kbps=30000), 1),
-    (dict(upload_kbps=3000), 1),
-    (dict(download_kbps=30000, upload_kbps=3000), 2),
-    (dict(burst_kbit=999), 2),
-])
+@pytest.mark.parametrize(
+    "change,n",
+    [
+        (dict(download_kbps=30000), 1),
+        (dict(upload_kbps=3000), 1),
+        (dict(download_kbps=30000, upload_kbps=3000), 2),
+        (dict(burst_kbit=999), 2),
+    ],
+)
 def test_rate_change_is_only_meter_modifications(ppu, ppu_with_policies, change, n):
     t, net, _ = ppu
     c, before = ppu_with_policies

@@ -28,15 +28,26 @@ TOPO = ROOT / "topologies" / "ppu.yaml"
 POLICIES = ROOT / "policies" / "ppu.yaml"
 FILE_POLICIES = load_file(POLICIES)
 
-LAB_OPD = {"id": "lab-test", "name": "Lab test OPD", "subnets": ["10.99.1.0/24"],
-           "download_kbps": 5000, "upload_kbps": 2000}
+LAB_OPD = {
+    "id": "lab-test",
+    "name": "Lab test OPD",
+    "subnets": ["10.99.1.0/24"],
+    "download_kbps": 5000,
+    "upload_kbps": 2000,
+}
 
 
 _sources = itertools.count(2)
 
 
-def raw(ctl: ControllerProcess, method: str, path: str, body: Any = None,
-        headers: dict[str, str] | None = None, fresh_source: bool = False) -> tuple[int, Any, Any]:
+def raw(
+    ctl: ControllerProcess,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    fresh_source: bool = False,
+) -> tuple[int, Any, Any]:
     """A request with exactly the given headers (labctl's helper always sends the token).
 
     ``fresh_source``: from an address of 127.0.0.0/8 not used before, so that deliberate
@@ -46,8 +57,7 @@ def raw(ctl: ControllerProcess, method: str, path: str, body: Any = None,
     source = (f"127.0.{n // 250}.{n % 250 + 2}", 0) if fresh_source else None
     conn = http.client.HTTPConnection("127.0.0.1", ctl.rest_port, timeout=10, source_address=source)
     try:
-        conn.request(method, path, body=json.dumps(body).encode() if body is not None else None,
-                     headers=headers or {})
+        conn.request(method, path, body=json.dumps(body).encode() if body is not None else None, headers=headers or {})
         resp = conn.getresponse()
         text = resp.read()
         return resp.status, resp.headers, json.loads(text) if text else None
@@ -129,10 +139,14 @@ def test_put_get_delete_round_trip(ctl: ControllerProcess) -> None:
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": "Basic lab-token"}],
-                         ids=["none", "wrong", "not-bearer"])
-def test_writes_without_the_token_are_401_and_change_nothing(ctl: ControllerProcess, method: str,
-                                                             headers: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": "Basic lab-token"}],
+    ids=["none", "wrong", "not-bearer"],
+)
+def test_writes_without_the_token_are_401_and_change_nothing(
+    ctl: ControllerProcess, method: str, headers: dict[str, str]
+) -> None:
     before = ctl.get("/v1/policies/dinkes")
     body = dict(before, download_kbps=64) if method == "PUT" else None
     status, hdrs, err = raw(ctl, method, "/v1/policies/dinkes", body, headers, fresh_source=True)
@@ -142,15 +156,18 @@ def test_writes_without_the_token_are_401_and_change_nothing(ctl: ControllerProc
     assert ctl.get("/v1/policies/dinkes") == before
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"download_kbps": "lots"}, "download_kbps"),
-    ({"download_kbps": 10}, "download_kbps"),  # below MIN_KBPS
-    ({"upload_kbps": -1}, "upload_kbps"),
-    ({"subnets": ["10.99.1.0/33"]}, "subnets.0"),
-    ({"subnets": ["10.10.7.0/24"]}, "subnets.0"),  # dinkes' subnet: overlap (409)
-    ({"colour": "red"}, "colour"),
-    ({"id": "other"}, "id"),  # body id differs from the URL id
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"download_kbps": "lots"}, "download_kbps"),
+        ({"download_kbps": 10}, "download_kbps"),  # below MIN_KBPS
+        ({"upload_kbps": -1}, "upload_kbps"),
+        ({"subnets": ["10.99.1.0/33"]}, "subnets.0"),
+        ({"subnets": ["10.10.7.0/24"]}, "subnets.0"),  # dinkes' subnet: overlap (409)
+        ({"colour": "red"}, "colour"),
+        ({"id": "other"}, "id"),  # body id differs from the URL id
+    ],
+)
 def test_a_bad_body_is_refused_naming_the_field(ctl: ControllerProcess, change: dict, field: str) -> None:
     status, body = ctl.request("PUT", "/v1/policies/lab-test", {**LAB_OPD, **change})
     assert 400 <= status < 500, body
@@ -168,8 +185,12 @@ def test_a_missing_field_is_named(ctl: ControllerProcess) -> None:
 
 
 def test_a_body_that_is_not_json_is_400(ctl: ControllerProcess) -> None:
-    req = urllib.request.Request(ctl.url + "/v1/policies/lab-test", data=b"{not json", method="PUT",
-                                 headers={"Authorization": "Bearer lab-token"})
+    req = urllib.request.Request(
+        ctl.url + "/v1/policies/lab-test",
+        data=b"{not json",
+        method="PUT",
+        headers={"Authorization": "Bearer lab-token"},
+    )
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(req, timeout=10)
     assert exc.value.code == 400
@@ -218,8 +239,9 @@ def test_kill_9_right_after_a_put_reply_keeps_the_change(tmp_path: Path) -> None
 
 
 def kendali(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "controller", *argv], capture_output=True, text=True, timeout=30,
-                          cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "controller", *argv], capture_output=True, text=True, timeout=30, cwd=ROOT
+    )
 
 
 def test_first_start_prints_a_write_token_once_and_a_restart_keeps_it(tmp_path: Path) -> None:

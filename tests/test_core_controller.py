@@ -39,8 +39,17 @@ def capped_meters(sim: SimNet) -> set[int]:
 
 
 def only_additions(sent: list) -> bool:
-    return all(not (a.changes.flows_del or a.changes.flows_mod or a.changes.meters_del or a.changes.meters_mod
-                    or a.changes.groups_del or a.changes.groups_mod) for _t, a in sent)
+    return all(
+        not (
+            a.changes.flows_del
+            or a.changes.flows_mod
+            or a.changes.meters_del
+            or a.changes.meters_mod
+            or a.changes.groups_del
+            or a.changes.groups_mod
+        )
+        for _t, a in sent
+    )
 
 
 def test_restart_in_discovery_mode_keeps_every_cap_and_meter_and_changes_nothing():
@@ -145,16 +154,20 @@ def test_an_impostor_is_refused_and_a_host_that_really_moves_is_relearned():
     sim.run(c, 10.0)  # claims from that port were rate-limited meanwhile
     # Now it really moves (behind another port; its old port stays up): it is silent there.
     sim.hosts = [(m, ip, 2, 9) if m == h1.mac else (m, ip, d, p) for m, ip, d, p in sim.hosts]
-    sim.do(c, c.packet_in(2, 9, frames.arp_frame(frames.Arp(1, h1.mac, h1.ip, "00:00:00:00:00:00", h1.ip)),
-                          sim.now))
+    sim.do(c, c.packet_in(2, 9, frames.arp_frame(frames.Arp(1, h1.mac, h1.ip, "00:00:00:00:00:00", h1.ip)), sim.now))
     sim.run(c, 1.5)
     assert (c.net.hosts[h1.mac].dpid, c.net.hosts[h1.mac].port) == (2, 9)
 
 
 def test_odd_frames_are_dropped_counted_and_never_raise():
     sim, c = steady()
-    for data in (b"", b"\x00" * 13, b"\xff" * 64, frames.lldp_frame(1, 1, "02:00:00:00:00:01")[:20],
-                 b"\x01\x80\xc2\x00\x00\x0e\x02\x00\x00\x00\x00\x01\x81\x00\x00\x05\x88\xcc" + b"\x00" * 40):
+    for data in (
+        b"",
+        b"\x00" * 13,
+        b"\xff" * 64,
+        frames.lldp_frame(1, 1, "02:00:00:00:00:01")[:20],
+        b"\x01\x80\xc2\x00\x00\x0e\x02\x00\x00\x00\x00\x01\x81\x00\x00\x05\x88\xcc" + b"\x00" * 40,
+    ):
         assert c.packet_in(1, 3, data, sim.now) == []
     assert c.counters.frames_dropped >= 4
 

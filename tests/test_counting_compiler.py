@@ -40,11 +40,19 @@ def test_every_declared_subnet_without_policy_is_counted_except_the_uplink():
         up, down = meters[plans[opd].upload_id], meters[plans[opd].download_id]
         assert up.rate_kbps == down.rate_kbps == COUNT_ONLY_KBPS
     f1 = LAB.subnets["free"].hosts[0]
-    flow = st[edge_b].flows[next(k for k, f in st[edge_b].flows.items() if k[:2] == (T_INGRESS, 300)
-                                 and dict(f.match).get("in_port") == f1.port)]
+    flow = st[edge_b].flows[
+        next(
+            k
+            for k, f in st[edge_b].flows.items()
+            if k[:2] == (T_INGRESS, 300) and dict(f.match).get("in_port") == f1.port
+        )
+    ]
     assert flow.meter == plans["free"].upload_id
-    down = [f for f in st[edge_b].flows.values() if f.table == T_FWD and f.priority == 200
-            and dict(f.match)["eth_dst"] == f1.mac]
+    down = [
+        f
+        for f in st[edge_b].flows.values()
+        if f.table == T_FWD and f.priority == 200 and dict(f.match)["eth_dst"] == f1.mac
+    ]
     assert [f.meter for f in down] == [plans["free"].download_id]
     # The capped OPD keeps exactly the meters it had without counting.
     plain = Compiler().compile(built.net, {"opd-a": A}, now=NOW)
@@ -80,7 +88,8 @@ def test_counting_changes_no_forwarding_and_an_uncapped_opds_frames_hit_its_coun
     h = {x.name: x for x in built.hosts}
     # dinkes (no policy, two switches) to bappeda: dinkes' counting upload, bappeda's download cap.
     res = fab.inject(h["dk2"].dpid, h["dk2"].port, routed(h["dk2"], h["bp1"]))
-    assert sorted(res.meters) == sorted([(h["dk2"].dpid, plans["dinkes"].upload_id),
-                                         (h["bp1"].dpid, plans["bappeda"].download_id)])
+    assert sorted(res.meters) == sorted(
+        [(h["dk2"].dpid, plans["dinkes"].upload_id), (h["bp1"].dpid, plans["bappeda"].download_id)]
+    )
     # A counted-only OPD on two switches gets no aggregate meter at the uplink.
     assert not [m for m in st[1].meters if m & AGGREGATE_METER]

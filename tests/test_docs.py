@@ -25,8 +25,9 @@ def test_refresh_replaces_only_the_table() -> None:
         docs.refresh("no table here", "| new |\n")
 
 
-def test_check_reports_a_stale_table_and_writing_fixes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_reports_a_stale_table_and_writing_fixes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     for name in docs.TABLES:
         (tmp_path / name).write_text("x\n<!-- fields: generated -->\n| stale |\n<!-- /fields -->\n", encoding="utf-8")
     monkeypatch.setattr(docs, "DOCS", tmp_path)
@@ -37,8 +38,9 @@ def test_check_reports_a_stale_table_and_writing_fixes_it(tmp_path: Path, monkey
     assert docs.TABLES["topology.md"]() in (tmp_path / "topology.md").read_text(encoding="utf-8")
 
 
-def test_a_missing_docs_folder_is_one_line_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_docs_folder_is_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(docs, "DOCS", tmp_path / "nowhere")
     assert docs.main(["--check"]) == 2
     assert "No such file" in capsys.readouterr().err

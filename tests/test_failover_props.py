@@ -27,9 +27,9 @@ from controller.core.state import Flow
 from controller.lab.tablemodel import Fabric, update
 from tests.builders import NOW, Built, all_pairs, check_network, from_graph, two_edge_connected, unicast
 
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, print_blob=True,
-                    suppress_health_check=[HealthCheck.too_slow])
-
+SETTINGS = settings(
+    max_examples=30, deadline=None, derandomize=True, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @st.composite
@@ -68,16 +68,22 @@ def safety_violations(b: Built, base: Fabric | None = None) -> list[str]:
                 if a is c:
                     continue
                 res = fab.inject(a.dpid, a.port, unicast(a, c))
-                if (res.looped or res.delivered_to() not in ([], [(c.dpid, c.port)]) or res.packet_ins
-                        or res.ambiguous or any(d.packet.vlan_vid is not None for d in res.deliveries)):
+                if (
+                    res.looped
+                    or res.delivered_to() not in ([], [(c.dpid, c.port)])
+                    or res.packet_ins
+                    or res.ambiguous
+                    or any(d.packet.vlan_vid is not None for d in res.deliveries)
+                ):
                     bad.append(f"link {link} down, {a.name}->{c.name}:\n{res.format_trace()}")
     return bad
 
 
 def delivery_failures(b: Built) -> list[str]:
     base = b.fabric()
-    return [f"link {link} down: {why}" for link, dead in failures(b)
-            for why in all_pairs(base.with_liveness(dead), b.hosts)]
+    return [
+        f"link {link} down: {why}" for link, dead in failures(b) for why in all_pairs(base.with_liveness(dead), b.hosts)
+    ]
 
 
 def after_recompile(b: Built) -> list[str]:

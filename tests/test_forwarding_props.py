@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from controller.core import topology
 from tests.builders import all_pairs, broadcast_ok, check_network, check_pair, from_graph, from_topology
 
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, print_blob=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=60, deadline=None, derandomize=True, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @st.composite
@@ -74,6 +75,7 @@ def test_checks_can_fail():
     # Add the spanning-tree-breaking port back to a flood group: broadcast must loop or duplicate.
     from controller.core.compiler import FLOOD_GROUP
     from controller.core.state import Bucket, Group
+
     state = b.compile()
     for s in state.values():
         ports = sorted({p for p in range(1, 5)})

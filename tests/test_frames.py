@@ -61,12 +61,19 @@ def test_signed_lldp_is_accepted_once_fresh_and_only_from_its_own_port():
     assert s.outstanding == 0
 
 
-@pytest.mark.parametrize("name,data", [
-    ("lldp", LldpSigner(SECRET).frame(5, 2, SRC, 1.0)),
-    ("arp", frames.arp_frame(Arp(REQUEST, SRC, "10.0.0.9", "00:00:00:00:00:00", "10.0.0.1"))),
-    ("ipv4", bytes.fromhex("024b4e440001020000000001") + b"\x08\x00" + bytes.fromhex(
-        "45000014000000004011000a0a0000090a000001")),
-])
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("lldp", LldpSigner(SECRET).frame(5, 2, SRC, 1.0)),
+        ("arp", frames.arp_frame(Arp(REQUEST, SRC, "10.0.0.9", "00:00:00:00:00:00", "10.0.0.1"))),
+        (
+            "ipv4",
+            bytes.fromhex("024b4e440001020000000001")
+            + b"\x08\x00"
+            + bytes.fromhex("45000014000000004011000a0a0000090a000001"),
+        ),
+    ],
+)
 def test_every_truncation_of_a_good_frame_is_refused_cleanly(name, data):
     frames.parse(data)  # the whole frame is fine
     for n in range(len(data)):
@@ -101,12 +108,15 @@ def test_random_bytes_never_raise_anything_but_frame_error(body, ethertype):
         pass
 
 
-@pytest.mark.parametrize("header", [
-    "4f00001400010000401162440a14030a0a140163",  # header length says 60 bytes, 20 present
-    "45000000000100004011 62440a14030a0a140163",  # total length 0
-    "4500000a000100004011 62440a14030a0a140163",  # total length 10, shorter than the header
-    "4500ffff000100004011 62440a14030a0a140163",  # total length 65535, far past the frame
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "4f00001400010000401162440a14030a0a140163",  # header length says 60 bytes, 20 present
+        "45000000000100004011 62440a14030a0a140163",  # total length 0
+        "4500000a000100004011 62440a14030a0a140163",  # total length 10, shorter than the header
+        "4500ffff000100004011 62440a14030a0a140163",  # total length 65535, far past the frame
+    ],
+)
 def test_ipv4_headers_that_lie_about_their_length_are_refused(header):
     data = bytes.fromhex("024b4e440001020000000001" + "0800" + header.replace(" ", ""))
     with pytest.raises(frames.FrameError, match="IPv4"):

@@ -42,8 +42,22 @@ WHO = ["write", "write", "env", "read", "wrong", "near-miss", "none"]
 # for a PUT to get past validation, and random ids rarely meet again. So half of the cases
 # get real networks and an id from a small pool: the fuzz then also reaches accepted
 # changes, replacements, overlaps (409) and deletions of existing policies.
-networks = st.lists(st.sampled_from(["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/23", "10.0.3.0/24", "10.1.0.0/16",
-                                     "10.2.7.0/24", "10.2.8.0/24", "192.168.4.0/22"]), min_size=1, max_size=2)
+networks = st.lists(
+    st.sampled_from(
+        [
+            "10.0.0.0/24",
+            "10.0.1.0/24",
+            "10.0.2.0/23",
+            "10.0.3.0/24",
+            "10.1.0.0/16",
+            "10.2.7.0/24",
+            "10.2.8.0/24",
+            "192.168.4.0/22",
+        ]
+    ),
+    min_size=1,
+    max_size=2,
+)
 POOL = st.sampled_from(["dinkes", "rsud", "bappeda"])
 
 
@@ -60,8 +74,18 @@ class View:
     def usage_history(self, opd: str, frm: float, to: float, step: int | None, now: float) -> dict | None:
         if opd != "dinkes":
             return None
-        return {"opd": opd, "from": frm, "to": to, "step": step or 300, "tier": "5m", "t": [], "seconds": [],
-                "up": {}, "down": {}, "summary": {}}
+        return {
+            "opd": opd,
+            "from": frm,
+            "to": to,
+            "step": step or 300,
+            "tier": "5m",
+            "t": [],
+            "seconds": [],
+            "up": {},
+            "down": {},
+            "summary": {},
+        }
 
     def metrics(self) -> tuple[bytes, str]:
         return b"kendali_links_up 0\n", "text/plain; version=0.0.4; charset=utf-8"
@@ -83,8 +107,9 @@ def snapshot(state: Path) -> dict[str, bytes | None]:
     return {name: (state / name).read_bytes() if (state / name).exists() else None for name in STATE_FILES}
 
 
-def test_fuzz_the_rest_api_from_its_own_openapi_document(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fuzz_the_rest_api_from_its_own_openapi_document(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(tokens_mod.SCRYPT, "n", 2**4)  # a near-miss token costs one scrypt each time
     state = tmp_path / "state"
     files = TokenFile(state)
@@ -94,13 +119,18 @@ def test_fuzz_the_rest_api_from_its_own_openapi_document(tmp_path: Path, caplog:
     clock = NoWait()
     access = Access(Keyring(state, ENV_TOKEN), FailureBackoff(), clock.sleep, clock)
     app = make_app(store, lambda p: seen_changes.append(len(p)), View(), access)
-    schema = schemathesis.openapi.from_wsgi("/v1/openapi.json", app,
-                                            headers={"Authorization": f"Bearer {tokens['read']}"})
+    schema = schemathesis.openapi.from_wsgi(
+        "/v1/openapi.json", app, headers={"Authorization": f"Bearer {tokens['read']}"}
+    )
     one = schema["/v1/policies/{id}"]
     # Every operation, valid and invalid; plus valid PUTs and DELETEs once more, for changes to happen.
     valid, invalid = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
-    cases = st.one_of(schema.as_strategy(valid), schema.as_strategy(invalid),
-                      one["PUT"].as_strategy(valid), one["DELETE"].as_strategy(valid))
+    cases = st.one_of(
+        schema.as_strategy(valid),
+        schema.as_strategy(invalid),
+        one["PUT"].as_strategy(valid),
+        one["DELETE"].as_strategy(valid),
+    )
     sent: dict[str, int] = {}
 
     @settings(max_examples=CASES, deadline=None, database=None, suppress_health_check=list(HealthCheck))

@@ -168,8 +168,9 @@ def test_mac_flooding_is_bounded_per_port_and_rate_limited():
     learned = sum(net.learn_host(f"02:00:00:01:{i // 256:02x}:{i % 256:02x}", None, A, 2, NOW) for i in range(5000))
     assert learned == net.learn_burst  # the burst, then the rate
     later = NOW + 1000
-    learned += sum(net.learn_host(f"02:00:00:02:{i // 256:02x}:{i % 256:02x}", None, A, 2, later + i)
-                   for i in range(500))
+    learned += sum(
+        net.learn_host(f"02:00:00:02:{i // 256:02x}:{i % 256:02x}", None, A, 2, later + i) for i in range(500)
+    )
     assert len([h for h in net.hosts.values() if h.port == 2]) == 100  # full, idle ones evicted for new ones
     assert net.refused_claims > 4000
 
@@ -191,7 +192,7 @@ def test_graph_view_carries_ports_and_costs():
     assert set(g.nodes) == {s.dpid for s in t.switches.values()}
     assert g.number_of_edges() == len(t.links)
     core, dc = t.switches["core"].dpid, t.switches["dc"].dpid
-    (key, data), = g[core][dc].items()
+    ((key, data),) = g[core][dc].items()
     assert data["capacity_mbps"] == 10000 and data["cost"] == 10
     assert data["ports"] == {core: key[1] if key[0] == core else key[3], dc: key[3] if key[0] == core else key[1]}
     assert all(info.declared for info in net.links.values())
@@ -211,6 +212,7 @@ def test_views_from_the_declaration():
 
 # ---- discrepancies -----------------------------------------------------------------------------
 
+
 def test_no_discrepancy_when_all_is_as_declared():
     assert from_topology("ppu").net.discrepancies() == []
     assert from_topology("ring4").net.discrepancies() == []
@@ -229,12 +231,14 @@ def test_discrepancies_missing_unexpected_wrong_port_missing_switch():
     net.ports[d["r1"]][8] = PortInfo(True, 0)
     net.link_seen(d["r1"], 8, d["r3"], 8, 0)  # undeclared r1-r3
     # r3-r4 never seen; r4 then disappears.
-    assert net.discrepancies() == sorted([
-        f"missing link: declared r3:{l34.a_port} - r4:{l34.b_port} not discovered",
-        f"missing link: declared r1:{links[('r4', 'r1')].b_port} - r4:{links[('r4', 'r1')].a_port} not discovered",
-        "unexpected link: discovered r1:8 - r3:8 not declared",
-        f"wrong port: declared r2:{l23.a_port} - r3:{l23.b_port}, discovered r2:8 - r3:{l23.b_port}",
-    ])
+    assert net.discrepancies() == sorted(
+        [
+            f"missing link: declared r3:{l34.a_port} - r4:{l34.b_port} not discovered",
+            f"missing link: declared r1:{links[('r4', 'r1')].b_port} - r4:{links[('r4', 'r1')].a_port} not discovered",
+            "unexpected link: discovered r1:8 - r3:8 not declared",
+            f"wrong port: declared r2:{l23.a_port} - r3:{l23.b_port}, discovered r2:8 - r3:{l23.b_port}",
+        ]
+    )
     net.switch_down(d["r4"])
     net.switch_up(0x99, {1: True}, 0)
     out = net.discrepancies()
@@ -253,8 +257,9 @@ def test_silent_failure_expiry_is_a_missing_link(name):
         if {k[0], k[2]} != {a, b}:
             net.links[k].last_seen = 100
     assert net.expire_unseen_since(97.5, 101) == [link_key(a, l.a_port, b, l.b_port)]
-    assert net.discrepancies() == [f"missing link: declared {l.a}:{l.a_port} - {l.b}:{l.b_port} not discovered"] \
-        or net.discrepancies() == [f"missing link: declared {l.b}:{l.b_port} - {l.a}:{l.a_port} not discovered"]
+    assert net.discrepancies() == [
+        f"missing link: declared {l.a}:{l.a_port} - {l.b}:{l.b_port} not discovered"
+    ] or net.discrepancies() == [f"missing link: declared {l.b}:{l.b_port} - {l.a}:{l.a_port} not discovered"]
 
 
 def test_reconnected_switch_starts_with_fresh_ports():

@@ -31,8 +31,14 @@ from controller.core.usage import Cycle
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC: a day, hour and 5-minute boundary
 
 
-def cycle(t: float, seconds: float, deltas: dict, names: dict | None = None, totals: dict | None = None,
-          counters: list | None = None) -> Cycle:
+def cycle(
+    t: float,
+    seconds: float,
+    deltas: dict,
+    names: dict | None = None,
+    totals: dict | None = None,
+    counters: list | None = None,
+) -> Cycle:
     names = names or {o: ("policy", o.upper()) for o in deltas}
     return Cycle(t, seconds, {o: tuple(v) for o, v in deltas.items()}, totals or {}, counters or [], names)
 
@@ -78,9 +84,12 @@ def test_every_cycle_lands_in_all_three_tiers_and_they_agree(hist):
 def test_a_cycle_across_bucket_boundaries_is_shared_out_in_proportion(hist):
     hist.write(cycle(T0 + 1000, 1000.0, {"a": vals(1000)}))  # 10:00 of 16:40 is in the first 5 minutes
     five = hist.buckets("5m", "a", T0, T0 + 1000)
-    assert [(r[0], r[1], r[2]) for r in five] == [(int(T0 * 1000), 300_000, 300), (int(T0 * 1000) + 300_000, 300_000,
-                                                  300), (int(T0 * 1000) + 600_000, 300_000, 300),
-                                                 (int(T0 * 1000) + 900_000, 100_000, 100)]
+    assert [(r[0], r[1], r[2]) for r in five] == [
+        (int(T0 * 1000), 300_000, 300),
+        (int(T0 * 1000) + 300_000, 300_000, 300),
+        (int(T0 * 1000) + 600_000, 300_000, 300),
+        (int(T0 * 1000) + 900_000, 100_000, 100),
+    ]
     assert sum(r[3] for r in five) == 1 and sum(r[2] for r in hist.buckets("raw", "a", T0, T0 + 1001)) == 1000
     # a controller away for days: its first cycle back spreads over the last day at the same
     # rate, and what came before lands in that day's first bucket
@@ -179,8 +188,11 @@ def test_bad_ranges_are_refused(hist):
 
 
 def test_a_renamed_opd_keeps_its_history_and_a_deleted_one_keeps_its_past(hist):
-    hist.write(cycle(T0 + 10, 10.0, {"a": vals(500), "b": vals(700)}, names={"a": ("policy", "Old name"),
-                                                                              "b": ("subnet", "B")}))
+    hist.write(
+        cycle(
+            T0 + 10, 10.0, {"a": vals(500), "b": vals(700)}, names={"a": ("policy", "Old name"), "b": ("subnet", "B")}
+        )
+    )
     hist.write(cycle(T0 + 20, 10.0, {"a": vals(500)}, names={"a": ("policy", "New name")}))
     opds = {o["opd"]: o for o in hist.opds()}
     assert opds["a"]["name"] == "New name" and opds["b"]["last_seen"] == T0 + 10
@@ -190,8 +202,15 @@ def test_a_renamed_opd_keeps_its_history_and_a_deleted_one_keeps_its_past(hist):
 
 
 def test_totals_and_counters_are_saved_with_each_cycle(hist):
-    hist.write(cycle(T0 + 10, 10.0, {"a": vals(1)}, totals={"a": {"first_seen": T0, "x": 1}},
-                     counters=[[7, 1, [1, 2, 3, 4], 5.0, T0 + 9]]))
+    hist.write(
+        cycle(
+            T0 + 10,
+            10.0,
+            {"a": vals(1)},
+            totals={"a": {"first_seen": T0, "x": 1}},
+            counters=[[7, 1, [1, 2, 3, 4], 5.0, T0 + 9]],
+        )
+    )
     hist.write(cycle(T0 + 20, 10.0, {"a": vals(1)}, counters=[[7, 1, [9, 2, 3, 4], 15.0, T0 + 19]]))
     totals, counters, last = hist.load()
     assert totals == {"a": {"first_seen": T0, "x": 1}} and counters == [[7, 1, [9, 2, 3, 4], 15.0, T0 + 19]]
@@ -239,8 +258,16 @@ def _crash_writer(path: Path, t: float, ready: Any) -> None:
     while True:
         i += 1
         total += 1000
-        h.write(Cycle(t + 10 * i, 10.0, {"a": (1000, 1, 0, 0, 0, 0, 0, 0)}, {"a": {"first_seen": t, "n": total}},
-                      [[1, 1, [total, 0, 0, 0], float(i), t + 10 * i]], {"a": ("policy", "A")}))
+        h.write(
+            Cycle(
+                t + 10 * i,
+                10.0,
+                {"a": (1000, 1, 0, 0, 0, 0, 0, 0)},
+                {"a": {"first_seen": t, "n": total}},
+                [[1, 1, [total, 0, 0, 0], float(i), t + 10 * i]],
+                {"a": ("policy", "A")},
+            )
+        )
         if i == 3:
             ready.set()
 

@@ -73,8 +73,9 @@ def test_carrier_loss_mid_stream_traffic_continues(ring) -> None:
     assert res["max_gap_ms"] < 500, _why(ctl, res)  # fast failover, not a controller round trip
     assert res["duplicates"] == 0, _why(ctl, res)
     # the controller logged this very failover, with its timing
-    assert re.search(r"failover: link (r1:\d+-r2:\d+|r2:\d+-r1:\d+) lost carrier; .* in [0-9.]+ ms",
-                     ctl.log_tail(60)), ctl.log_tail(60)
+    assert re.search(
+        r"failover: link (r1:\d+-r2:\d+|r2:\d+-r1:\d+) lost carrier; .* in [0-9.]+ ms", ctl.log_tail(60)
+    ), ctl.log_tail(60)
     # one_event restored the carrier: the link comes back into use and everything is reachable
     _ready(ctl, "r1", "r2")
     _, m = lab.wait_reachable(20, wait_s=0.5)
@@ -87,8 +88,16 @@ def test_link_comes_back_mid_stream_traffic_continues(ring) -> None:
     ctl, lab = ring
     _ready(ctl, "r2", "r3")
     _on_path(lab, "h2", "h3", "r2", "r3")
-    res = one_event(lab, "recovery", ("r2", "r3"), ("h2", "h3"), seconds=5.0, at=1.5, port=9102,
-                    after=lambda: {"back_in_use_s": wait_link_in_use(ctl, "r2", "r3", timeout=3.0)})
+    res = one_event(
+        lab,
+        "recovery",
+        ("r2", "r3"),
+        ("h2", "h3"),
+        seconds=5.0,
+        at=1.5,
+        port=9102,
+        after=lambda: {"back_in_use_s": wait_link_in_use(ctl, "r2", "r3", timeout=3.0)},
+    )
     assert res["back_in_use_s"] is not None, _why(ctl, res)  # paths moved back during the stream
     assert res["lost"] < 0.05 * res["sent"], _why(ctl, res)
     assert res["max_gap_ms"] < 500, _why(ctl, res)
@@ -124,8 +133,13 @@ def test_capped_opd_stays_capped_after_failover(ring) -> None:
 
     ctl, lab = ring
     cap_kbps = 5000
-    policy = {"id": "opd1", "name": "OPD 1", "subnets": ["10.20.1.0/24"],
-              "download_kbps": cap_kbps, "upload_kbps": 50000}
+    policy = {
+        "id": "opd1",
+        "name": "OPD 1",
+        "subnets": ["10.20.1.0/24"],
+        "download_kbps": cap_kbps,
+        "upload_kbps": 50000,
+    }
     status, body = ctl.request("PUT", "/v1/policies/opd1", policy)
     assert status in (200, 201), body
     try:

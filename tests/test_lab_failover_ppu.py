@@ -63,8 +63,7 @@ def test_ring_link_loses_carrier_mid_stream(ppu) -> None:
 
     ctl, lab = ppu
     _ready(ctl, lab, "isp", "pkmbabul1", "dist-waru", "dist-babulu")
-    res = one_event(lab, "carrier", ("dist-waru", "dist-babulu"), ("isp", "pkmbabul1"),
-                    seconds=3.0, at=1.0, port=9201)
+    res = one_event(lab, "carrier", ("dist-waru", "dist-babulu"), ("isp", "pkmbabul1"), seconds=3.0, at=1.0, port=9201)
     assert res["sent"] and res["sent"] > 1000, _why(ctl, res)
     assert res["lost"] < 0.05 * res["sent"], _why(ctl, res)
     assert res["max_gap_ms"] < 500, _why(ctl, res)
@@ -77,10 +76,16 @@ def test_ring_link_comes_back_mid_stream(ppu) -> None:
 
     ctl, lab = ppu
     _ready(ctl, lab, "isp", "kecwaru1", "dist-penajam", "dist-waru")
-    res = one_event(lab, "recovery", ("dist-penajam", "dist-waru"), ("isp", "kecwaru1"),
-                    seconds=5.0, at=1.5, port=9202,
-                    after=lambda: {"back_in_use_s": wait_link_in_use(ctl, "dist-penajam", "dist-waru",
-                                                                     timeout=3.0)})
+    res = one_event(
+        lab,
+        "recovery",
+        ("dist-penajam", "dist-waru"),
+        ("isp", "kecwaru1"),
+        seconds=5.0,
+        at=1.5,
+        port=9202,
+        after=lambda: {"back_in_use_s": wait_link_in_use(ctl, "dist-penajam", "dist-waru", timeout=3.0)},
+    )
     assert res["back_in_use_s"] is not None, _why(ctl, res)  # paths moved back during the stream
     assert res["lost"] < 0.05 * res["sent"], _why(ctl, res)
     assert res["max_gap_ms"] < 500, _why(ctl, res)
@@ -91,8 +96,7 @@ def test_silent_ring_link_is_routed_around(ppu) -> None:
 
     ctl, lab = ppu
     _ready(ctl, lab, "isp", "kecsepak1", "dist-sepaku", "core")
-    res = one_event(lab, "silent", ("dist-sepaku", "core"), ("isp", "kecsepak1"),
-                    seconds=4.0, at=1.0, port=9203)
+    res = one_event(lab, "silent", ("dist-sepaku", "core"), ("isp", "kecsepak1"), seconds=4.0, at=1.0, port=9203)
     # The stream stops when the link goes silent and resumes once LLDP declares it dead.
     assert res["max_gap_ms"] < 2000, _why(ctl, res)
     assert res["last_seq"] >= res["sent"] - 50, _why(ctl, res)

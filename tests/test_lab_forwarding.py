@@ -20,8 +20,6 @@ RING4 = ROOT / "topologies" / "ring4.yaml"
 PPU = ROOT / "topologies" / "ppu.yaml"
 
 
-
-
 def _full_mesh(topology: Path, prefix: str) -> None:
     from controller.lab.labctl import ControllerProcess
     from controller.lab.mininet_lab import Lab
@@ -60,15 +58,18 @@ def test_ring4_every_host_reaches_every_other() -> None:
 BAD_FILES = [
     ("switches:\n  - {name: s1, dpid: one}\n", "switches.0.dpid"),
     ("switches:\n  - {name: s1, dpid: 1}\nlinks:\n  - {a: s1, b: s9}\n", "links.0.b"),
-    ("switches:\n  - {name: s1, dpid: 1}\nsubnets:\n  - {id: a, cidr: 10.0.0.0/24, gateway: 10.0.0.1, switch: s7}\n",
-     "subnets.0.switch"),
+    (
+        "switches:\n  - {name: s1, dpid: 1}\nsubnets:\n  - {id: a, cidr: 10.0.0.0/24, gateway: 10.0.0.1, switch: s7}\n",
+        "subnets.0.switch",
+    ),
 ]
 
 
 def _kendali(*argv: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "controller", *argv], capture_output=True, text=True,
-                          timeout=60, env=env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "controller", *argv], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT
+    )
 
 
 @pytest.mark.parametrize("command", ["lab", "controller"])

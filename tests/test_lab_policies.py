@@ -30,8 +30,6 @@ SECONDS, OMIT = 6, 2
 MBIT = 1e6
 
 
-
-
 class Env:
     """The module's controller (replaced by the restart test) and lab."""
 
@@ -62,9 +60,11 @@ def near(got_bps: float, cap_kbps: int) -> bool:
 
 
 def show(results: list[Any]) -> str:
-    return "; ".join(f"{r.load.src}->{r.load.dst} x{r.load.streams}: {r.mean_bps / MBIT:.2f} Mbit/s "
-                     f"(per s {[round(x / MBIT, 2) for x in r.per_second_bps]}, retr {r.retransmits})"
-                     for r in results)
+    return "; ".join(
+        f"{r.load.src}->{r.load.dst} x{r.load.streams}: {r.mean_bps / MBIT:.2f} Mbit/s "
+        f"(per s {[round(x / MBIT, 2) for x in r.per_second_bps]}, retr {r.retransmits})"
+        for r in results
+    )
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +132,13 @@ def test_put_changes_the_achieved_rate(env: Env) -> None:
 
 
 def test_a_new_policy_caps_and_deleting_it_uncaps(env: Env) -> None:
-    body = {"id": "free", "name": "Uncapped office", "subnets": ["10.30.9.0/24"],
-            "download_kbps": 5000, "upload_kbps": 2000}
+    body = {
+        "id": "free",
+        "name": "Uncapped office",
+        "subnets": ["10.30.9.0/24"],
+        "download_kbps": 5000,
+        "upload_kbps": 2000,
+    }
     status, resp = env.ctl.request("PUT", "/v1/policies/free", body)
     assert status == 201, resp
     try:

@@ -21,8 +21,6 @@ RING4 = ROOT / "topologies" / "ring4.yaml"
 PPU = ROOT / "topologies" / "ppu.yaml"
 
 
-
-
 def test_topo_keeps_declared_dpids_ports_and_hosts() -> None:
     t = load(PPU)
     k = KendaliTopo(t, prefix="kt")
@@ -71,8 +69,10 @@ def test_ring4_standalone_rstp_reaches_fails_over_and_cleans_up() -> None:
             lab.link_up(a, b)
             assert lab.wait_reachable(15, wait_s=0.25)[1].complete
     assert lab.leftovers() == []
-    assert not any(b.startswith("ktsts") for b in subprocess.run(
-        ["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout.split())
+    assert not any(
+        b.startswith("ktsts")
+        for b in subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout.split()
+    )
 
 
 @pytest.mark.lab

@@ -101,8 +101,11 @@ def meters(br: str) -> dict[int, str]:
 
 def switch_state(br: str) -> dict[str, Any]:
     """Everything a switch holds, without counters: comparable before and after."""
-    return {"flows": _entries(ofctl("--no-stats", "dump-flows", br)), "groups": _entries(ofctl("dump-groups", br)),
-            "meters": meters(br)}
+    return {
+        "flows": _entries(ofctl("--no-stats", "dump-flows", br)),
+        "groups": _entries(ofctl("dump-groups", br)),
+        "meters": meters(br),
+    }
 
 
 def state_diff(want: dict[str, Any], have: dict[str, Any]) -> str:
@@ -147,8 +150,9 @@ def fast_reconnect(lab: Any) -> None:
     """Switches retry a lost controller every second (Open vSwitch backs off up to 8 s)."""
     for sw in lab.topology.switches:
         br = lab.names[sw]
-        uuids = subprocess.run(["ovs-vsctl", "get", "Bridge", br, "controller"], capture_output=True,
-                               text=True).stdout.strip(" []\n")
+        uuids = subprocess.run(
+            ["ovs-vsctl", "get", "Bridge", br, "controller"], capture_output=True, text=True
+        ).stdout.strip(" []\n")
         for uuid in filter(None, (u.strip() for u in uuids.split(","))):
             subprocess.run(["ovs-vsctl", "set", "Controller", uuid, "max_backoff=1000"], check=True)
 
@@ -166,8 +170,9 @@ def switch_port(lab: Any, host: str) -> Any:
 def view(ctl: Any) -> tuple[frozenset, dict[str, tuple[int, int]]]:
     """(links up, host mac -> (dpid, port)) from GET /v1/topology."""
     t = ctl.get("/v1/topology")
-    links = frozenset((k["a"]["dpid"], k["a"]["port"], k["b"]["dpid"], k["b"]["port"])
-                      for k in t["links"] if k["state"] == "up")
+    links = frozenset(
+        (k["a"]["dpid"], k["a"]["port"], k["b"]["dpid"], k["b"]["port"]) for k in t["links"] if k["state"] == "up"
+    )
     return links, {h["mac"]: (h["dpid"], h["port"]) for h in t["hosts"]}
 
 
@@ -209,8 +214,11 @@ class RestWatch(threading.Thread):
                 if status != 200:
                     self.errors.append(f"{path}: {status}")
                 elif path == "/v1/topology":
-                    links = frozenset((k["a"]["dpid"], k["a"]["port"], k["b"]["dpid"], k["b"]["port"])
-                                      for k in body["links"] if k["state"] == "up")
+                    links = frozenset(
+                        (k["a"]["dpid"], k["a"]["port"], k["b"]["dpid"], k["b"]["port"])
+                        for k in body["links"]
+                        if k["state"] == "up"
+                    )
                     hosts = {h["mac"]: (h["dpid"], h["port"]) for h in body["hosts"]}
                     self.snapshots.append((t0, links, hosts))
                     self.most_hosts = max(self.most_hosts, len(hosts))
@@ -256,8 +264,10 @@ def probe(lab: Any, src: str, dst: str, seconds: float, port: int) -> Any:
 
 def affected(res: dict) -> str:
     lost = res.get("lost") or 0
-    text = (f"{lost} of {res.get('sent')} probes lost ({lost * PROBE_INTERVAL * 1000:.0f} ms of traffic), "
-            f"longest gap {res.get('max_gap_ms') or 0:.0f} ms")
+    text = (
+        f"{lost} of {res.get('sent')} probes lost ({lost * PROBE_INTERVAL * 1000:.0f} ms of traffic), "
+        f"longest gap {res.get('max_gap_ms') or 0:.0f} ms"
+    )
     return text + (", not back by the end of the stream" if res.get("unrecovered") else "")
 
 
@@ -353,9 +363,11 @@ def test_restart_in_discovery_mode_keeps_every_cap_and_meter_id(discovery: Env) 
     time.sleep(1.0)
     before_bps = goodput(lab, ("h3", "h1"), ("h4", "h2"))
     before = {br: meters(br) for br in bridges}
-    f: dict[str, Any] = {"caps_kbps": {h: c / 1000 for h, c in caps.items()},
-                         "goodput_before_mbps": [round(b / MBIT, 2) for b in before_bps],
-                         "meters_before": before}
+    f: dict[str, Any] = {
+        "caps_kbps": {h: c / 1000 for h, c in caps.items()},
+        "goodput_before_mbps": [round(b / MBIT, 2) for b in before_bps],
+        "meters_before": before,
+    }
 
     # Two streams on established paths: between uncapped hosts, and into a capped one.
     plain, capped = probe(lab, "h3", "h4", 10.0, 9201), probe(lab, "h4", "h1", 10.0, 9202)
@@ -410,8 +422,9 @@ DRIFTS = {
     "del-meters": lambda br, meter: ofctl("del-meters", br),
     "del-groups": lambda br, meter: ofctl("del-groups", br),
     # The OPD's download meter raised to 1 Gbit/s by hand: the cap is gone until repaired.
-    "mod-meter": lambda br, meter: ofctl("mod-meter", br,
-                                         f"meter={meter},kbps,burst,bands=type=drop,rate=1000000,burst_size=1000000"),
+    "mod-meter": lambda br, meter: ofctl(
+        "mod-meter", br, f"meter={meter},kbps,burst,bands=type=drop,rate=1000000,burst_size=1000000"
+    ),
 }
 
 
@@ -419,15 +432,22 @@ DRIFTS = {
 def test_a_switch_edited_by_hand_is_repaired(declared: Env, drift: str) -> None:
     ctl, lab = declared.ctl, declared.lab
     cap_kbps = 5000
-    put(ctl, {"id": "opd1", "name": "OPD 1", "subnets": ["10.20.1.0/24"], "download_kbps": cap_kbps,
-              "upload_kbps": 50000})
+    put(
+        ctl,
+        {"id": "opd1", "name": "OPD 1", "subnets": ["10.20.1.0/24"], "download_kbps": cap_kbps, "upload_kbps": 50000},
+    )
     br = lab.names["r1"]  # h1's switch: its download meter, and transit between r2 and r4
     want = stable_state(br)
     kbps = {mid: text for mid, text in want["meters"].items() if "kbps" in text}
     rate = {mid: int(re.search(r"rate=(\d+)", text).group(1)) for mid, text in kbps.items()}
     download = min(rate, key=rate.get)  # opd1's download meter: the smaller of its two
-    f: dict[str, Any] = {"switch": br, "flows": len(want["flows"]), "groups": len(want["groups"]),
-                         "meters": len(want["meters"]), "download_meter": download}
+    f: dict[str, Any] = {
+        "switch": br,
+        "flows": len(want["flows"]),
+        "groups": len(want["groups"]),
+        "meters": len(want["meters"]),
+        "download_meter": download,
+    }
 
     # Into and out of the capped host, through the edited switch.
     seconds = 1.0 + AUDIT_INTERVAL_S + REPAIR_MARGIN_S + 1.0
@@ -492,8 +512,9 @@ def test_lldp_from_a_host_changes_nothing(discovery: Env, how: str) -> None:
         args = f"forge-lldp --iface h3-eth0 --dpid {r1} --port {r1_port} --interval 0.05 --seconds 5"
     else:
         # A genuine frame of r1's, captured on r1's end of the r1-r2 cable (root namespace).
-        r1_side = next(i for link in lab._links_between("r1", "r2") for i in (link.intf1, link.intf2)
-                       if i.node is lab.switch("r1"))
+        r1_side = next(
+            i for link in lab._links_between("r1", "r2") for i in (link.intf1, link.intf2) if i.node is lab.switch("r1")
+        )
         frame, src = capture_lldp(r1_side.name, timeout=5.0, dpid=r1)
         tmp.write_bytes(frame)
         f["replayed_frame_from"] = src
@@ -536,8 +557,9 @@ def test_gratuitous_arp_for_another_host_does_not_move_it(discovery: Env) -> Non
     stream = probe(lab, "h4", "h1", 7.0, 9401)
     watch.start()
     stream.at(1.0)
-    attack = Attack(lab, "h3", f"garp --iface h3-eth0 --mac {victim_mac} --ip {victim_ip} --interval 0.2 "
-                               "--seconds 5").start()
+    attack = Attack(
+        lab, "h3", f"garp --iface h3-eth0 --mac {victim_mac} --ip {victim_ip} --interval 0.2 --seconds 5"
+    ).start()
     f["attack"] = attack.finish()
     res = stream.finish()
     time.sleep(0.5)
@@ -564,8 +586,10 @@ def test_a_host_that_really_moves_is_relearned(discovery: Env) -> None:
     # Unplug: the host's link goes down (r2's port loses carrier); the cable moves to r3.
     mover.cmd("ip link set h2-eth0 down")
     subprocess.run(["ovs-vsctl", "del-port", r2, cable.name], check=True)
-    subprocess.run(["ovs-vsctl", "add-port", r3, cable.name, "--", "set", "Interface", cable.name,
-                    f"ofport_request={new_port}"], check=True)
+    subprocess.run(
+        ["ovs-vsctl", "add-port", r3, cable.name, "--", "set", "Interface", cable.name, f"ofport_request={new_port}"],
+        check=True,
+    )
     t0 = time.monotonic()
     mover.cmd("ip link set h2-eth0 up")
     want = (lab.topology.switches["r3"].dpid, new_port)
@@ -620,8 +644,10 @@ def test_a_flood_from_one_host_is_contained(discovery: Env, flood: str) -> None:
     f["rest_gets"] = len(lat)
     f["rest_errors"] = f"{len(watch.errors)}" + (f" e.g. {watch.errors[:3]}" if watch.errors else "")
     if lat:
-        f["rest_latency_ms"] = (f"p50 {statistics.median(lat) * 1000:.1f}, p99 {watch.percentile(0.99) * 1000:.1f}, "
-                                f"max {max(lat) * 1000:.1f} (goal p99 < {REST_P99_GOAL_S * 1000:.0f})")
+        f["rest_latency_ms"] = (
+            f"p50 {statistics.median(lat) * 1000:.1f}, p99 {watch.percentile(0.99) * 1000:.1f}, "
+            f"max {max(lat) * 1000:.1f} (goal p99 < {REST_P99_GOAL_S * 1000:.0f})"
+        )
     f["probes_h1_h2"] = affected(res)
     # The attacker's own entry may give way to its flood; every other host stays where it is.
     others = [m for m in discovery.hosts if m != host_mac(lab, "h3")]
@@ -657,8 +683,10 @@ def jumbo_cable(lab: Any, host: str, mtu: int) -> str:
     node.cmd(f"ip link set {host_end} mtu {mtu}")
     deadline = time.monotonic() + 5
     while True:
-        have = (int(node.cmd(f"cat /sys/class/net/{host_end}/mtu").strip() or 0),
-                int(Path(f"/sys/class/net/{sw_end.name}/mtu").read_text()))
+        have = (
+            int(node.cmd(f"cat /sys/class/net/{host_end}/mtu").strip() or 0),
+            int(Path(f"/sys/class/net/{sw_end.name}/mtu").read_text()),
+        )
         if min(have) >= mtu or time.monotonic() > deadline:
             return f"{host_end} {have[0]}, {sw_end.name} {have[1]}"
         time.sleep(0.1)
@@ -700,8 +728,10 @@ def test_malformed_frames_from_a_host_change_nothing(request: pytest.FixtureRequ
 
     sent = f["attack"].get("sent", 0)
     dropped = refused1["frames"] - refused0["frames"]
-    f["frames_sent"] = f"{sent} ({f['attack'].get('distinct_frames')} distinct, {len(f['attack'].get('kinds', {}))} "\
-                       f"kinds{'; ' + f['attack']['skipped'] if 'skipped' in f['attack'] else ''})"
+    f["frames_sent"] = (
+        f"{sent} ({f['attack'].get('distinct_frames')} distinct, {len(f['attack'].get('kinds', {}))} "
+        f"kinds{'; ' + f['attack']['skipped'] if 'skipped' in f['attack'] else ''})"
+    )
     f["refused_frames_grew_by"] = dropped
     f["refused_lldp_grew_by"] = refused1["lldp"] - refused0["lldp"]
     f["refused_host_claims_grew_by"] = refused1["host_claims"] - refused0["host_claims"]
@@ -713,8 +743,11 @@ def test_malformed_frames_from_a_host_change_nothing(request: pytest.FixtureRequ
     line_bound = LOG_PER_WINDOW * (math.ceil(observed_s / LOG_WINDOW_S) + 1)
     f["log_bound_per_reason"] = f"{line_bound} in {observed_s:.1f} s"
     f["tracebacks"] = whole_log.count("Traceback") + whole_log.count("Exception occurred during handler processing")
-    bad = [(sorted(seen ^ links), {m: p for m, p in h.items() if hosts.get(m) != p})
-           for _t, seen, h in watch.snapshots if seen != links or h != hosts]
+    bad = [
+        (sorted(seen ^ links), {m: p for m, p in h.items() if hosts.get(m) != p})
+        for _t, seen, h in watch.snapshots
+        if seen != links or h != hosts
+    ]
     f["snapshots"] = f"{len(bad)} of {len(watch.snapshots)} differed from before" + (f": {bad[:3]}" if bad else "")
     f["probes_h1_h2"], f["probes_h2_h4"] = (affected(r) for r in results)
     why = report(f"malformed frames from h3 ({mode})", f) + "\n--- controller log ---\n" + ctl.log_tail(20)

@@ -108,8 +108,10 @@ def test_capped_and_uncapped_transfers_match_what_the_hosts_counted(env: Env) ->
     after_hosts, after = env.snapshot(("inet", "c1", "f1"))
     got, offered = mid_hosts["c1"][0] - hosts["c1"][0], mid_hosts["edge-a"][0] - hosts["edge-a"][0]
     sent = mid_hosts["inet"][1] - hosts["inet"][1]
-    show = (f"c1 received {got}, edge-a got {offered} from the core (inet sent {sent}); "
-            f"usage before {before['opd-c']} after {mid['opd-c']}")
+    show = (
+        f"c1 received {got}, edge-a got {offered} from the core (inet sent {sent}); "
+        f"usage before {before['opd-c']} after {mid['opd-c']}"
+    )
     assert near(diff(mid, before, "opd-c", "down"), got, DELIVERED_TOL), show
     assert near(diff(mid, before, "opd-c", "up"), mid_hosts["c1"][1] - hosts["c1"][1], DELIVERED_TOL), show
     dropped = diff(mid, before, "opd-c", "down", "dropped_bytes")
@@ -164,14 +166,32 @@ def test_prometheus_rate_of_an_opds_bytes_matches_what_was_sent(env: Env, tmp_pa
     assert prom, "Debian's prometheus is missing: run bash scripts/setup.sh"
     port = free_port()
     cfg = tmp_path / "prometheus.yml"
-    cfg.write_text(json.dumps({  # YAML is a superset of JSON
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "kendali", "metrics_path": "/metrics",
-                            "authorization": {"type": "Bearer", "credentials": env.ctl.token},
-                            "static_configs": [{"targets": [f"127.0.0.1:{env.ctl.rest_port}"]}]}]}))
+    cfg.write_text(
+        json.dumps(
+            {  # YAML is a superset of JSON
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "kendali",
+                        "metrics_path": "/metrics",
+                        "authorization": {"type": "Bearer", "credentials": env.ctl.token},
+                        "static_configs": [{"targets": [f"127.0.0.1:{env.ctl.rest_port}"]}],
+                    }
+                ],
+            }
+        )
+    )
     log = open(tmp_path / "prometheus.log", "wb")
-    proc = subprocess.Popen([prom, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            prom,
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def query(q: str) -> list[dict]:
@@ -224,8 +244,12 @@ def test_totals_survive_a_controller_restart(env: Env) -> None:
     old.stop(kill=True)  # kill -9: the history has at most the last cycle missing
     # Traffic while no controller runs: the switches keep forwarding and counting.
     env.load("inet", "c1", streams=1, seconds=3)
-    new = ControllerProcess(TOPO, POLICIES, state_dir=old.state_dir,
-                            extra=["--stats-interval", str(INTERVAL), "--ofp-port", str(old.ofp_port)])
+    new = ControllerProcess(
+        TOPO,
+        POLICIES,
+        state_dir=old.state_dir,
+        extra=["--stats-interval", str(INTERVAL), "--ofp-port", str(old.ofp_port)],
+    )
     new.ofp_port = old.ofp_port
     old.cleanup()
     env.ctl = new.start()

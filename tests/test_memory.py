@@ -13,8 +13,11 @@ from controller.errors import KendaliError
 
 def test_round_trip_and_a_damaged_file_is_ignored_not_fatal(tmp_path: Path) -> None:
     assert memory.load(tmp_path) == {}
-    doc = {"hosts": [{"mac": "02:00:00:00:00:01", "ip": "10.0.0.1", "dpid": 1, "port": 3}],
-           "meter_ids": {"dinkes": 0}, "switches": [1, 2]}
+    doc = {
+        "hosts": [{"mac": "02:00:00:00:00:01", "ip": "10.0.0.1", "dpid": 1, "port": 3}],
+        "meter_ids": {"dinkes": 0},
+        "switches": [1, 2],
+    }
     memory.save(tmp_path, doc)
     assert memory.load(tmp_path) == dict(doc, format=memory.FORMAT)
     (tmp_path / memory.NETWORK_FILE).write_text("{torn")

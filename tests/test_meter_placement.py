@@ -10,13 +10,28 @@ DOC = {
     "switches": [{"name": "core", "dpid": 1}, {"name": "a", "dpid": 2}, {"name": "b", "dpid": 3}],
     "links": [{"a": "core", "b": "a"}, {"a": "core", "b": "b"}, {"a": "a", "b": "b"}],
     "subnets": [
-        {"id": "isp", "cidr": "10.255.255.0/29", "gateway": "10.255.255.1", "switch": "core",
-         "hosts": [{"name": "isp", "ip": "10.255.255.2"}]},
+        {
+            "id": "isp",
+            "cidr": "10.255.255.0/29",
+            "gateway": "10.255.255.1",
+            "switch": "core",
+            "hosts": [{"name": "isp", "ip": "10.255.255.2"}],
+        },
         # One OPD behind two switches: its main office on a, a branch on b.
-        {"id": "dinkes", "cidr": "10.10.7.0/24", "gateway": "10.10.7.1", "switch": "a",
-         "hosts": [{"name": "dk1", "ip": "10.10.7.10"}, {"name": "dk2", "ip": "10.10.7.11", "switch": "b"}]},
-        {"id": "bappeda", "cidr": "10.10.4.0/24", "gateway": "10.10.4.1", "switch": "b",
-         "hosts": [{"name": "bp1", "ip": "10.10.4.10"}]},
+        {
+            "id": "dinkes",
+            "cidr": "10.10.7.0/24",
+            "gateway": "10.10.7.1",
+            "switch": "a",
+            "hosts": [{"name": "dk1", "ip": "10.10.7.10"}, {"name": "dk2", "ip": "10.10.7.11", "switch": "b"}],
+        },
+        {
+            "id": "bappeda",
+            "cidr": "10.10.4.0/24",
+            "gateway": "10.10.4.1",
+            "switch": "b",
+            "hosts": [{"name": "bp1", "ip": "10.10.4.10"}],
+        },
     ],
     "uplink": {"subnet": "isp"},
 }
@@ -60,8 +75,10 @@ def test_multi_switch_opd_internet_traffic_is_capped_in_aggregate_at_the_uplink(
 
 
 def test_traffic_inside_the_opd_is_not_metered_and_other_opds_use_their_own_meters():
-    pols = {"dinkes": Pol("dinkes", ("10.10.7.0/24",), 20000, 10000),
-            "bappeda": Pol("bappeda", ("10.10.4.0/24",), 5000, 5000)}
+    pols = {
+        "dinkes": Pol("dinkes", ("10.10.7.0/24",), 20000, 10000),
+        "bappeda": Pol("bappeda", ("10.10.4.0/24",), 5000, 5000),
+    }
     built, comp, state, fab, h = _setup(pols)
     inside = fab.inject(h["dk1"].dpid, h["dk1"].port, unicast(h["dk1"], h["dk2"]))
     assert inside.delivered_to() == [(h["dk2"].dpid, h["dk2"].port)]

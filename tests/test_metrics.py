@@ -11,16 +11,31 @@ from controller.core.usage import MeterSample, Usage
 
 def snapshot() -> Snapshot:
     u = Usage()
-    u.plan({"dinkes": Counted("dinkes", "policy", ("10.10.7.0/24",), 10000, 20000),
-            "dc": Counted("dc", "subnet", ("10.10.0.0/24",), None, None)},
-           {"dinkes": MeterPlan("dinkes", 1, 2), "dc": MeterPlan("dc", 3, 4)}, {}, 0.0)
+    u.plan(
+        {
+            "dinkes": Counted("dinkes", "policy", ("10.10.7.0/24",), 10000, 20000),
+            "dc": Counted("dc", "subnet", ("10.10.0.0/24",), None, None),
+        },
+        {"dinkes": MeterPlan("dinkes", 1, 2), "dc": MeterPlan("dc", 3, 4)},
+        {},
+        0.0,
+    )
     u.meter_samples(107, [MeterSample(1, 0, 0, 0, 0, 1.0), MeterSample(2, 0, 0, 0, 0, 1.0)], 1.0)
     u.meter_samples(107, [MeterSample(1, 10, 15000, 2, 3000, 11.0), MeterSample(2, 5, 7000, 0, 0, 11.0)], 11.0)
-    link = {"link": "core:1-dist-penajam:3", "capacity_mbps": 10000.0,
-            "a_to_b": {"bytes": 1000, "packets": 1, "bps": 800, "utilisation": 8e-8},
-            "b_to_a": {"bytes": 0, "packets": 0, "bps": None, "utilisation": None}}
-    return Snapshot(u.view(12.0), [link], [{"dpid": 1, "name": "core", "connected": True},
-                                           {"dpid": 2, "name": "dc", "connected": False}], 31, 4, 0)
+    link = {
+        "link": "core:1-dist-penajam:3",
+        "capacity_mbps": 10000.0,
+        "a_to_b": {"bytes": 1000, "packets": 1, "bps": 800, "utilisation": 8e-8},
+        "b_to_a": {"bytes": 0, "packets": 0, "bps": None, "utilisation": None},
+    }
+    return Snapshot(
+        u.view(12.0),
+        [link],
+        [{"dpid": 1, "name": "core", "connected": True}, {"dpid": 2, "name": "dc", "connected": False}],
+        31,
+        4,
+        0,
+    )
 
 
 def families(m: Metrics) -> dict:
@@ -39,8 +54,14 @@ def test_opd_usage_is_exported_as_counters_in_bytes_with_opd_and_direction():
     m = Metrics(snapshot)
     fams = families(m)
     assert all(name.startswith("kendali_") for name in fams)
-    for name in ("kendali_opd_bytes", "kendali_opd_packets", "kendali_opd_dropped_bytes",
-                 "kendali_opd_dropped_packets", "kendali_link_bytes", "kendali_failovers"):
+    for name in (
+        "kendali_opd_bytes",
+        "kendali_opd_packets",
+        "kendali_opd_dropped_bytes",
+        "kendali_opd_dropped_packets",
+        "kendali_link_bytes",
+        "kendali_failovers",
+    ):
         assert fams[name].type == "counter", name
     assert value(fams, "kendali_opd_bytes", opd="dinkes", direction="up") == 12000
     assert value(fams, "kendali_opd_dropped_bytes", opd="dinkes", direction="up") == 3000

@@ -21,13 +21,16 @@ DP = wire.FakeDatapath()
 
 def ppu_state():
     built = from_topology("ppu")
-    pols = {"dinkes": Pol("dinkes", ("10.10.7.0/24",), 20000, 10000),
-            "rsud": Pol("rsud", ("10.10.11.0/24",), 150000, 80000, 50000)}
+    pols = {
+        "dinkes": Pol("dinkes", ("10.10.7.0/24",), 20000, 10000),
+        "rsud": Pol("rsud", ("10.10.11.0/24",), 150000, 80000, 50000),
+    }
     return Compiler().compile(built.net, pols, now=NOW)
 
 
 # What a switch reports holds what it was sent: a FlowMod, GroupMod or MeterMod parsed back
 # from its bytes has the attributes of a flow stats, group desc or meter config entry.
+
 
 def wire_flow(flow):
     return wire.round_trip(DP, ofmsg.flow_mod(DP, flow, "add"))
@@ -66,8 +69,9 @@ def test_a_switch_that_kept_its_state_gets_no_changes_on_reconnect():
 
 
 def test_foreign_state_is_replaced_not_kept():
-    foreign = parser.OFPMeterConfigStats(flags=ofp.OFPMF_KBPS, meter_id=7,
-                                         bands=[parser.OFPMeterBandDscpRemark(rate=10, burst_size=0, prec_level=1)])
+    foreign = parser.OFPMeterConfigStats(
+        flags=ofp.OFPMF_KBPS, meter_id=7, bands=[parser.OFPMeterBandDscpRemark(rate=10, burst_size=0, prec_level=1)]
+    )
     m = ofmsg.meter_from_config(ofp, foreign)
     assert m.rate_kbps == -1
     ch = diff(SwitchState(meters={7: m}), SwitchState())
@@ -80,8 +84,10 @@ def test_hosts_are_recovered_from_a_switch_flows_after_a_restart():
 
     built = from_topology("ppu")
     state = Compiler().compile(built.net, {}, now=NOW)
-    read_back = {d: SwitchState({f.key: f for f in (ofmsg.flow_from_stats(ofp, wire_flow(x))
-                                                    for x in sw.flows.values())}) for d, sw in state.items()}
+    read_back = {
+        d: SwitchState({f.key: f for f in (ofmsg.flow_from_stats(ofp, wire_flow(x)) for x in sw.flows.values())})
+        for d, sw in state.items()
+    }
     found = sorted((mac, ip, d, port) for d, sw in read_back.items() for mac, ip, port in hosts_on_switch(sw))
     assert found == sorted((h.mac, h.ip, h.dpid, h.port) for h in built.hosts)
 
@@ -91,8 +97,10 @@ def test_changes_are_the_messages_of_plan_in_its_order():
     state = ppu_state()
     dpid = max(state, key=lambda d: len(state[d].meters))
     was = state[dpid]
-    now = SwitchState({k: f for i, (k, f) in enumerate(was.flows.items()) if i % 3},
-                      {gid: g for i, (gid, g) in enumerate(was.groups.items()) if i % 2})
+    now = SwitchState(
+        {k: f for i, (k, f) in enumerate(was.flows.items()) if i % 3},
+        {gid: g for i, (gid, g) in enumerate(was.groups.items()) if i % 2},
+    )
     for k, f in list(now.flows.items())[:5]:
         now.flows[k] = replace(f, tag=f.tag ^ 1)
     ch = diff(was, now)

@@ -43,8 +43,16 @@ def test_openapi_document() -> None:
     assert schemas["Policy"] is not policy.SCHEMA  # a copy: callers cannot corrupt SCHEMA
     assert schemas["PolicyBody"] == policy.BODY_SCHEMA
     assert schemas["TopologyFile"] == topology.SCHEMA
-    assert set(doc["paths"]) == {"/v1/policies", "/v1/policies/{id}", "/v1/topology", "/v1/health", "/v1/openapi.json",
-                                 "/v1/usage", "/v1/usage/{opd}", "/metrics"}
+    assert set(doc["paths"]) == {
+        "/v1/policies",
+        "/v1/policies/{id}",
+        "/v1/topology",
+        "/v1/health",
+        "/v1/openapi.json",
+        "/v1/usage",
+        "/v1/usage/{opd}",
+        "/metrics",
+    }
     one = doc["paths"]["/v1/policies/{id}"]
     assert set(one) >= {"get", "put", "delete"}
     for name in ("put", "delete"):
@@ -61,8 +69,9 @@ def test_adding_a_path_is_one_table_entry(monkeypatch: pytest.MonkeyPatch) -> No
     paths = {
         **api_doc.PATHS,
         "/metrics": {"get": Op("getMetrics", "Prometheus metrics", {"200": ok("Metrics", media="text/plain")})},
-        "/v1/usage/{id}": {"get": Op("getUsage", "Usage of one OPD", {"200": ok("Usage", "AnyObject"),
-                                                                        "404": fail("No such OPD")})},
+        "/v1/usage/{id}": {
+            "get": Op("getUsage", "Usage of one OPD", {"200": ok("Usage", "AnyObject"), "404": fail("No such OPD")})
+        },
     }
     monkeypatch.setattr(api_doc, "PATHS", paths)
     doc = openapi()

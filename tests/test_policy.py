@@ -21,8 +21,13 @@ from controller.core.topology import load as load_topology
 from controller.errors import KendaliError
 
 ROOT = Path(__file__).resolve().parent.parent
-OK = {"id": "dinkes", "name": "Dinas Kesehatan", "subnets": ["10.10.7.0/24"],
-      "download_kbps": 20000, "upload_kbps": 10000}
+OK = {
+    "id": "dinkes",
+    "name": "Dinas Kesehatan",
+    "subnets": ["10.10.7.0/24"],
+    "download_kbps": 20000,
+    "upload_kbps": 10000,
+}
 
 
 def without(key: str) -> dict:
@@ -143,8 +148,10 @@ def test_invalid_url_id_is_refused() -> None:
 def test_overlap_with_another_opd_is_409_naming_it() -> None:
     dinkes = validate(OK)
     with pytest.raises(PolicyError) as info:
-        validate({**OK, "id": "rsud", "name": "RSUD", "subnets": ["10.10.11.0/24", "10.10.7.128/25"]},
-                 others={"dinkes": dinkes})
+        validate(
+            {**OK, "id": "rsud", "name": "RSUD", "subnets": ["10.10.11.0/24", "10.10.7.128/25"]},
+            others={"dinkes": dinkes},
+        )
     err = info.value
     assert err.status == 409 and err.field == "subnets.1"
     assert "'dinkes'" in err.problem and "Dinas Kesehatan" in err.problem and "10.10.7.0/24" in err.problem

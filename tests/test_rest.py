@@ -20,8 +20,13 @@ from controller.core.policy import SCHEMA, Policy
 
 TOKEN = "t0ken-for-tests-only"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-DINKES = {"id": "dinkes", "name": "Dinas Kesehatan", "subnets": ["10.10.7.0/24"], "download_kbps": 20000,
-          "upload_kbps": 10000}
+DINKES = {
+    "id": "dinkes",
+    "name": "Dinas Kesehatan",
+    "subnets": ["10.10.7.0/24"],
+    "download_kbps": 20000,
+    "upload_kbps": 10000,
+}
 
 
 class FakeView:
@@ -64,8 +69,11 @@ class Env:
         self.fail_change = False
         if not Env.tokens:  # scrypt takes ~40 ms a token: once per test session
             files = TokenFile(tmp_path / "keep")
-            Env.tokens = {"noc": files.add("noc", "write"), "grafana": files.add("grafana", "read"),
-                          "_file": (tmp_path / "keep" / "tokens.json").read_text()}
+            Env.tokens = {
+                "noc": files.add("noc", "write"),
+                "grafana": files.add("grafana", "read"),
+                "_file": (tmp_path / "keep" / "tokens.json").read_text(),
+            }
         (tmp_path / "state" / "tokens.json").write_text(Env.tokens["_file"])
         (tmp_path / "state" / "tokens.json").chmod(0o600)
         self.clock = FakeClock()
@@ -77,11 +85,19 @@ class Env:
         if self.fail_change:
             raise RuntimeError("switch 107 went away")
 
-    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
-             headers: dict | None = None, addr: str = "192.0.2.10") -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict | None = None,
+        addr: str = "192.0.2.10",
+    ) -> Any:
         """A request; with the env (write) token unless ``headers`` are given."""
-        req = Request.blank(path, method=method, headers=AUTH if headers is None else headers,
-                            environ={"REMOTE_ADDR": addr})
+        req = Request.blank(
+            path, method=method, headers=AUTH if headers is None else headers, environ={"REMOTE_ADDR": addr}
+        )
         if raw is not None:
             req.body = raw
         elif body is not None:
@@ -154,7 +170,10 @@ def test_changes_persist_and_audit_names_the_token_not_its_value(env: Env, tmp_p
     assert PolicyStore(tmp_path / "state").all()["dinkes"].download_kbps == 20000
     audit = (tmp_path / "state" / "audit.jsonl").read_text()
     assert [(e["action"], e["who"]) for e in map(json.loads, audit.splitlines())] == [
-        ("put", "noc"), ("delete", "env"), ("put", "env")]
+        ("put", "noc"),
+        ("delete", "env"),
+        ("put", "env"),
+    ]
     assert TOKEN not in audit and Env.tokens["noc"] not in audit
 
 
@@ -165,8 +184,16 @@ def test_topology_health_openapi(env: Env) -> None:
     assert doc["openapi"].startswith("3.1")
     assert doc["components"]["schemas"]["Policy"] == json.loads(json.dumps(SCHEMA))
     # every route the app serves is documented, and nothing more
-    assert set(doc["paths"]) == {"/v1/policies", "/v1/policies/{id}", "/v1/topology", "/v1/health", "/v1/openapi.json",
-                                 "/v1/usage", "/v1/usage/{opd}", "/metrics"}
+    assert set(doc["paths"]) == {
+        "/v1/policies",
+        "/v1/policies/{id}",
+        "/v1/topology",
+        "/v1/health",
+        "/v1/openapi.json",
+        "/v1/usage",
+        "/v1/usage/{opd}",
+        "/metrics",
+    }
 
 
 def test_view_failure_is_503_not_500(env: Env) -> None:
@@ -230,8 +257,12 @@ def test_bad_policies(env: Env, body: dict, field: str, words: str) -> None:
 
 
 def test_invalid_url_id(env: Env) -> None:
-    assert_error(env.call("PUT", "/v1/policies/Not_OK", {k: v for k, v in DINKES.items() if k != "id"}, headers=AUTH),
-                 400, "id", "not a valid id")
+    assert_error(
+        env.call("PUT", "/v1/policies/Not_OK", {k: v for k, v in DINKES.items() if k != "id"}, headers=AUTH),
+        400,
+        "id",
+        "not a valid id",
+    )
     assert_error(env.call("GET", "/v1/policies/Not_OK"), 404)
 
 
@@ -264,8 +295,19 @@ def test_default_max_body_is_64k(env: Env) -> None:
 # --- errors: routing and methods ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/", "/v1", "/v1/policies/", "/v1/policies/a/b", "/v2/policies", "/v1/policy/dinkes",
-                                  "/v1/topology/x", "/V1/health"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/v1",
+        "/v1/policies/",
+        "/v1/policies/a/b",
+        "/v2/policies",
+        "/v1/policy/dinkes",
+        "/v1/topology/x",
+        "/V1/health",
+    ],
+)
 def test_unknown_path_404(env: Env, path: str) -> None:
     assert_error(env.call("GET", path), 404, None, "openapi.json")
 
@@ -496,8 +538,17 @@ policy_like = st.fixed_dictionaries(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     method=st.sampled_from(["GET", "PUT", "DELETE", "POST", "PATCH", "HEAD", "OPTIONS"]),
-    path=st.sampled_from(["/v1/policies", "/v1/policies/dinkes", "/v1/policies/rsud", "/v1/policies/%00", "/v1/x",
-                          "/v1/policies/" + "a" * 300, "/v1/health"]),
+    path=st.sampled_from(
+        [
+            "/v1/policies",
+            "/v1/policies/dinkes",
+            "/v1/policies/rsud",
+            "/v1/policies/%00",
+            "/v1/x",
+            "/v1/policies/" + "a" * 300,
+            "/v1/health",
+        ]
+    ),
     body=policy_like | json_values,
     raw=st.none() | st.binary(max_size=50),
     auth=st.booleans(),

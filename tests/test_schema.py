@@ -20,16 +20,31 @@ import yaml
 from controller.core import policy, schema, topology
 from controller.errors import KendaliError
 
-OK_POLICY = {"id": "dinkes", "name": "Dinas Kesehatan", "subnets": ["10.10.7.0/24"],
-             "download_kbps": 20000, "upload_kbps": 10000}
+OK_POLICY = {
+    "id": "dinkes",
+    "name": "Dinas Kesehatan",
+    "subnets": ["10.10.7.0/24"],
+    "download_kbps": 20000,
+    "upload_kbps": 10000,
+}
 OK_TOPO: dict[str, Any] = {
     "switches": [{"name": "core", "dpid": 1}, {"name": "sw-dinkes", "dpid": 107}],
     "links": [{"a": "core", "b": "sw-dinkes", "capacity_mbps": 100}],
     "subnets": [
-        {"id": "isp", "cidr": "10.99.0.0/30", "gateway": "10.99.0.1", "switch": "core",
-         "hosts": [{"name": "isp1", "ip": "10.99.0.2"}]},
-        {"id": "dinkes", "cidr": "10.10.7.0/24", "gateway": "10.10.7.1", "switch": "sw-dinkes",
-         "hosts": [{"name": "dinkes1", "ip": "10.10.7.10"}, {"name": "dinkes2", "ip": "10.10.7.11"}]},
+        {
+            "id": "isp",
+            "cidr": "10.99.0.0/30",
+            "gateway": "10.99.0.1",
+            "switch": "core",
+            "hosts": [{"name": "isp1", "ip": "10.99.0.2"}],
+        },
+        {
+            "id": "dinkes",
+            "cidr": "10.10.7.0/24",
+            "gateway": "10.10.7.1",
+            "switch": "sw-dinkes",
+            "hosts": [{"name": "dinkes1", "ip": "10.10.7.10"}, {"name": "dinkes2", "ip": "10.10.7.11"}],
+        },
     ],
     "uplink": {"subnet": "isp", "capacity_mbps": 1000},
 }
@@ -114,14 +129,23 @@ POLICY_CASES = [
     # an unknown field names itself, and a close one is suggested
     ({**OK_POLICY, "uplaod_kbps": 5}, "uplaod_kbps", "did you mean upload_kbps?"),
     # unknown and missing at once: the unknown one usually is the missing one misnamed
-    ({k: v for k, v in {**OK_POLICY, "download": 5}.items() if k != "download_kbps"}, "download",
-     "unknown field; allowed fields: id, name, subnets, download_kbps"),
+    (
+        {k: v for k, v in {**OK_POLICY, "download": 5}.items() if k != "download_kbps"},
+        "download",
+        "unknown field; allowed fields: id, name, subnets, download_kbps",
+    ),
     # several at one depth: the wrong type wins over bounds and patterns, wherever it is
-    ({**OK_POLICY, "id": "Bad Id", "download_kbps": "20 Mbit", "upload_kbps": 0}, "download_kbps",
-     "must be a whole number, not a string ('20 Mbit'); the unit is kbit/s, e.g. 20000"),
+    (
+        {**OK_POLICY, "id": "Bad Id", "download_kbps": "20 Mbit", "upload_kbps": 0},
+        "download_kbps",
+        "must be a whole number, not a string ('20 Mbit'); the unit is kbit/s, e.g. 20000",
+    ),
     # several at different depths: the shallowest explains most
-    ({**OK_POLICY, "subnets": [7], "upload_kbps": 0}, "upload_kbps",
-     "must be at least 64 kbit/s (got 0); a cap of zero"),
+    (
+        {**OK_POLICY, "subnets": [7], "upload_kbps": 0},
+        "upload_kbps",
+        "must be at least 64 kbit/s (got 0); a cap of zero",
+    ),
     # two bounds at one depth: declaration order
     ({**OK_POLICY, "download_kbps": 0, "upload_kbps": 0}, "download_kbps", "at least 64"),
     ({**OK_POLICY, "download_kbps": "20000"}, "download_kbps", "write the number without quotes"),
@@ -160,8 +184,11 @@ def _deep_and_top(d: dict) -> None:
 
 
 TOPO_CASES = [
-    (_deep_port, "subnets.1.hosts.1.port",
-     "must be a whole number, not a string ('3'); write the number without quotes"),
+    (
+        _deep_port,
+        "subnets.1.hosts.1.port",
+        "must be a whole number, not a string ('3'); write the number without quotes",
+    ),
     (lambda d: d["subnets"][1]["hosts"][0].pop("ip"), "subnets.1.hosts.0.ip", "is required (IPv4 address"),
     (lambda d: d["links"][0].update(capacity=100), "links.0.capacity", "use capacity_mbps (Mbit/s)"),
     (lambda d: d["subnets"][0].update(gatway="10.99.0.1"), "subnets.0.gatway", "did you mean gateway?"),
@@ -171,14 +198,23 @@ TOPO_CASES = [
     (lambda d: d.update(switches={"core": 1}), "switches", "must be a list, not an object"),
     (lambda d: d.update(switches=None), "switches", "must be a list, not null (None); in YAML an empty value is null"),
     (lambda d: d.update(uplink="isp"), "uplink", "must be an object ({...}), not a string ('isp')"),
-    (lambda d: d["switches"][0].update(role="access"), "switches.0.role",
-     "'access' is not one of: core, distribution, edge, datacenter"),
+    (
+        lambda d: d["switches"][0].update(role="access"),
+        "switches.0.role",
+        "'access' is not one of: core, distribution, edge, datacenter",
+    ),
     (lambda d: d["switches"][0].update(site=True), "switches.0.site", "quote values like yes/no/on/off"),
     (lambda d: d["links"][0].update(capacity_mbps=float("nan")), "links.0.capacity_mbps", "not NaN"),
-    (lambda d: d["links"][0].update(capacity_mbps=10**7), "links.0.capacity_mbps",
-     "must be at most 1,000,000 Mbit/s (got 10,000,000); capacities are in Mbit/s"),
-    (lambda d: d["subnets"][1].update(cidr="10.10.7.5/24"), "subnets.1.cidr",
-     "10.10.7.5/24 has host bits set; the network is 10.10.7.0/24"),
+    (
+        lambda d: d["links"][0].update(capacity_mbps=10**7),
+        "links.0.capacity_mbps",
+        "must be at most 1,000,000 Mbit/s (got 10,000,000); capacities are in Mbit/s",
+    ),
+    (
+        lambda d: d["subnets"][1].update(cidr="10.10.7.5/24"),
+        "subnets.1.cidr",
+        "10.10.7.5/24 has host bits set; the network is 10.10.7.0/24",
+    ),
 ]
 
 
@@ -207,5 +243,7 @@ def test_best_match_picks_the_shallowest_whatever_the_order_of_fields() -> None:
     validator = jsonschema.Draft202012Validator(policy.SCHEMA)
     data = {**OK_POLICY, "upload_kbps": "x", "download_kbps": "y"}
     assert schema.first_error(validator, data, policy.Policy, "(body)") == (
-        "download_kbps", "must be a whole number, not a string ('y'); the unit is kbit/s, e.g. 20000")
+        "download_kbps",
+        "must be a whole number, not a string ('y'); the unit is kbit/s, e.g. 20000",
+    )
     assert schema.first_error(validator, OK_POLICY, policy.Policy, "(body)") is None

@@ -25,9 +25,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _openssl_pair(directory: Path, name: str) -> tuple[Path, Path]:
     cert, key = directory / f"{name}-cert.pem", directory / f"{name}-key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return cert, key
 
 
@@ -38,8 +58,12 @@ def pem(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     cert, key = _openssl_pair(d, "a")
     _, other_key = _openssl_pair(d, "b")
     encrypted = d / "enc-key.pem"
-    subprocess.run(["openssl", "pkey", "-in", str(key), "-out", str(encrypted), "-aes256", "-passout", "pass:x"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["openssl", "pkey", "-in", str(key), "-out", str(encrypted), "-aes256", "-passout", "pass:x"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     junk = d / "junk.pem"
     junk.write_text("not a certificate\n")
     return {"cert": cert, "key": key, "other_key": other_key, "encrypted": encrypted, "junk": junk, "dir": d}
@@ -54,19 +78,23 @@ def test_a_good_pair_loads(pem: dict[str, Path]) -> None:
     assert isinstance(ctx, ssl.SSLContext) and ctx.minimum_version == ssl.TLSVersion.TLSv1_2
 
 
-@pytest.mark.parametrize("cert,key,words", [
-    ("cert", None, "--tls-cert: needs --tls-key too"),
-    (None, "key", "--tls-key: needs --tls-cert too"),
-    ("junk", "key", "--tls-cert {junk}: not a PEM certificate"),
-    ("key", "key", "--tls-cert {key}: not a PEM certificate"),
-    ("cert", "junk", "--tls-key {junk}: not a PEM private key"),
-    ("cert", "cert", "--tls-key {cert}: not a PEM private key"),
-    ("cert", "other_key", "--tls-key {other_key}: does not belong to the certificate"),
-    ("cert", "encrypted", "--tls-key {encrypted}: is encrypted; give it unencrypted"),
-    ("cert", "missing", "--tls-key {missing}: cannot read: No such file or directory"),
-])
-def test_bad_pairs_are_one_line_naming_the_file(pem: dict[str, Path], cert: str | None, key: str | None,
-                                                 words: str) -> None:
+@pytest.mark.parametrize(
+    "cert,key,words",
+    [
+        ("cert", None, "--tls-cert: needs --tls-key too"),
+        (None, "key", "--tls-key: needs --tls-cert too"),
+        ("junk", "key", "--tls-cert {junk}: not a PEM certificate"),
+        ("key", "key", "--tls-cert {key}: not a PEM certificate"),
+        ("cert", "junk", "--tls-key {junk}: not a PEM private key"),
+        ("cert", "cert", "--tls-key {cert}: not a PEM private key"),
+        ("cert", "other_key", "--tls-key {other_key}: does not belong to the certificate"),
+        ("cert", "encrypted", "--tls-key {encrypted}: is encrypted; give it unencrypted"),
+        ("cert", "missing", "--tls-key {missing}: cannot read: No such file or directory"),
+    ],
+)
+def test_bad_pairs_are_one_line_naming_the_file(
+    pem: dict[str, Path], cert: str | None, key: str | None, words: str
+) -> None:
     paths = {**pem, "missing": pem["dir"] / "missing.pem"}
     with pytest.raises(KendaliError) as info:
         check_tls(paths[cert] if cert else None, paths[key] if key else None)
@@ -104,9 +132,14 @@ def https(pem: dict[str, Path]) -> Iterator[int]:
 
     state = pem["dir"] / "state"
     (pem["dir"] / "secret").write_text(TokenFile(state).add("grafana", "read"))
-    p = subprocess.Popen([sys.executable, "-c", SERVER, str(state), str(pem["cert"]), str(pem["key"])],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    p = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(state), str(pem["cert"]), str(pem["key"])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         assert p.stdout is not None
         yield int(p.stdout.readline())
@@ -116,11 +149,13 @@ def https(pem: dict[str, Path]) -> Iterator[int]:
         assert "Traceback" not in err, err
 
 
-def _get(port: int, path: str, pem: dict[str, Path], headers: dict[str, str] | None = None,
-         source: str | None = None) -> tuple[int, dict]:
+def _get(
+    port: int, path: str, pem: dict[str, Path], headers: dict[str, str] | None = None, source: str | None = None
+) -> tuple[int, dict]:
     ctx = ssl.create_default_context(cafile=str(pem["cert"]))
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10,
-                                       source_address=(source, 0) if source else None)
+    conn = http.client.HTTPSConnection(
+        "127.0.0.1", port, context=ctx, timeout=10, source_address=(source, 0) if source else None
+    )
     try:
         conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()

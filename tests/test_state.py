@@ -99,17 +99,23 @@ def test_total_flows():
 
 # ---- round trips -------------------------------------------------------------------------------
 
+
 def random_state(rng: random.Random) -> SwitchState:
     s = SwitchState()
     for _ in range(rng.randint(0, 12)):
-        f = Flow(rng.choice([T_INGRESS, T_FWD, T_EGRESS]), rng.choice([0, 100, 200]),
-                 match(eth_dst=f"02:00:00:00:00:{rng.randint(0, 5):02x}"),
-                 (("output", rng.randint(1, 3)),), meter=rng.choice([None, 1, 2]))
+        f = Flow(
+            rng.choice([T_INGRESS, T_FWD, T_EGRESS]),
+            rng.choice([0, 100, 200]),
+            match(eth_dst=f"02:00:00:00:00:{rng.randint(0, 5):02x}"),
+            (("output", rng.randint(1, 3)),),
+            meter=rng.choice([None, 1, 2]),
+        )
         if f.key not in s.flows:  # one flow per key
             s.add_flow(f)
     for gid in rng.sample(range(1, 6), rng.randint(0, 4)):
-        s.add_group(Group(gid, rng.choice(["all", "ff"]),
-                          (Bucket((("output", rng.randint(1, 3)),), rng.randint(1, 3)),)))
+        s.add_group(
+            Group(gid, rng.choice(["all", "ff"]), (Bucket((("output", rng.randint(1, 3)),), rng.randint(1, 3)),))
+        )
     for mid in rng.sample(range(1, 6), rng.randint(0, 4)):
         s.add_meter(Meter(mid, rng.choice([100, 200]), rng.choice([10, 20])))
     return s

@@ -23,8 +23,10 @@ def test_a_poll_asks_for_every_meter_and_every_port():
 def test_replies_become_samples_with_drops_summed_and_the_switchs_age():
     dp = datapath(7)
     msg = parse(dp, meter_reply(5, [(3, 10, 15_000, 2, 3000, 12.25), (0xFFF1, 1, 60, 0, 0, 1.0)]))
-    assert stats.meter_samples(msg) == [MeterSample(3, 10, 15_000, 2, 3000, 12.25),
-                                        MeterSample(0xFFF1, 1, 60, 0, 0, 1.0)]
+    assert stats.meter_samples(msg) == [
+        MeterSample(3, 10, 15_000, 2, 3000, 12.25),
+        MeterSample(0xFFF1, 1, 60, 0, 0, 1.0),
+    ]
     msg = parse(dp, port_reply(6, [(1, 5, 7, 500, 700, 3.5), (ofp.OFPP_LOCAL, 1, 1, 1, 1, 3.5)]))
     assert stats.port_samples(msg) == [PortSample(1, 500, 700, 5, 7, 3.5)]  # LOCAL is not a port we count
 

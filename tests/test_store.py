@@ -13,10 +13,26 @@ from controller.api.store import PolicyStore, atomic_write
 from controller.core.policy import Policy, PolicyError, validate
 from controller.errors import KendaliError
 
-DINKES = validate({"id": "dinkes", "name": "Dinas Kesehatan", "subnets": ["10.10.7.0/24"], "download_kbps": 20000,
-                   "upload_kbps": 10000})
-RSUD = validate({"id": "rsud", "name": "RSUD", "subnets": ["10.10.11.0/24"], "download_kbps": 150000,
-                 "upload_kbps": 80000, "burst_kbit": 9000, "note": "SIMRS"})
+DINKES = validate(
+    {
+        "id": "dinkes",
+        "name": "Dinas Kesehatan",
+        "subnets": ["10.10.7.0/24"],
+        "download_kbps": 20000,
+        "upload_kbps": 10000,
+    }
+)
+RSUD = validate(
+    {
+        "id": "rsud",
+        "name": "RSUD",
+        "subnets": ["10.10.11.0/24"],
+        "download_kbps": 150000,
+        "upload_kbps": 80000,
+        "burst_kbit": 9000,
+        "note": "SIMRS",
+    }
+)
 
 
 def test_state_dir_is_created_private(tmp_path: Path) -> None:
@@ -104,8 +120,9 @@ def test_leftover_temp_file_from_kill9_is_ignored_and_removed(tmp_path: Path) ->
     assert not torn.exists()
 
 
-def test_atomic_write_gives_the_file_to_its_owner_before_it_appears(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_write_gives_the_file_to_its_owner_before_it_appears(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[tuple[int, int, bool]] = []
     real = os.fchown
 
@@ -236,8 +253,12 @@ def test_kill_9_at_any_moment_leaves_a_whole_file(tmp_path: Path, delay: float) 
     import time
 
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], cwd=root, stdout=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(root)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
         time.sleep(delay)

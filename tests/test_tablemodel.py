@@ -66,20 +66,23 @@ def test_equal_priority_overlap_is_reported():
 IP = 0x0800
 
 
-@pytest.mark.parametrize("m, hit", [
-    (dict(eth_type=IP, ipv4_dst=("10.0.2.0", "255.255.255.0")), True),
-    (dict(eth_type=IP, ipv4_dst=("10.0.3.0", "255.255.255.0")), False),
-    (dict(eth_type=IP, ipv4_dst="10.0.2.7"), True),
-    (dict(eth_type=IP, ipv4_src=("10.0.0.0", "255.255.0.0")), True),
-    (dict(eth_type=0x0806), False),
-    (dict(eth_dst=("01:00:00:00:00:00", "01:00:00:00:00:00")), False),  # multicast bit
-    (dict(eth_dst=("02:00:00:00:00:00", "ff:ff:ff:00:00:00")), True),
-    (dict(eth_dst="02:00:00:00:00:0B"), True),  # case-insensitive
-    (dict(in_port=1, eth_type=0x0800), True),
-    (dict(in_port=2), False),
-    (dict(vlan_vid=OFPVID_PRESENT | 5), False),  # untagged never matches a tagged vid
-    (dict(vlan_vid=0), True),  # OFPVID_NONE matches untagged
-])
+@pytest.mark.parametrize(
+    "m, hit",
+    [
+        (dict(eth_type=IP, ipv4_dst=("10.0.2.0", "255.255.255.0")), True),
+        (dict(eth_type=IP, ipv4_dst=("10.0.3.0", "255.255.255.0")), False),
+        (dict(eth_type=IP, ipv4_dst="10.0.2.7"), True),
+        (dict(eth_type=IP, ipv4_src=("10.0.0.0", "255.255.0.0")), True),
+        (dict(eth_type=0x0806), False),
+        (dict(eth_dst=("01:00:00:00:00:00", "01:00:00:00:00:00")), False),  # multicast bit
+        (dict(eth_dst=("02:00:00:00:00:00", "ff:ff:ff:00:00:00")), True),
+        (dict(eth_dst="02:00:00:00:00:0B"), True),  # case-insensitive
+        (dict(in_port=1, eth_type=0x0800), True),
+        (dict(in_port=2), False),
+        (dict(vlan_vid=OFPVID_PRESENT | 5), False),  # untagged never matches a tagged vid
+        (dict(vlan_vid=0), True),  # OFPVID_NONE matches untagged
+    ],
+)
 def test_match_semantics(m, hit):
     assert flow_matches(Flow(0, 1, match(**m)), PKT, in_port=1) is hit
 
@@ -96,20 +99,25 @@ def test_missing_field_never_matches_and_unknown_or_unprepared_fields_are_errors
 def test_vlan_push_set_match_pop():
     tagged = OFPVID_PRESENT | 7
     s1 = sw(Flow(0, 1, (), (("push_vlan", 0x8100), ("set_field", "vlan_vid", tagged), ("output", 2))))
-    s2 = sw(Flow(0, 9, match(in_port=1, vlan_vid=tagged), (("pop_vlan",),), goto=T_FWD),
-            Flow(0, 1, (), ()),  # untagged would be dropped here
-            out(5, table=T_FWD, eth_dst=B))
+    s2 = sw(
+        Flow(0, 9, match(in_port=1, vlan_vid=tagged), (("pop_vlan",),), goto=T_FWD),
+        Flow(0, 1, (), ()),  # untagged would be dropped here
+        out(5, table=T_FWD, eth_dst=B),
+    )
     r = Fabric({1: s1, 2: s2}, {(1, 2): (2, 1)}).inject(1, 1, PKT)
     assert r.delivered_to() == [(2, 5)] and r.deliveries[0].packet == PKT
     assert r.trace[1].packet.vlan_vid == tagged and r.trace[1].packet.eth_type == 0x0800
 
 
 def test_goto_metadata_and_meter():
-    s = sw(Flow(T_INGRESS, 1, (), goto=T_ROUTE, meter=3),
-           Flow(T_ROUTE, 1, (), metadata=(7, 0xFFFF), goto=T_FWD),
-           Flow(T_FWD, 1, (), metadata=(0x70000, 0xF0000), goto=T_EGRESS),
-           out(9, table=T_EGRESS, metadata=(7, 0xFFFF)),
-           out(8, table=T_EGRESS, prio=20, metadata=(0x70007, 0xFFFFF)), meters=(Meter(3, 2000, 500),))
+    s = sw(
+        Flow(T_INGRESS, 1, (), goto=T_ROUTE, meter=3),
+        Flow(T_ROUTE, 1, (), metadata=(7, 0xFFFF), goto=T_FWD),
+        Flow(T_FWD, 1, (), metadata=(0x70000, 0xF0000), goto=T_EGRESS),
+        out(9, table=T_EGRESS, metadata=(7, 0xFFFF)),
+        out(8, table=T_EGRESS, prio=20, metadata=(0x70007, 0xFFFFF)),
+        meters=(Meter(3, 2000, 500),),
+    )
     fab = Fabric({1: s}, {})
     r = fab.inject(1, 1, PKT)
     assert r.delivered_to() == [(1, 8)] and r.meters == [(1, 3)]
@@ -162,7 +170,8 @@ def test_dead_port_and_dead_peer_lose_the_packet():
 
 def test_controller_output_is_a_packet_in():
     r = Fabric({1: sw(out("controller", eth_type=0x0806))}, {}).inject(
-        1, 4, Packet(eth_src=A, eth_dst="ff:ff:ff:ff:ff:ff", eth_type=0x0806))
+        1, 4, Packet(eth_src=A, eth_dst="ff:ff:ff:ff:ff:ff", eth_type=0x0806)
+    )
     assert [(p.dpid, p.in_port) for p in r.packet_ins] == [(1, 4)] and not r.deliveries
 
 
@@ -201,10 +210,12 @@ def test_a_switch_refuses_flows_whose_meter_or_group_is_missing():
 
 def test_add_twice_and_modify_before_add_are_refused_for_groups_and_meters():
     s = install({1: sw(groups=(FF,), meters=(CAP,))})[1]
-    for ch, err in ((Changes(groups_add=[FF]), "OFPGMFC_GROUP_EXISTS"),
-                    (Changes(groups_mod=[Group(6, "all", ())]), "OFPGMFC_UNKNOWN_GROUP"),
-                    (Changes(meters_add=[CAP]), "OFPMMFC_METER_EXISTS"),
-                    (Changes(meters_mod=[Meter(8, 10, 10)]), "OFPMMFC_UNKNOWN_METER")):
+    for ch, err in (
+        (Changes(groups_add=[FF]), "OFPGMFC_GROUP_EXISTS"),
+        (Changes(groups_mod=[Group(6, "all", ())]), "OFPGMFC_UNKNOWN_GROUP"),
+        (Changes(meters_add=[CAP]), "OFPMMFC_METER_EXISTS"),
+        (Changes(meters_mod=[Meter(8, 10, 10)]), "OFPMMFC_UNKNOWN_METER"),
+    ):
         with pytest.raises(ModelError, match=err):
             s.copy().send(ch)
 
@@ -250,8 +261,14 @@ def test_deleting_a_group_or_meter_removes_the_flows_that_use_it():
 
 def test_a_diff_sent_over_the_wire_gives_the_same_switch_as_a_fresh_send():
     a = {1: sw(out(2, eth_dst=B), Flow(0, 1, (), goto=1, meter=7), meters=(CAP,), groups=(FF,))}
-    b = {1: sw(out(3, eth_dst=B), Flow(0, 1, (), (("group", 6),), meter=8),
-               groups=(Group(6, "all", (Bucket((("output", 4),)),)),), meters=(Meter(8, 50, 50, pps=True),))}
+    b = {
+        1: sw(
+            out(3, eth_dst=B),
+            Flow(0, 1, (), (("group", 6),), meter=8),
+            groups=(Group(6, "all", (Bucket((("output", 4),)),)),),
+            meters=(Meter(8, 50, 50, pps=True),),
+        )
+    }
     assert update(install(a), a, b) == install(b)
     assert update(install(a), a, b)[1] != install(a)[1]
 

@@ -67,16 +67,19 @@ def test_a_name_is_used_once(tmp_path: Path) -> None:
     assert files.entries()["noc"].role == "write"
 
 
-@pytest.mark.parametrize("name,words", [
-    ("", "not a valid token name"),
-    ("NOC", "not a valid token name"),
-    ("-noc", "not a valid token name"),
-    ("n" * 33, "not a valid token name"),
-    ("noc ops", "not a valid token name"),
-    ("env", "reserved"),
-    ("seed", "reserved"),
-    ("file", "reserved"),
-])
+@pytest.mark.parametrize(
+    "name,words",
+    [
+        ("", "not a valid token name"),
+        ("NOC", "not a valid token name"),
+        ("-noc", "not a valid token name"),
+        ("n" * 33, "not a valid token name"),
+        ("noc ops", "not a valid token name"),
+        ("env", "reserved"),
+        ("seed", "reserved"),
+        ("file", "reserved"),
+    ],
+)
 def test_bad_names(tmp_path: Path, name: str, words: str) -> None:
     with pytest.raises(KendaliError, match=words):
         TokenFile(tmp_path).add(name, "read")
@@ -124,18 +127,22 @@ def _doc(**change: object) -> bytes:
     return json.dumps({"format": "kendali-tokens/1", "tokens": [{**good, **change}]}).encode()
 
 
-@pytest.mark.parametrize("raw,words", BAD_FILES + [
-    (_doc(name="NOC"), "tokens.0.name"),
-    (_doc(role="root"), "tokens.0.role: must be read or write"),
-    (_doc(created=5), "tokens.0.created"),
-    (_doc(salt="zz"), "tokens.0.salt"),
-    (_doc(hash="00"), "tokens.0.hash"),
-    (_doc(lookup="abc"), "tokens.0.lookup"),
-    (_doc(scrypt={"n": 3, "r": 8, "p": 1}), "tokens.0.scrypt: cost out of range"),
-    (_doc(scrypt={"n": 2**30, "r": 8, "p": 1}), "tokens.0.scrypt: cost out of range"),
-    (_doc(scrypt={"n": 16384, "r": 8}), "tokens.0.scrypt"),
-    (_doc(scrypt={"n": 16384.0, "r": 8, "p": 1}), "tokens.0.scrypt"),
-])
+@pytest.mark.parametrize(
+    "raw,words",
+    BAD_FILES
+    + [
+        (_doc(name="NOC"), "tokens.0.name"),
+        (_doc(role="root"), "tokens.0.role: must be read or write"),
+        (_doc(created=5), "tokens.0.created"),
+        (_doc(salt="zz"), "tokens.0.salt"),
+        (_doc(hash="00"), "tokens.0.hash"),
+        (_doc(lookup="abc"), "tokens.0.lookup"),
+        (_doc(scrypt={"n": 3, "r": 8, "p": 1}), "tokens.0.scrypt: cost out of range"),
+        (_doc(scrypt={"n": 2**30, "r": 8, "p": 1}), "tokens.0.scrypt: cost out of range"),
+        (_doc(scrypt={"n": 16384, "r": 8}), "tokens.0.scrypt"),
+        (_doc(scrypt={"n": 16384.0, "r": 8, "p": 1}), "tokens.0.scrypt"),
+    ],
+)
 def test_a_broken_file_is_named_with_its_field(raw: bytes, words: str) -> None:
     with pytest.raises(KendaliError) as info:
         parse(raw, "/s/tokens.json")

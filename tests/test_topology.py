@@ -17,10 +17,20 @@ GOOD = {
     "switches": [{"name": "s1", "dpid": 1}, {"name": "s2", "dpid": 2}, {"name": "s3", "dpid": 3}],
     "links": [{"a": "s1", "b": "s2"}, {"a": "s2", "b": "s3", "a_port": 7}],
     "subnets": [
-        {"id": "a", "cidr": "10.0.1.0/24", "gateway": "10.0.1.1", "switch": "s1",
-         "hosts": [{"name": "h1", "ip": "10.0.1.10"}, {"name": "h2", "ip": "10.0.1.11", "port": 1}]},
-        {"id": "b", "cidr": "10.0.2.0/24", "gateway": "10.0.2.1", "switch": "s3",
-         "hosts": [{"name": "h3", "ip": "10.0.2.10"}]},
+        {
+            "id": "a",
+            "cidr": "10.0.1.0/24",
+            "gateway": "10.0.1.1",
+            "switch": "s1",
+            "hosts": [{"name": "h1", "ip": "10.0.1.10"}, {"name": "h2", "ip": "10.0.1.11", "port": 1}],
+        },
+        {
+            "id": "b",
+            "cidr": "10.0.2.0/24",
+            "gateway": "10.0.2.1",
+            "switch": "s3",
+            "hosts": [{"name": "h3", "ip": "10.0.2.10"}],
+        },
     ],
     "uplink": {"subnet": "b", "capacity_mbps": 100},
 }
@@ -49,6 +59,7 @@ def mutated(fn):
 
 # ---- the shipped files -----------------------------------------------------------------------
 
+
 def test_ppu_loads_with_the_expected_shape():
     t = load("ppu")
     roles = {}
@@ -72,6 +83,7 @@ def test_ppu_loads_with_the_expected_shape():
         assert s.switch in t.switches
         net = s.network
         import ipaddress
+
         assert ipaddress.IPv4Address(s.gateway) in net
         for h in s.hosts:
             assert ipaddress.IPv4Address(h.ip) in net and h.ip != s.gateway
@@ -127,6 +139,7 @@ def test_explicit_mac_is_lowercased(tmp_path):
 
 # ---- bad files ---------------------------------------------------------------------------------
 
+
 def test_missing_file(tmp_path):
     p = tmp_path / "nope.yaml"
     with pytest.raises(KendaliError) as ei:
@@ -170,21 +183,32 @@ CASES = [
     (lambda d: d["switches"][0].update(name="bad name!"), "switches.0.name", "'bad name!' is not a valid name: use"),
     (lambda d: d["links"][0].update(a_port=0), "links.0.a_port", "must be at least 1 (got 0)"),
     (lambda d: d["links"][0].update(capacity_mbps=0), "links.0.capacity_mbps", "must be more than 0 Mbit/s (got 0)"),
-    (lambda d: d["subnets"][0]["hosts"][0].update(mac="zz:00:00:00:00:00"), "subnets.0.hosts.0.mac",
-     "is not a valid mac: write six hex pairs"),
+    (
+        lambda d: d["subnets"][0]["hosts"][0].update(mac="zz:00:00:00:00:00"),
+        "subnets.0.hosts.0.mac",
+        "is not a valid mac: write six hex pairs",
+    ),
     (lambda d: d["switches"].append({"name": "s1", "dpid": 9}), "switches.3.name", "duplicate switch name 's1'"),
-    (lambda d: d["switches"].append({"name": "s9", "dpid": 2}), "switches.3.dpid",
-     "dpid 2 already used by switch 's2'"),
+    (
+        lambda d: d["switches"].append({"name": "s9", "dpid": 2}),
+        "switches.3.dpid",
+        "dpid 2 already used by switch 's2'",
+    ),
     (lambda d: d["links"].append({"a": "s1", "b": "ghost"}), "links.2.b", "unknown switch 'ghost'"),
     (lambda d: d["links"].append({"a": "ghost", "b": "s1"}), "links.2.a", "unknown switch 'ghost'"),
     (lambda d: d["links"].append({"a": "s2", "b": "s2"}), "links.2", "itself"),
-    (lambda d: d["links"].append({"a": "s1", "b": "s2", "b_port": 7}), "links.2.b_port",
-     "port 7 of switch 's2' is already used by link s2-s3"),
-    (lambda d: d["links"][0].update(b_port=7), "links.1.a_port",
-     "port 7 of switch 's2' is already used by link s1-s2"),
+    (
+        lambda d: d["links"].append({"a": "s1", "b": "s2", "b_port": 7}),
+        "links.2.b_port",
+        "port 7 of switch 's2' is already used by link s2-s3",
+    ),
+    (lambda d: d["links"][0].update(b_port=7), "links.1.a_port", "port 7 of switch 's2' is already used by link s1-s2"),
     (lambda d: d["subnets"][0]["hosts"][0].update(port=1), "subnets.0.hosts.1.port", "already used by host h1"),
-    (lambda d: d["subnets"][1]["hosts"][0].update(port=7, switch="s2"), "subnets.1.hosts.0.port",
-     "already used by link s2-s3"),
+    (
+        lambda d: d["subnets"][1]["hosts"][0].update(port=7, switch="s2"),
+        "subnets.1.hosts.0.port",
+        "already used by link s2-s3",
+    ),
     (lambda d: d["subnets"][0].update(cidr="10.0.1.0/33"), "subnets.0.cidr", "not an IPv4 network"),
     (lambda d: d["subnets"][0].update(cidr="banana"), "subnets.0.cidr", "not an IPv4 network"),
     (lambda d: d["subnets"][0].update(cidr="10.0.1.5/24"), "subnets.0.cidr", "host bits"),
@@ -194,16 +218,22 @@ CASES = [
     (lambda d: d["subnets"][0].update(gateway="10.0.2.1"), "subnets.0.gateway", "not a host address of 10.0.1.0/24"),
     (lambda d: d["subnets"][0].update(gateway="10.0.1.255"), "subnets.0.gateway", "not a host address"),
     (lambda d: d["subnets"][0].update(gateway="10.0.1"), "subnets.0.gateway", "not an IPv4 address"),
-    (lambda d: d["subnets"][0]["hosts"][0].update(ip="10.0.2.10"), "subnets.0.hosts.0.ip",
-     "not a free host address of 10.0.1.0/24"),
+    (
+        lambda d: d["subnets"][0]["hosts"][0].update(ip="10.0.2.10"),
+        "subnets.0.hosts.0.ip",
+        "not a free host address of 10.0.1.0/24",
+    ),
     (lambda d: d["subnets"][0]["hosts"][0].update(ip="10.0.1.1"), "subnets.0.hosts.0.ip", "not a free host address"),
     (lambda d: d["subnets"][0]["hosts"][0].update(ip="10.0.1.0"), "subnets.0.hosts.0.ip", "not a free host address"),
     (lambda d: d["subnets"][0]["hosts"][0].update(ip="ten"), "subnets.0.hosts.0.ip", "not an IPv4 address"),
     (lambda d: d["subnets"][0]["hosts"][1].update(ip="10.0.1.10"), "subnets.0.hosts.1.ip", "10.0.1.10 is used twice"),
     (lambda d: d["subnets"][0]["hosts"][1].update(name="h1"), "subnets.0.hosts.1.name", "duplicate node name 'h1'"),
     (lambda d: d["subnets"][0]["hosts"][1].update(name="s2"), "subnets.0.hosts.1.name", "duplicate node name 's2'"),
-    (lambda d: d["subnets"][0]["hosts"][0].update(switch="ghost"), "subnets.0.hosts.0.switch",
-     "unknown switch 'ghost'"),
+    (
+        lambda d: d["subnets"][0]["hosts"][0].update(switch="ghost"),
+        "subnets.0.hosts.0.switch",
+        "unknown switch 'ghost'",
+    ),
     (lambda d: d["uplink"].update(subnet="nowhere"), "uplink.subnet", "unknown subnet 'nowhere'"),
     (lambda d: d["subnets"][1].update(hosts=[]), "uplink.subnet", "needs a host"),
 ]

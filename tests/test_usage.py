@@ -14,8 +14,10 @@ from controller.core.usage import WRAP, MeterSample, PollSchedule, PortSample, U
 
 A = MeterPlan("a", 1, 2)
 B = MeterPlan("b", 3, 4)
-COUNTED = {"a": Counted("a", "policy", ("10.0.1.0/24",), 4000, 10000),
-           "b": Counted("b", "subnet", ("10.0.2.0/24",), None, None)}
+COUNTED = {
+    "a": Counted("a", "policy", ("10.0.1.0/24",), 4000, 10000),
+    "b": Counted("b", "subnet", ("10.0.2.0/24",), None, None),
+}
 
 
 def usage(**kw) -> Usage:
@@ -33,6 +35,7 @@ def row(u: Usage, opd: str, now: float = 100.0) -> dict:
 
 
 # ---- delta ------------------------------------------------------------------------------------
+
 
 def last(values, age=10.0, at=10.0) -> _Last:
     return _Last(tuple(values), age, at)
@@ -75,6 +78,7 @@ def test_without_ages_the_asking_times_decide():
 
 
 # ---- per OPD ----------------------------------------------------------------------------------
+
 
 def test_delivered_and_dropped_summed_over_switches_and_directions():
     u = usage()
@@ -185,9 +189,16 @@ def test_cycles_add_up_to_the_totals_and_a_restored_core_continues_without_doubl
     assert second.seconds == 10.0 and first.seconds == 0.0
     a = row(u, "a")
     total = tuple(x + y for x, y in zip(first.deltas["a"], second.deltas["a"], strict=True))
-    assert total == (a["up"]["bytes"], a["up"]["packets"], a["up"]["dropped_bytes"], a["up"]["dropped_packets"],
-                     a["down"]["bytes"], a["down"]["packets"], a["down"]["dropped_bytes"],
-                     a["down"]["dropped_packets"])
+    assert total == (
+        a["up"]["bytes"],
+        a["up"]["packets"],
+        a["up"]["dropped_bytes"],
+        a["up"]["dropped_packets"],
+        a["down"]["bytes"],
+        a["down"]["packets"],
+        a["down"]["dropped_bytes"],
+        a["down"]["dropped_packets"],
+    )
     assert set(second.totals) == {"a"}  # b was idle: nothing new to save
     # A restarted controller continues from the saved cycle; the switch kept counting meanwhile.
     v = Usage()
@@ -296,6 +307,7 @@ def test_totals_only_grow_never_exceed_what_was_sent_and_lose_only_what_a_restar
 
 
 # ---- the poll schedule ---------------------------------------------------------------------------
+
 
 def test_each_switch_is_asked_once_per_interval_at_its_own_phase():
     sched = PollSchedule(10.0)

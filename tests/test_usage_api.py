@@ -32,8 +32,7 @@ class View:
             deltas = {"dinkes": (1000 * i, i, 10, 1, 5000, 5, 0, 0)}
             if i <= 30:
                 deltas["gone"] = (100, 1, 0, 0, 0, 0, 0, 0)
-            self.hist.write(Cycle(T0 + 10 * i, 10.0, deltas, {}, [],
-                                  {o: ("policy", o.title()) for o in deltas}))
+            self.hist.write(Cycle(T0 + 10 * i, 10.0, deltas, {}, [], {o: ("policy", o.title()) for o in deltas}))
         self.asked: list[tuple] = []
 
     def topology(self) -> dict:
@@ -100,10 +99,18 @@ def test_defaults_are_the_last_day(env):
     assert to - frm == 86400 and step is None
 
 
-@pytest.mark.parametrize("query,field", [
-    ("from=yesterday", "from"), ("to=x", "to"), ("step=0", "step"), ("step=5y", "step"),
-    (f"from={T0 + 10}&to={T0}", "to"), (f"from={T0 - 400 * 86400}&to={T0}&step=1", "step"), ("frm=1", "frm"),
-])
+@pytest.mark.parametrize(
+    "query,field",
+    [
+        ("from=yesterday", "from"),
+        ("to=x", "to"),
+        ("step=0", "step"),
+        ("step=5y", "step"),
+        (f"from={T0 + 10}&to={T0}", "to"),
+        (f"from={T0 - 400 * 86400}&to={T0}&step=1", "step"),
+        ("frm=1", "frm"),
+    ],
+)
 def test_bad_parameters_are_400_naming_the_field(env, query, field):
     app, _ = env
     r = get(app, f"/v1/usage/dinkes?{query}")

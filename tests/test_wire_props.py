@@ -24,8 +24,9 @@ from controller.lab.tablemodel import ModelError, Switches, install, update, wir
 from controller.openflow import ofmsg
 from tests.builders import NOW, Built, Pol, check_network, from_graph, from_topology
 
-SETTINGS = settings(max_examples=100, deadline=None, derandomize=True, print_blob=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=100, deadline=None, derandomize=True, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @st.composite
@@ -44,9 +45,16 @@ def scenarios(draw: st.DrawFn) -> tuple[Built, dict, list[tuple]]:
     built = from_graph(g, hosts, subnets=True, uplink=draw(st.booleans()))
     # An OPD's subnets are those of host switches (so it has members); it may span several.
     cidrs = st.lists(st.sampled_from(sorted(set(hosts))), min_size=1, max_size=3, unique=True).map(
-        lambda ss: tuple(f"10.0.{s}.0/24" for s in ss))
-    policy = st.tuples(st.just("policy"), st.integers(0, 2), cidrs, st.sampled_from([1000, 5000, 20000]),
-                       st.sampled_from([1000, 8000]), st.sampled_from([None, 300]))
+        lambda ss: tuple(f"10.0.{s}.0/24" for s in ss)
+    )
+    policy = st.tuples(
+        st.just("policy"),
+        st.integers(0, 2),
+        cidrs,
+        st.sampled_from([1000, 5000, 20000]),
+        st.sampled_from([1000, 8000]),
+        st.sampled_from([None, 300]),
+    )
     before: dict[str, Pol] = {}
     for p in draw(st.lists(policy, max_size=2)):
         _set_policy(before, f"opd{p[1]}", p[2:])
@@ -138,13 +146,16 @@ def test_a_diff_over_the_wire_ends_where_a_fresh_send_ends(scenario):
 DINKES, RSUD, BAPPEDA = "10.10.7.0/24", "10.10.11.0/24", "10.10.4.0/24"
 
 
-@pytest.mark.parametrize("change", [
-    [("policy", 1, (DINKES, RSUD), 20000, 8000, None)],  # one OPD at two switches: aggregate meters at the uplink
-    [("policy_gone", 0)],
-    [("policy", 0, (DINKES, BAPPEDA), 5000, 2000, 300)],  # new caps: the same meters modified
-    [("policy", 0, (DINKES,), 5000, 1000, 300), ("link_down", 3)],
-    [("host_move", 5, 111)],
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        [("policy", 1, (DINKES, RSUD), 20000, 8000, None)],  # one OPD at two switches: aggregate meters at the uplink
+        [("policy_gone", 0)],
+        [("policy", 0, (DINKES, BAPPEDA), 5000, 2000, 300)],  # new caps: the same meters modified
+        [("policy", 0, (DINKES,), 5000, 1000, 300), ("link_down", 3)],
+        [("host_move", 5, 111)],
+    ],
+)
 def test_ppu_policy_and_network_changes_over_the_wire(change):
     built = from_topology("ppu")
     before = {"opd0": Pol("opd0", (DINKES, BAPPEDA), 20000, 10000)}
@@ -193,6 +204,10 @@ def test_a_host_that_moved_is_tagged_at_its_new_switch_only():
     a, b = compile_both(built, {}, after_built, {})
     updated = update(install(a), a, b)
     mac = int(mover.mac.replace(":", ""), 16)
-    tags = {d: e.cookie & 0xFFFFFFFF for d, sw in updated.items() for e in sw.flows.values()
-            if e.table == T_FWD and e.priority == 100 and ("eth_dst", mac, (1 << 48) - 1) in e.match}
+    tags = {
+        d: e.cookie & 0xFFFFFFFF
+        for d, sw in updated.items()
+        for e in sw.flows.values()
+        if e.table == T_FWD and e.priority == 100 and ("eth_dst", mac, (1 << 48) - 1) in e.match
+    }
     assert tags == {1: 0, 2: HOST_TAG}

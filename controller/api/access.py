@@ -56,8 +56,9 @@ def _digest(secret: str) -> bytes:
 class Keyring:
     """The valid tokens of a running controller."""
 
-    def __init__(self, state_dir: Path | None, env_secret: str | None = None,
-                 entries: dict[str, Entry] | None = None) -> None:
+    def __init__(
+        self, state_dir: Path | None, env_secret: str | None = None, entries: dict[str, Entry] | None = None
+    ) -> None:
         self.path = Path(state_dir) / TOKENS_FILE if state_dir is not None else None
         self._env = _digest(env_secret) if env_secret else None
         self._entries: dict[str, Entry] = dict(entries or {})
@@ -136,8 +137,9 @@ class FailureBackoff:
     most ``max_addresses`` are remembered (the oldest is dropped first).
     """
 
-    def __init__(self, free: int = 5, first: float = 0.5, cap: float = 30.0, forget: float = 600.0,
-                 max_addresses: int = 4096) -> None:
+    def __init__(
+        self, free: int = 5, first: float = 0.5, cap: float = 30.0, forget: float = 600.0, max_addresses: int = 4096
+    ) -> None:
         self.free, self.first, self.cap, self.forget, self.max_addresses = free, first, cap, forget, max_addresses
         self._by_addr: OrderedDict[str, _Failures] = OrderedDict()
 
@@ -202,8 +204,13 @@ class Access:
     """The decision for one request; ``clock`` is monotonic seconds, ``sleep`` must not block
     other clients. Not for real threads: the controller serves from green threads."""
 
-    def __init__(self, keyring: Keyring, backoff: FailureBackoff | None = None,
-                 sleep: Callable[[float], None] = _sleep, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        keyring: Keyring,
+        backoff: FailureBackoff | None = None,
+        sleep: Callable[[float], None] = _sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.keyring = keyring
         self.backoff = backoff if backoff is not None else FailureBackoff()  # (an empty one is falsy)
         self.sleep = sleep

@@ -77,8 +77,10 @@ CREATE TABLE IF NOT EXISTS blocks (id INTEGER PRIMARY KEY, tier TEXT NOT NULL, o
     start INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL, UNIQUE (tier, opd, start));
 """ + "".join(
     f"CREATE TABLE IF NOT EXISTS open_{t.name} (opd INTEGER NOT NULL, t_ms INTEGER NOT NULL, ms INTEGER NOT NULL, "
-    + ", ".join(f"{c} INTEGER NOT NULL" for c in CYCLE_FIELDS) + ", PRIMARY KEY (t_ms, opd)) WITHOUT ROWID;\n"
-    for t in TIERS)
+    + ", ".join(f"{c} INTEGER NOT NULL" for c in CYCLE_FIELDS)
+    + ", PRIMARY KEY (t_ms, opd)) WITHOUT ROWID;\n"
+    for t in TIERS
+)
 
 
 class HistoryError(Exception):
@@ -105,7 +107,7 @@ def _unpack_column(data: bytes) -> array.array:
     raw = bytearray(len(planes))
     size = len(planes) // 8
     for i in range(8):
-        raw[i::8] = planes[i * size:(i + 1) * size]
+        raw[i::8] = planes[i * size : (i + 1) * size]
     out = array.array("q")
     out.frombytes(bytes(raw))
     return out
@@ -128,7 +130,7 @@ def unpack_columns(data: bytes, want: Iterable[int]) -> dict[int, array.array]:
     starts = list(itertools.accumulate(lens, initial=_HEAD.size))
     out = {}
     for c in want:
-        col = _unpack_column(data[starts[c]:starts[c + 1]])
+        col = _unpack_column(data[starts[c] : starts[c + 1]])
         out[c] = array.array("q", itertools.accumulate(col)) if c == 0 else col
     return out
 
@@ -213,8 +215,9 @@ def parse_time(text: str, field: str, now: float) -> float:
         try:
             dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
         except ValueError:
-            raise HistoryError(f"{text!r} is not a time; use unix seconds, ISO 8601 "
-                               "(2026-11-30T08:00:00Z) or now-7d", field) from None
+            raise HistoryError(
+                f"{text!r} is not a time; use unix seconds, ISO 8601 (2026-11-30T08:00:00Z) or now-7d", field
+            ) from None
         value = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
     if not math.isfinite(value) or value < 0:
         raise HistoryError(f"{text!r} is not a time after 1970", field)
@@ -222,6 +225,7 @@ def parse_time(text: str, field: str, now: float) -> float:
 
 
 # ---- the database --------------------------------------------------------------------------------
+
 
 class History:
     """The usage database. One instance per thread (SQLite connections are not shared)."""
@@ -255,28 +259,36 @@ class History:
         try:
             for opd, (kind, name) in cycle.names.items():
                 if opd not in self._ids:
-                    cur = db.execute("INSERT INTO opds (opd, kind, name, first_seen, last_seen) VALUES (?,?,?,?,?) "
-                                     "ON CONFLICT (opd) DO UPDATE SET kind=excluded.kind RETURNING id",
-                                     (opd, kind, name, cycle.t, cycle.t))
+                    cur = db.execute(
+                        "INSERT INTO opds (opd, kind, name, first_seen, last_seen) VALUES (?,?,?,?,?) "
+                        "ON CONFLICT (opd) DO UPDATE SET kind=excluded.kind RETURNING id",
+                        (opd, kind, name, cycle.t, cycle.t),
+                    )
                     self._ids[opd] = cur.fetchone()[0]
-                db.execute("UPDATE opds SET kind=?, name=?, last_seen=? WHERE id=?", (kind, name, cycle.t,
-                                                                                     self._ids[opd]))
+                db.execute(
+                    "UPDATE opds SET kind=?, name=?, last_seen=? WHERE id=?", (kind, name, cycle.t, self._ids[opd])
+                )
             for opd, data in cycle.totals.items():
                 if opd in self._ids:
-                    db.execute("UPDATE opds SET totals=?, first_seen=? WHERE id=?",
-                               (json.dumps(data), data["first_seen"], self._ids[opd]))
+                    db.execute(
+                        "UPDATE opds SET totals=?, first_seen=? WHERE id=?",
+                        (json.dumps(data), data["first_seen"], self._ids[opd]),
+                    )
             rows = [(self._ids[o], v) for o, v in cycle.deltas.items() if o in self._ids]
             cols = ", ".join(CYCLE_FIELDS)
             marks = ", ".join("?" * (NVAL + 3))
-            db.executemany(f"INSERT OR REPLACE INTO open_raw (opd, t_ms, ms, {cols}) VALUES ({marks})",
-                           [(i, t_ms, ms, *v) for i, v in rows])
+            db.executemany(
+                f"INSERT OR REPLACE INTO open_raw (opd, t_ms, ms, {cols}) VALUES ({marks})",
+                [(i, t_ms, ms, *v) for i, v in rows],
+            )
             add = ", ".join(f"{c}={c}+excluded.{c}" for c in ("ms",) + CYCLE_FIELDS)
             for tier in TIERS[1:]:
                 pieces = spread(t_ms, ms, tier.bucket_s * 1000)
-                db.executemany(f"INSERT INTO open_{tier.name} (opd, t_ms, ms, {cols}) VALUES ({marks}) "
-                               f"ON CONFLICT (opd, t_ms) DO UPDATE SET {add}",
-                               [(i, start, part_ms, *vals) for i, v in rows
-                                for start, part_ms, vals in split(pieces, v)])
+                db.executemany(
+                    f"INSERT INTO open_{tier.name} (opd, t_ms, ms, {cols}) VALUES ({marks}) "
+                    f"ON CONFLICT (opd, t_ms) DO UPDATE SET {add}",
+                    [(i, start, part_ms, *vals) for i, v in rows for start, part_ms, vals in split(pieces, v)],
+                )
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_cycle', ?)", (repr(cycle.t),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('counters', ?)", (json.dumps(cycle.counters),))
             db.execute("COMMIT")
@@ -295,8 +307,11 @@ class History:
                 continue
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                rows = self.db.execute(f"SELECT opd, t_ms, ms, {', '.join(CYCLE_FIELDS)} FROM open_{tier.name} "
-                                       "WHERE t_ms < ? ORDER BY opd, t_ms", (current,)).fetchall()
+                rows = self.db.execute(
+                    f"SELECT opd, t_ms, ms, {', '.join(CYCLE_FIELDS)} FROM open_{tier.name} "
+                    "WHERE t_ms < ? ORDER BY opd, t_ms",
+                    (current,),
+                ).fetchall()
                 groups: dict[tuple[int, int], list[tuple[int, ...]]] = {}
                 for r in rows:
                     groups.setdefault((r[0], r[1] // block_ms * block_ms // 1000), []).append(r[1:])
@@ -304,8 +319,10 @@ class History:
                     self._put_block(tier.name, opd, start, items)
                 self.db.execute(f"DELETE FROM open_{tier.name} WHERE t_ms < ?", (current,))
                 if math.isfinite(self.keep[tier.name]):
-                    self.db.execute("DELETE FROM blocks WHERE tier=? AND start < ?",
-                                    (tier.name, int(now - self.keep[tier.name] - tier.block_s)))
+                    self.db.execute(
+                        "DELETE FROM blocks WHERE tier=? AND start < ?",
+                        (tier.name, int(now - self.keep[tier.name] - tier.block_s)),
+                    )
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -313,25 +330,30 @@ class History:
 
     def _put_block(self, tier: str, opd: int, start: int, items: list[tuple[int, ...]]) -> None:
         """Write one packed block, merged with what is already packed there (a late bucket)."""
-        old = self.db.execute("SELECT n, data FROM blocks WHERE tier=? AND opd=? AND start=?",
-                              (tier, opd, start)).fetchone()
+        old = self.db.execute(
+            "SELECT n, data FROM blocks WHERE tier=? AND opd=? AND start=?", (tier, opd, start)
+        ).fetchone()
         if old:
             merged: dict[int, list[int]] = {r[0]: list(r) for r in unpack(old[1])}
             for r in items:
                 cur = merged.get(r[0])
                 merged[r[0]] = [r[0]] + [a + b for a, b in zip(cur[1:], r[1:], strict=True)] if cur else list(r)
             items = [tuple(merged[k]) for k in sorted(merged)]
-        self.db.execute("INSERT OR REPLACE INTO blocks (tier, opd, start, n, data) VALUES (?,?,?,?,?)",
-                        (tier, opd, start, len(items), pack(items)))
+        self.db.execute(
+            "INSERT OR REPLACE INTO blocks (tier, opd, start, n, data) VALUES (?,?,?,?,?)",
+            (tier, opd, start, len(items), pack(items)),
+        )
 
     def import_buckets(self, tier: str, opd: str, kind: str, name: str, rows: Iterable[Sequence[int]]) -> None:
         """Packed blocks straight from rows (t_ms, ms, values...): for benchmarks and migrations."""
         t = TIER[tier]
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            cur = self.db.execute("INSERT INTO opds (opd, kind, name, first_seen, last_seen) VALUES (?,?,?,0,0) "
-                                  "ON CONFLICT (opd) DO UPDATE SET name=excluded.name RETURNING id",
-                                  (opd, kind, name))
+            cur = self.db.execute(
+                "INSERT INTO opds (opd, kind, name, first_seen, last_seen) VALUES (?,?,?,0,0) "
+                "ON CONFLICT (opd) DO UPDATE SET name=excluded.name RETURNING id",
+                (opd, kind, name),
+            )
             oid = cur.fetchone()[0]
             self._ids[opd] = oid
             groups: dict[int, list[tuple[int, ...]]] = {}
@@ -355,12 +377,16 @@ class History:
 
     def opds(self) -> list[dict[str, Any]]:
         """Every OPD the history knows, deleted ones included."""
-        return [{"opd": o, "kind": k, "name": n, "first_seen": f, "last_seen": ls}
-                for o, k, n, f, ls in self.db.execute(
-                    "SELECT opd, kind, name, first_seen, last_seen FROM opds ORDER BY opd")]
+        return [
+            {"opd": o, "kind": k, "name": n, "first_seen": f, "last_seen": ls}
+            for o, k, n, f, ls in self.db.execute(
+                "SELECT opd, kind, name, first_seen, last_seen FROM opds ORDER BY opd"
+            )
+        ]
 
-    def columns(self, tier: str, opd: str, frm: float, to: float,
-                want: Iterable[int] = range(len(COLUMNS))) -> dict[int, array.array]:
+    def columns(
+        self, tier: str, opd: str, frm: float, to: float, want: Iterable[int] = range(len(COLUMNS))
+    ) -> dict[int, array.array]:
         """Columns (indexes into COLUMNS) of one OPD's buckets of a tier that start in [frm, to),
         oldest first. Only the columns asked for are decompressed (start times only for the
         blocks at the ends of the range, which need cutting)."""
@@ -371,9 +397,10 @@ class History:
             return out
         t = TIER[tier]
         lo, hi = int(frm * 1000), int(to * 1000)
-        for start, data in self.db.execute("SELECT start, data FROM blocks WHERE tier=? AND opd=? AND start > ? "
-                                           "AND start < ? ORDER BY start", (tier, oid, int(frm) - t.block_s,
-                                                                            int(to) + 1)):
+        for start, data in self.db.execute(
+            "SELECT start, data FROM blocks WHERE tier=? AND opd=? AND start > ? AND start < ? ORDER BY start",
+            (tier, oid, int(frm) - t.block_s, int(to) + 1),
+        ):
             if lo <= start * 1000 and (start + t.block_s) * 1000 <= hi:
                 for c, col in unpack_columns(data, cols).items():
                     out[c].extend(col)
@@ -384,8 +411,9 @@ class History:
                 out[c].extend(got[c][i:j])
         # Open buckets all come after the packed blocks: packing moves whole finished blocks.
         names = ", ".join(COLUMNS[c] for c in cols)
-        for row in self.db.execute(f"SELECT {names} FROM open_{tier} WHERE opd=? AND t_ms >= ? AND t_ms < ? "
-                                   "ORDER BY t_ms", (oid, lo, hi)):
+        for row in self.db.execute(
+            f"SELECT {names} FROM open_{tier} WHERE opd=? AND t_ms >= ? AND t_ms < ? ORDER BY t_ms", (oid, lo, hi)
+        ):
             for c, v in zip(cols, row, strict=True):
                 out[c].append(v)
         return out
@@ -404,8 +432,9 @@ class History:
     def known(self, opd: str) -> bool:
         return (self._ids.get(opd) or self._lookup(opd)) is not None
 
-    def query(self, opd: str, frm: float, to: float, step: int | None, now: float,
-              max_points: int = 10_000) -> dict[str, Any]:
+    def query(
+        self, opd: str, frm: float, to: float, step: int | None, now: float, max_points: int = 10_000
+    ) -> dict[str, Any]:
         """One OPD's series over [frm, to) in steps, with totals and percentiles.
 
         A bucket belongs to the range when it starts in it. The series sums the buckets of
@@ -420,8 +449,9 @@ class History:
         if step is None:
             step = max(1, math.ceil(span / 300))
         if span / step > max_points:
-            raise HistoryError(f"{math.ceil(span / step)} points asked; at most {max_points}: use a larger step",
-                               "step")
+            raise HistoryError(
+                f"{math.ceil(span / step)} points asked; at most {max_points}: use a larger step", "step"
+            )
         held = [t for t in TIERS if frm >= now - self.keep[t.name]] or [TIERS[-1]]
         fit = [t for t in held if t.bucket_s <= step]
         tier = fit[-1] if fit else held[0]
@@ -436,11 +466,16 @@ class History:
         totals = [sum(cols[2 + i]) for i in range(NVAL)]
         summary: dict[str, Any] = {"seconds": ms / 1000, "basis": basis.name}
         for i, d in enumerate(("up", "down")):
-            nbytes, pkts, dbytes, dpkts = totals[4 * i:4 * i + 4]
-            summary[d] = {"bytes": nbytes, "packets": pkts, "dropped_bytes": dbytes, "dropped_packets": dpkts,
-                          "bps": round(nbytes * 8000 / ms) if ms else None,
-                          "dropped_bps": round(dbytes * 8000 / ms) if ms else None,
-                          **_top_rates(rates[1], rates[2 + 4 * i])}
+            nbytes, pkts, dbytes, dpkts = totals[4 * i : 4 * i + 4]
+            summary[d] = {
+                "bytes": nbytes,
+                "packets": pkts,
+                "dropped_bytes": dbytes,
+                "dropped_packets": dpkts,
+                "bps": round(nbytes * 8000 / ms) if ms else None,
+                "dropped_bps": round(dbytes * 8000 / ms) if ms else None,
+                **_top_rates(rates[1], rates[2 + 4 * i]),
+            }
         out["summary"] = summary
         return out
 
@@ -508,8 +543,9 @@ def check(path: str | Path) -> None:
         finally:
             hist.close()
     except (sqlite3.Error, OSError, ValueError, KeyError, TypeError) as exc:
-        raise KendaliError(f"the usage history cannot be used ({exc}); move it aside to start a new one",
-                           str(path)) from None
+        raise KendaliError(
+            f"the usage history cannot be used ({exc}); move it aside to start a new one", str(path)
+        ) from None
 
 
 class Writer:

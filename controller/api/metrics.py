@@ -56,14 +56,20 @@ class _UsageCollector:
         s = self.snapshot()
         od = ["opd", "direction"]
         fams = {
-            ("bytes", False): CounterMetricFamily("kendali_opd_bytes", "Bytes delivered to or from an OPD "
-                                                  "(Ethernet frames that passed its meters)", labels=od),
-            ("packets", False): CounterMetricFamily("kendali_opd_packets", "Frames delivered to or from an OPD",
-                                                    labels=od),
-            ("bytes", True): CounterMetricFamily("kendali_opd_dropped_bytes", "Bytes an OPD's meters dropped "
-                                                 "(demand above its cap)", labels=od),
-            ("packets", True): CounterMetricFamily("kendali_opd_dropped_packets", "Frames an OPD's meters dropped",
-                                                   labels=od),
+            ("bytes", False): CounterMetricFamily(
+                "kendali_opd_bytes",
+                "Bytes delivered to or from an OPD (Ethernet frames that passed its meters)",
+                labels=od,
+            ),
+            ("packets", False): CounterMetricFamily(
+                "kendali_opd_packets", "Frames delivered to or from an OPD", labels=od
+            ),
+            ("bytes", True): CounterMetricFamily(
+                "kendali_opd_dropped_bytes", "Bytes an OPD's meters dropped (demand above its cap)", labels=od
+            ),
+            ("packets", True): CounterMetricFamily(
+                "kendali_opd_dropped_packets", "Frames an OPD's meters dropped", labels=od
+            ),
         }
         cap = GaugeMetricFamily("kendali_opd_cap_bytes_per_second", "An OPD's cap from its policy", labels=od)
         for row in s.opds:
@@ -77,12 +83,17 @@ class _UsageCollector:
                     cap.add_metric([row["opd"], d], v["cap_kbps"] * 1000 / 8)
         yield from fams.values()
         yield cap
-        lk = CounterMetricFamily("kendali_link_bytes", "Bytes sent over an inter-switch link, each way",
-                                 labels=["link", "direction"])
-        util = GaugeMetricFamily("kendali_link_utilisation_ratio", "A link's rate over the last poll interval "
-                                 "over its declared capacity", labels=["link", "direction"])
-        capacity = GaugeMetricFamily("kendali_link_capacity_bytes_per_second", "A link's declared capacity",
-                                     labels=["link"])
+        lk = CounterMetricFamily(
+            "kendali_link_bytes", "Bytes sent over an inter-switch link, each way", labels=["link", "direction"]
+        )
+        util = GaugeMetricFamily(
+            "kendali_link_utilisation_ratio",
+            "A link's rate over the last poll interval over its declared capacity",
+            labels=["link", "direction"],
+        )
+        capacity = GaugeMetricFamily(
+            "kendali_link_capacity_bytes_per_second", "A link's declared capacity", labels=["link"]
+        )
         for link in s.links:
             for d in ("a_to_b", "b_to_a"):
                 lk.add_metric([link["link"], d], link[d]["bytes"])
@@ -91,16 +102,21 @@ class _UsageCollector:
             if link.get("capacity_mbps"):
                 capacity.add_metric([link["link"]], link["capacity_mbps"] * 1e6 / 8)
         yield from (lk, util, capacity)
-        sw = GaugeMetricFamily("kendali_switch_connected", "1 if the switch is connected to the controller",
-                               labels=["dpid", "name"])
+        sw = GaugeMetricFamily(
+            "kendali_switch_connected", "1 if the switch is connected to the controller", labels=["dpid", "name"]
+        )
         for x in s.switches:
             sw.add_metric([str(x["dpid"]), x.get("name") or ""], 1 if x["connected"] else 0)
         yield sw
         yield GaugeMetricFamily("kendali_links_up", "Inter-switch links in use", value=s.links_up)
-        yield CounterMetricFamily("kendali_failovers", "Links the controller routed around (carrier loss or "
-                                  "silence)", value=s.failovers)
-        yield GaugeMetricFamily("kendali_history_backlog_cycles", "Poll cycles waiting to be written to the "
-                                "usage history", value=s.history_backlog)
+        yield CounterMetricFamily(
+            "kendali_failovers", "Links the controller routed around (carrier loss or silence)", value=s.failovers
+        )
+        yield GaugeMetricFamily(
+            "kendali_history_backlog_cycles",
+            "Poll cycles waiting to be written to the usage history",
+            value=s.history_backlog,
+        )
 
 
 class Metrics:
@@ -108,10 +124,18 @@ class Metrics:
 
     def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.compile_seconds = Histogram("kendali_compile_duration_seconds", "Time to compile the network's "
-                                         "flows, groups and meters", buckets=COMPILE_BUCKETS, registry=self.registry)
-        self.poll_seconds = Histogram("kendali_poll_duration_seconds", "Time from asking a switch for its "
-                                      "statistics to its last reply", buckets=POLL_BUCKETS, registry=self.registry)
+        self.compile_seconds = Histogram(
+            "kendali_compile_duration_seconds",
+            "Time to compile the network's flows, groups and meters",
+            buckets=COMPILE_BUCKETS,
+            registry=self.registry,
+        )
+        self.poll_seconds = Histogram(
+            "kendali_poll_duration_seconds",
+            "Time from asking a switch for its statistics to its last reply",
+            buckets=POLL_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_UsageCollector(snapshot))
 
     def exposition(self) -> tuple[bytes, str]:

@@ -112,10 +112,12 @@ PATHS: dict[str, dict[str, Op]] = {
         "get": Op("getUsage", _USAGE["/v1/usage"]["get"]["summary"], _USAGE["/v1/usage"]["get"]["responses"]),
     },
     "/v1/usage/{opd}": {
-        "get": Op("getUsageSeries", _USAGE["/v1/usage/{opd}"]["get"]["summary"],
-                  _USAGE["/v1/usage/{opd}"]["get"]["responses"],
-                  extra={"parameters": [q for q in _USAGE["/v1/usage/{opd}"]["get"]["parameters"]
-                                        if q["in"] == "query"]}),
+        "get": Op(
+            "getUsageSeries",
+            _USAGE["/v1/usage/{opd}"]["get"]["summary"],
+            _USAGE["/v1/usage/{opd}"]["get"]["responses"],
+            extra={"parameters": [q for q in _USAGE["/v1/usage/{opd}"]["get"]["parameters"] if q["in"] == "query"]},
+        ),
     },
     "/metrics": {
         "get": Op("getMetrics", _USAGE["/metrics"]["get"]["summary"], _USAGE["/metrics"]["get"]["responses"]),

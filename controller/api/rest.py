@@ -77,8 +77,9 @@ def _json_response(status: int, body: Any, headers: Mapping[str, str] | None = N
     return resp
 
 
-def error_response(status: int, problem: str, field: str | None = None,
-                   headers: Mapping[str, str] | None = None) -> Response:
+def error_response(
+    status: int, problem: str, field: str | None = None, headers: Mapping[str, str] | None = None
+) -> Response:
     return _json_response(status, {"error": {"status": status, "field": field, "problem": problem}}, headers)
 
 
@@ -135,8 +136,10 @@ OPENAPI_SECURITY: dict[str, Any] = {
 
 def with_access(doc: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI document with who may call what: security and the 401/403 answers of each operation."""
-    unauth = {"description": "not authorised: no token, or not a valid one",
-              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    unauth = {
+        "description": "not authorised: no token, or not a valid one",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
     forbidden = {**unauth, "description": "the token has the read role; this needs the write role"}
     for path, item in doc.get("paths", {}).items():
         for method, op in item.items():
@@ -217,8 +220,10 @@ class RestApp:
             (re.compile(r"^/v1/health$"), {"GET": self.health}),
             (re.compile(r"^/v1/openapi\.json$"), {"GET": self.openapi}),
             (re.compile(r"^/v1/usage$"), {"GET": lambda req, who: usage_api.usage(req, self.view)}),
-            (re.compile(rf"^/v1/usage/{_ID_SEGMENT}$"),
-             {"GET": lambda req, who, id: usage_api.usage_of(req, self.view, id)}),
+            (
+                re.compile(rf"^/v1/usage/{_ID_SEGMENT}$"),
+                {"GET": lambda req, who, id: usage_api.usage_of(req, self.view, id)},
+            ),
             (re.compile(r"^/metrics$"), {"GET": lambda req, who: usage_api.metrics(req, self.view)}),
         ]
 
@@ -249,15 +254,18 @@ class RestApp:
             if handler is None:
                 allow = ", ".join(sorted(methods) + (["HEAD"] if "GET" in methods else []))
                 hint = " (create or replace with PUT /v1/policies/{id})" if req.method == "POST" else ""
-                raise HttpError(405, f"{req.method} is not allowed here; allowed: {allow}{hint}", None,
-                                {"Allow": allow})
+                raise HttpError(
+                    405, f"{req.method} is not allowed here; allowed: {allow}{hint}", None, {"Allow": allow}
+                )
             need = "read" if method == "GET" else "write"
-            if need == "read" and (self.open_reads or req.path_info in OPEN_PATHS
-                                   or (self.open_metrics and req.path_info == "/metrics")):
+            if need == "read" and (
+                self.open_reads or req.path_info in OPEN_PATHS or (self.open_metrics and req.path_info == "/metrics")
+            ):
                 who = ""
             else:
-                who = self.access.authorise(req.headers.get("Authorization"), req.remote_addr or "?", need,
-                                            _what(req)).name
+                who = self.access.authorise(
+                    req.headers.get("Authorization"), req.remote_addr or "?", need, _what(req)
+                ).name
             return handler(req, who, **m.groupdict())
         raise HttpError(404, f"no such path {req.path_info!r}; the API is described at GET /v1/openapi.json")
 

@@ -64,8 +64,9 @@ def check_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     try:
         return _context(ssl.SSLContext, Path(cert), Path(key))
     except _Encrypted:
-        raise KendaliError(f"is encrypted; give it unencrypted (openssl pkey -in {key} -out NEW.pem), mode 0600",
-                           f"--tls-key {key}") from None
+        raise KendaliError(
+            f"is encrypted; give it unencrypted (openssl pkey -in {key} -out NEW.pem), mode 0600", f"--tls-key {key}"
+        ) from None
     except ssl.SSLError as exc:
         why = "does not belong to the certificate" if "KEY_VALUES_MISMATCH" in str(exc) else "not a PEM private key"
         raise KendaliError(why, f"--tls-key {key}") from None
@@ -85,8 +86,9 @@ def listen(host: str, port: int) -> Any:
     return eventlet.listen((host, port), family=family)
 
 
-def serve(app: WsgiApp, host: str, port: int, tls_cert: Path | None = None, tls_key: Path | None = None,
-          sock: Any = None) -> None:
+def serve(
+    app: WsgiApp, host: str, port: int, tls_cert: Path | None = None, tls_key: Path | None = None, sock: Any = None
+) -> None:
     """Serve ``app`` forever (HTTPS when both tls files are given). Call from a green thread.
 
     An app with an ``access`` (RestApp) gets its scrypt checks run in a real thread
@@ -104,6 +106,7 @@ def serve(app: WsgiApp, host: str, port: int, tls_cert: Path | None = None, tls_
         ctx = _context(green_ssl.GreenSSLContext, Path(tls_cert), Path(tls_key))
         sock = ctx.wrap_socket(sock, server_side=True)
         scheme = "https"
+
     class Protocol(eventlet.wsgi.HttpProtocol):
         def handle(self) -> None:
             try:

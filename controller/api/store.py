@@ -260,4 +260,3 @@ class PolicyStore:
                 f"The saved policies (changed through the REST API) are in force; the file was NOT applied. "
                 f"To start again from the file, stop the controller and move {self.path} aside."
             )
-

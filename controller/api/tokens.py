@@ -91,14 +91,19 @@ class Entry:
         return hmac.compare_digest(got, bytes.fromhex(self.hash))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "role": self.role, "created": self.created,
-                "scrypt": {"n": self.n, "r": self.r, "p": self.p}, "salt": self.salt, "hash": self.hash,
-                "lookup": self.lookup}
+        return {
+            "name": self.name,
+            "role": self.role,
+            "created": self.created,
+            "scrypt": {"n": self.n, "r": self.r, "p": self.p},
+            "salt": self.salt,
+            "hash": self.hash,
+            "lookup": self.lookup,
+        }
 
 
 def scrypt(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(secret.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM,
-                          dklen=32)
+    return hashlib.scrypt(secret.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM, dklen=32)
 
 
 def lookup_of(secret: str) -> str | None:
@@ -117,8 +122,17 @@ def _now() -> str:
 def make_entry(name: str, role: str, secret: str, created: str | None = None) -> Entry:
     salt = secrets.token_bytes(16)
     n, r, p = SCRYPT["n"], SCRYPT["r"], SCRYPT["p"]
-    return Entry(name=name, role=role, created=created or _now(), salt=salt.hex(),
-                 hash=scrypt(secret, salt, n, r, p).hex(), lookup=lookup_of(secret), n=n, r=r, p=p)
+    return Entry(
+        name=name,
+        role=role,
+        created=created or _now(),
+        salt=salt.hex(),
+        hash=scrypt(secret, salt, n, r, p).hex(),
+        lookup=lookup_of(secret),
+        n=n,
+        r=r,
+        p=p,
+    )
 
 
 def check_name(name: str, reserved_ok: bool = False) -> str:
@@ -126,8 +140,9 @@ def check_name(name: str, reserved_ok: bool = False) -> str:
     if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
         raise KendaliError(f"{name!r} is not a valid token name: {NAME_HINT}", "name")
     if name in RESERVED and not reserved_ok:
-        raise KendaliError(f"{name!r} is reserved ({', '.join(sorted(RESERVED))} name tokens Kendali makes itself)",
-                           "name")
+        raise KendaliError(
+            f"{name!r} is reserved ({', '.join(sorted(RESERVED))} name tokens Kendali makes itself)", "name"
+        )
     return name
 
 
@@ -155,6 +170,7 @@ def parse(raw: bytes, where: str) -> dict[str, Entry]:
         raise KendaliError(f"not a Kendali tokens file (expected format {FORMAT!r})" + hint, where)
     out: dict[str, Entry] = {}
     for i, item in enumerate(doc["tokens"]):
+
         def bad(field: str, problem: str, i: int = i) -> KendaliError:
             return KendaliError(problem + hint, where, f"tokens.{i}.{field}")
 
@@ -198,8 +214,9 @@ def check_private(path: Path) -> os.stat_result:
     except OSError as exc:
         raise KendaliError(f"cannot read: {exc.strerror}", str(path)) from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KendaliError(f"other users can read it (mode {stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {path}",
-                           str(path))
+        raise KendaliError(
+            f"other users can read it (mode {stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {path}", str(path)
+        )
     return st
 
 
@@ -266,13 +283,15 @@ class TokenFile:
         except (OSError, UnicodeDecodeError) as exc:
             raise KendaliError(f"cannot read the old API token: {exc}", str(self.old_path)) from None
         if not secret:
-            raise KendaliError("is empty; delete it (tokens are now managed with: kendali token add)",
-                               str(self.old_path))
+            raise KendaliError(
+                "is empty; delete it (tokens are now managed with: kendali token add)", str(self.old_path)
+            )
         created = datetime.fromtimestamp(st.st_mtime, UTC).isoformat(timespec="seconds")
         entries = {**entries, FILE_NAME: make_entry(FILE_NAME, "write", secret, created.replace("+00:00", "Z"))}
         self.save(entries)
-        log.warning("the API token in %s is now the write token %r in %s; it keeps working",
-                    self.old_path, FILE_NAME, self.path)
+        log.warning(
+            "the API token in %s is now the write token %r in %s; it keeps working", self.old_path, FILE_NAME, self.path
+        )
         return entries
 
     # --- what `kendali token` does ----------------------------------------------------------------

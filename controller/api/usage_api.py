@@ -34,8 +34,12 @@ class UsageView(Protocol):
 
 
 def _json(body: Any) -> Response:
-    resp = Response(status=200, body=(json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode(),
-                    content_type="application/json", charset="utf-8")
+    resp = Response(
+        status=200,
+        body=(json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode(),
+        content_type="application/json",
+        charset="utf-8",
+    )
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -87,26 +91,51 @@ def metrics(req: Request, view: Any) -> Response:
 _DIRECTION = {
     "type": "object",
     "properties": {
-        "bytes": {"type": "integer", "description": "Delivered: Ethernet frames that passed the OPD's meters, "
-                  "since Kendali first counted the OPD"},
+        "bytes": {
+            "type": "integer",
+            "description": "Delivered: Ethernet frames that passed the OPD's meters, "
+            "since Kendali first counted the OPD",
+        },
         "packets": {"type": "integer"},
         "dropped_bytes": {"type": "integer", "description": "Dropped by the OPD's meters: demand above its cap"},
         "dropped_packets": {"type": "integer"},
         "bps": {"type": "integer", "description": "Delivered bits per second over the last poll interval"},
         "dropped_bps": {"type": "integer"},
         "cap_kbps": {"type": ["integer", "null"], "description": "The policy's cap; null: not capped"},
-        "share_of_cap": {"type": ["number", "null"], "description": "bps over the meter rate (the cap plus "
-                         "frame overhead, 1514/1448): 1.0 is at the cap"},
+        "share_of_cap": {
+            "type": ["number", "null"],
+            "description": "bps over the meter rate (the cap plus frame overhead, 1514/1448): 1.0 is at the cap",
+        },
     },
 }
 _SERIES_DIRECTION = {
-    "type": "object", "description": "One list per field, a value per step (bps: null where nothing was counted)",
-    "properties": {k: {"type": "array", "items": {"type": ["integer", "null"]}} for k in
-                   ("bytes", "packets", "dropped_bytes", "dropped_packets", "bps", "dropped_bps")},
+    "type": "object",
+    "description": "One list per field, a value per step (bps: null where nothing was counted)",
+    "properties": {
+        k: {"type": "array", "items": {"type": ["integer", "null"]}}
+        for k in ("bytes", "packets", "dropped_bytes", "dropped_packets", "bps", "dropped_bps")
+    },
 }
-_ERROR = {"description": "an error", "content": {"application/json": {"schema": {
-    "type": "object", "properties": {"error": {"type": "object", "properties": {
-        "status": {"type": "integer"}, "field": {"type": ["string", "null"]}, "problem": {"type": "string"}}}}}}}}
+_ERROR = {
+    "description": "an error",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {
+                            "status": {"type": "integer"},
+                            "field": {"type": ["string", "null"]},
+                            "problem": {"type": "string"},
+                        },
+                    }
+                },
+            }
+        }
+    },
+}
 
 OPENAPI_SCHEMAS: dict[str, Any] = {
     "OpdUsage": {
@@ -116,52 +145,100 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "name": {"type": "string"},
             "kind": {"enum": ["policy", "subnet"]},
             "since": {"type": "number", "description": "Unix time Kendali first counted it"},
-            "up": _DIRECTION, "down": _DIRECTION,
-            "window": {"type": ["object", "null"], "description": "The span the rates cover",
-                       "properties": {"from": {"type": "number"}, "to": {"type": "number"},
-                                      "seconds": {"type": "number"}}},
+            "up": _DIRECTION,
+            "down": _DIRECTION,
+            "window": {
+                "type": ["object", "null"],
+                "description": "The span the rates cover",
+                "properties": {"from": {"type": "number"}, "to": {"type": "number"}, "seconds": {"type": "number"}},
+            },
         },
     },
     "UsageSeries": {
         "type": "object",
         "properties": {
-            "opd": {"type": "string"}, "from": {"type": "number"}, "to": {"type": "number"},
+            "opd": {"type": "string"},
+            "from": {"type": "number"},
+            "to": {"type": "number"},
             "step": {"type": "integer", "description": "Seconds per step (raised to the tier's bucket)"},
             "tier": {"enum": ["raw", "5m", "1h"]},
-            "t": {"type": "array", "items": {"type": "number"},
-                  "description": "Start of each step (multiples of step since the epoch); the other lists align"},
-            "seconds": {"type": "array", "items": {"type": "number"},
-                        "description": "Seconds of each step the controller counted (less while it was down)"},
-            "up": _SERIES_DIRECTION, "down": _SERIES_DIRECTION,
-            "summary": {"type": "object", "description": "The whole range: totals, mean bps, and max, p99 and "
-                        "p95 of the 5-minute rates (hourly once 5-minute history has expired: see basis)"},
+            "t": {
+                "type": "array",
+                "items": {"type": "number"},
+                "description": "Start of each step (multiples of step since the epoch); the other lists align",
+            },
+            "seconds": {
+                "type": "array",
+                "items": {"type": "number"},
+                "description": "Seconds of each step the controller counted (less while it was down)",
+            },
+            "up": _SERIES_DIRECTION,
+            "down": _SERIES_DIRECTION,
+            "summary": {
+                "type": "object",
+                "description": "The whole range: totals, mean bps, and max, p99 and "
+                "p95 of the 5-minute rates (hourly once 5-minute history has expired: see basis)",
+            },
         },
     },
 }
 
 OPENAPI_PATHS: dict[str, Any] = {
-    "/v1/usage": {"get": {
-        "summary": "Every counted OPD: totals, current rates, drops, share of cap",
-        "responses": {"200": {"description": "usage", "content": {"application/json": {"schema": {
-            "type": "object", "properties": {
-                "interval_s": {"type": "number"}, "at": {"type": "number"},
-                "opds": {"type": "array", "items": {"$ref": "#/components/schemas/OpdUsage"}}}}}}}},
-    }},
-    "/v1/usage/{opd}": {"get": {
-        "summary": "One OPD's usage history (a renamed OPD keeps it, a deleted one keeps its past)",
-        "parameters": [
-            {"name": "opd", "in": "path", "required": True, "schema": {"type": "string"}},
-            {"name": "from", "in": "query", "schema": {"type": "string"}, "description":
-             "Unix seconds, ISO 8601 or now-7d (default: 24 h before to)"},
-            {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "as from (default: now)"},
-            {"name": "step", "in": "query", "schema": {"type": "string"}, "description":
-             "Seconds or 5m, 1h, 1d (default: about 300 steps)"},
-        ],
-        "responses": {"200": {"description": "series", "content": {"application/json": {"schema": {
-            "$ref": "#/components/schemas/UsageSeries"}}}}, "400": _ERROR, "404": _ERROR},
-    }},
-    "/metrics": {"get": {
-        "summary": "Prometheus text format: kendali_* usage counters, link utilisation, controller health",
-        "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
-    }},
+    "/v1/usage": {
+        "get": {
+            "summary": "Every counted OPD: totals, current rates, drops, share of cap",
+            "responses": {
+                "200": {
+                    "description": "usage",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "interval_s": {"type": "number"},
+                                    "at": {"type": "number"},
+                                    "opds": {"type": "array", "items": {"$ref": "#/components/schemas/OpdUsage"}},
+                                },
+                            }
+                        }
+                    },
+                }
+            },
+        }
+    },
+    "/v1/usage/{opd}": {
+        "get": {
+            "summary": "One OPD's usage history (a renamed OPD keeps it, a deleted one keeps its past)",
+            "parameters": [
+                {"name": "opd", "in": "path", "required": True, "schema": {"type": "string"}},
+                {
+                    "name": "from",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "Unix seconds, ISO 8601 or now-7d (default: 24 h before to)",
+                },
+                {"name": "to", "in": "query", "schema": {"type": "string"}, "description": "as from (default: now)"},
+                {
+                    "name": "step",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "Seconds or 5m, 1h, 1d (default: about 300 steps)",
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "series",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UsageSeries"}}},
+                },
+                "400": _ERROR,
+                "404": _ERROR,
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus text format: kendali_* usage counters, link utilisation, controller health",
+            "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        }
+    },
 }

@@ -100,8 +100,11 @@ class ArpResponder:
             for h in sub.hosts:
                 dpid = t.switches[h.switch].dpid
                 key = ("declared", h.ip)
-                if self.net.host_by_ip(h.ip) or not self.net.port_up(dpid, h.port) \
-                        or now - self._recent.get(key, -1e9) < self.dedup_seconds:
+                if (
+                    self.net.host_by_ip(h.ip)
+                    or not self.net.port_up(dpid, h.port)
+                    or now - self._recent.get(key, -1e9) < self.dedup_seconds
+                ):
                     continue
                 self._recent[key] = now
                 out.append(Send(dpid, h.port, Arp(REQUEST, GATEWAY_MAC, sub.gateway, "00:00:00:00:00:00", h.ip)))

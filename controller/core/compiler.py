@@ -148,8 +148,9 @@ class Compiler:
         for opd in [o for o in self._meter_ids if o not in keep]:
             del self._meter_ids[opd]
 
-    def compile(self, net: Network, policies: dict[str, PolicyLike] | None = None, now: float = 0.0,
-                protect: bool = True) -> DesiredState:
+    def compile(
+        self, net: Network, policies: dict[str, PolicyLike] | None = None, now: float = 0.0, protect: bool = True
+    ) -> DesiredState:
         policies = policies or {}
         self.counted = counted_opds(net, policies, self.count)
         self.forget_meters(self.counted)
@@ -160,8 +161,9 @@ class Compiler:
         return {o: MeterPlan(o, 2 * n + 1, 2 * n + 2) for o, n in self._meter_ids.items() if o in self.counted}
 
 
-def compile_network(net: Network, policies: dict[str, Any] | None = None, now: float = 0.0,
-                    protect: bool = True) -> DesiredState:
+def compile_network(
+    net: Network, policies: dict[str, Any] | None = None, now: float = 0.0, protect: bool = True
+) -> DesiredState:
     """One-shot compilation (fresh meter ids); the controller keeps a Compiler instead."""
     return Compiler().compile(net, policies, now, protect)
 
@@ -170,8 +172,10 @@ def counted_opds(net: Network, policies: dict[str, PolicyLike], count: bool) -> 
     """Every policy's OPD; with ``count``, also each declared subnet that no policy overlaps
     (except the uplink's: that is the ISP, not an OPD), under its id, or ``<id>.subnet``
     when a policy already uses that id (policy ids cannot contain a dot)."""
-    out = {o: Counted(o, "policy", tuple(p.subnets), p.upload_kbps, p.download_kbps, p.burst_kbit)
-           for o, p in policies.items()}
+    out = {
+        o: Counted(o, "policy", tuple(p.subnets), p.upload_kbps, p.download_kbps, p.burst_kbit)
+        for o, p in policies.items()
+    }
     topo = net.topology
     if not count or not topo:
         return out
@@ -204,6 +208,7 @@ def hosts_on_switch(state: SwitchState) -> list[tuple[str, str | None, int]]:
 
 
 # ---- paths -----------------------------------------------------------------------------
+
 
 def best_edges(g: nx.MultiGraph) -> nx.Graph:
     """Collapse parallel links to the best one (lowest cost, then lowest key) per switch pair."""
@@ -240,9 +245,11 @@ def spanning_tree(g: nx.Graph) -> set[tuple[int, int]]:
 
 # ---- the build ---------------------------------------------------------------------------
 
+
 class _Build:
-    def __init__(self, net: Network, policies: dict[str, PolicyLike], now: float, comp: Compiler,
-                 protect: bool) -> None:
+    def __init__(
+        self, net: Network, policies: dict[str, PolicyLike], now: float, comp: Compiler, protect: bool
+    ) -> None:
         self.net = net
         self.policies = policies
         self.now = now
@@ -325,8 +332,11 @@ class _Build:
                     flows = self._protection_groups(s, port)
                     # A detour ends at the far side of the failed link and may have passed
                     # the destination's side: the frame must then go back the way it came.
-                    flows.append(Flow(T_EGRESS, 105, match(metadata=(port, METADATA_MASK), in_port=port),
-                                      (("output", "in_port"),)))
+                    flows.append(
+                        Flow(
+                            T_EGRESS, 105, match(metadata=(port, METADATA_MASK), in_port=port), (("output", "in_port"),)
+                        )
+                    )
                 else:
                     flows = [Flow(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)), (("output", port),))]
                 for f in flows:
@@ -385,7 +395,8 @@ class _Build:
                 hidden = {d1, d2}
                 try:
                     path = nx.bidirectional_dijkstra(
-                        self.g, s, n, weight=lambda u, v, d, hidden=hidden: None if {u, v} == hidden else d["cost"])[1]
+                        self.g, s, n, weight=lambda u, v, d, hidden=hidden: None if {u, v} == hidden else d["cost"]
+                    )[1]
                 except nx.NetworkXNoPath:
                     continue
                 plan[(s, port)] = (vid, [(a, self.g[a][b]["ports"][a]) for a, b in pairwise(path)])
@@ -393,15 +404,16 @@ class _Build:
         return plan
 
     def _detour_flows(self) -> None:
-        for (vid, hops) in self.detours.values():
+        for vid, hops in self.detours.values():
             tagged = vid | OFPVID_PRESENT
             # After the first hop, switches follow the tag; the last one pops it and forwards as usual.
             for (prev_sw, prev_out), (sw, out) in pairwise(hops):
                 in_port = self.peer[(prev_sw, prev_out)][1]
                 self.add(sw, Flow(T_INGRESS, 900, match(in_port=in_port, vlan_vid=tagged), (("output", out),)))
             end_sw, end_port = self.peer[hops[-1]]
-            self.add(end_sw, Flow(T_INGRESS, 900, match(in_port=end_port, vlan_vid=tagged), (("pop_vlan",),),
-                                  goto=T_FWD))
+            self.add(
+                end_sw, Flow(T_INGRESS, 900, match(in_port=end_port, vlan_vid=tagged), (("pop_vlan",),), goto=T_FWD)
+            )
 
     # routing between subnets -------------------------------------------------------
     def _routing(self) -> None:
@@ -414,19 +426,49 @@ class _Build:
             if not h.ip or not self.net.subnet_of(h.ip):
                 continue
             for d in first_hops:
-                self.add(d, Flow(T_ROUTE, 200, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=h.ip), (
-                    ("set_field", "eth_src", GATEWAY_MAC), ("set_field", "eth_dst", h.mac), ("dec_nw_ttl",),
-                ), goto=T_FWD))
+                self.add(
+                    d,
+                    Flow(
+                        T_ROUTE,
+                        200,
+                        match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=h.ip),
+                        (
+                            ("set_field", "eth_src", GATEWAY_MAC),
+                            ("set_field", "eth_dst", h.mac),
+                            ("dec_nw_ttl",),
+                        ),
+                        goto=T_FWD,
+                    ),
+                )
         for s in topo.subnets.values():
             net = _masked(ipaddress.IPv4Network(s.cidr))
             for d in first_hops:
-                self.add(d, Flow(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=net),
-                                 (("output", "controller"),), meter=UNKNOWN_METER.meter_id))
+                self.add(
+                    d,
+                    Flow(
+                        T_ROUTE,
+                        100,
+                        match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=net),
+                        (("output", "controller"),),
+                        meter=UNKNOWN_METER.meter_id,
+                    ),
+                )
         if router and router.dpid in self.state:
             for d in first_hops:
-                self.add(d, Flow(T_ROUTE, 50, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC), (
-                    ("set_field", "eth_src", GATEWAY_MAC), ("set_field", "eth_dst", router.mac), ("dec_nw_ttl",),
-                ), goto=T_FWD))
+                self.add(
+                    d,
+                    Flow(
+                        T_ROUTE,
+                        50,
+                        match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC),
+                        (
+                            ("set_field", "eth_src", GATEWAY_MAC),
+                            ("set_field", "eth_dst", router.mac),
+                            ("dec_nw_ttl",),
+                        ),
+                        goto=T_FWD,
+                    ),
+                )
 
     # per-OPD meters -----------------------------------------------------------------
     def _meters(self) -> None:
@@ -461,17 +503,49 @@ class _Build:
                 for port in sorted({h.port for h in here}):
                     for src in nets:
                         for dst in nets:  # inside the OPD: not its upload
-                            self.add(d, Flow(T_INGRESS, 310, match(in_port=port, eth_type=ETH_IP, ipv4_src=src,
-                                                                   ipv4_dst=dst), goto=T_ROUTE))
-                        self.add(d, Flow(T_INGRESS, 300, match(in_port=port, eth_type=ETH_IP, ipv4_src=src),
-                                         meter=up.meter_id, goto=T_ROUTE))
+                            self.add(
+                                d,
+                                Flow(
+                                    T_INGRESS,
+                                    310,
+                                    match(in_port=port, eth_type=ETH_IP, ipv4_src=src, ipv4_dst=dst),
+                                    goto=T_ROUTE,
+                                ),
+                            )
+                        self.add(
+                            d,
+                            Flow(
+                                T_INGRESS,
+                                300,
+                                match(in_port=port, eth_type=ETH_IP, ipv4_src=src),
+                                meter=up.meter_id,
+                                goto=T_ROUTE,
+                            ),
+                        )
                 for h in here:
                     meta = (h.port, METADATA_MASK)
                     for src in nets:  # inside the OPD: not its download
-                        self.add(d, Flow(T_FWD, 210, match(eth_dst=h.mac, eth_type=ETH_IP, ipv4_src=src),
-                                         metadata=meta, goto=T_EGRESS))
-                    self.add(d, Flow(T_FWD, 200, match(eth_dst=h.mac, eth_type=ETH_IP), meter=down.meter_id,
-                                     metadata=meta, goto=T_EGRESS))
+                        self.add(
+                            d,
+                            Flow(
+                                T_FWD,
+                                210,
+                                match(eth_dst=h.mac, eth_type=ETH_IP, ipv4_src=src),
+                                metadata=meta,
+                                goto=T_EGRESS,
+                            ),
+                        )
+                    self.add(
+                        d,
+                        Flow(
+                            T_FWD,
+                            200,
+                            match(eth_dst=h.mac, eth_type=ETH_IP),
+                            meter=down.meter_id,
+                            metadata=meta,
+                            goto=T_EGRESS,
+                        ),
+                    )
             if len(switches) > 1 and router and router.dpid in self.state and pol.kind == "policy":
                 self._uplink_aggregate(router, nets, up, down)
 
@@ -482,10 +556,27 @@ class _Build:
         self.state[u].add_meter(agg_up)
         self.state[u].add_meter(agg_down)
         for n in nets:
-            self.add(u, Flow(T_INGRESS, 320, match(in_port=router.port, eth_type=ETH_IP, ipv4_dst=n),
-                             meter=agg_down.meter_id, goto=T_ROUTE))
-            self.add(u, Flow(T_FWD, 220, match(eth_dst=router.mac, eth_type=ETH_IP, ipv4_src=n),
-                             meter=agg_up.meter_id, metadata=(router.port, METADATA_MASK), goto=T_EGRESS))
+            self.add(
+                u,
+                Flow(
+                    T_INGRESS,
+                    320,
+                    match(in_port=router.port, eth_type=ETH_IP, ipv4_dst=n),
+                    meter=agg_down.meter_id,
+                    goto=T_ROUTE,
+                ),
+            )
+            self.add(
+                u,
+                Flow(
+                    T_FWD,
+                    220,
+                    match(eth_dst=router.mac, eth_type=ETH_IP, ipv4_src=n),
+                    meter=agg_up.meter_id,
+                    metadata=(router.port, METADATA_MASK),
+                    goto=T_EGRESS,
+                ),
+            )
 
 
 def _masked(net: ipaddress.IPv4Network) -> tuple[str, str]:

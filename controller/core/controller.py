@@ -92,8 +92,13 @@ class Counters:
 
 
 class Controller:
-    def __init__(self, config: Config, policies: Mapping[str, PolicyLike] | None = None,
-                 memory: Mapping[str, Any] | None = None, now: float = 0.0) -> None:
+    def __init__(
+        self,
+        config: Config,
+        policies: Mapping[str, PolicyLike] | None = None,
+        memory: Mapping[str, Any] | None = None,
+        now: float = 0.0,
+    ) -> None:
         if not config.lldp_secret:
             raise ValueError("an LLDP secret is needed")
         memory = memory or {}
@@ -102,8 +107,9 @@ class Controller:
         self.arp = ArpResponder(self.net)
         # count=True: OPDs without a policy and declared subnets no policy covers get
         # counting meters too (usage telemetry, controller.core.usage).
-        self.compiler = Compiler(memory.get("meter_ids") if isinstance(memory.get("meter_ids"), dict) else None,
-                                 count=True)
+        self.compiler = Compiler(
+            memory.get("meter_ids") if isinstance(memory.get("meter_ids"), dict) else None, count=True
+        )
         self.liveness = Liveness(config.lldp_interval, config.link_timeout)
         self.signer = LldpSigner(config.lldp_secret, max_age=max(2.0, 4 * config.link_timeout))
         self.recon = Reconciler(config.keep_foreign)
@@ -126,8 +132,12 @@ class Controller:
         self._memory_at = 0.0
         self.log = RateLimitedLog(LOG)
         if self._restoring:
-            LOG.info("restoring after a restart: waiting up to %.0f s for %d switches last seen; until then only "
-                     "additions are sent", RESTORE_MAX, len(self._restore_wait))
+            LOG.info(
+                "restoring after a restart: waiting up to %.0f s for %d switches last seen; until then only "
+                "additions are sent",
+                RESTORE_MAX,
+                len(self._restore_wait),
+            )
 
     # ---- switches ------------------------------------------------------------------------
     def switch_connected(self, dpid: int, now: float) -> list[Action]:
@@ -172,9 +182,12 @@ class Controller:
             # Switches already bypass the link by fast failover; restore shortest paths now.
             out += self.compile(now, {d for k in lost for d in (k[0], k[2])}, lost=True)
             self.counters.failovers += len(lost)
-            LOG.warning("failover: link %s lost carrier; switches bypassed it by fast failover, controller "
-                        "restored shortest paths in %.1f ms", ", ".join(self.fmt_link(k) for k in lost),
-                        (time.perf_counter() - t0) * 1000)
+            LOG.warning(
+                "failover: link %s lost carrier; switches bypassed it by fast failover, controller "
+                "restored shortest paths in %.1f ms",
+                ", ".join(self.fmt_link(k) for k in lost),
+                (time.perf_counter() - t0) * 1000,
+            )
         else:
             self.dirty = True
         if up:
@@ -183,8 +196,16 @@ class Controller:
         return out
 
     # ---- what a switch reports -------------------------------------------------------------
-    def read_part(self, dpid: int, kind: str, items: list[Any], now: float, more: bool = False,
-                  foreign: list[Flow] | None = None, counts: tuple[int, int] | None = None) -> list[Action]:
+    def read_part(
+        self,
+        dpid: int,
+        kind: str,
+        items: list[Any],
+        now: float,
+        more: bool = False,
+        foreign: list[Flow] | None = None,
+        counts: tuple[int, int] | None = None,
+    ) -> list[Action]:
         fin = self.recon.part(dpid, kind, items, more, foreign, counts)
         return self._finished(fin, now) if fin else []
 
@@ -254,8 +275,16 @@ class Controller:
         why = self.signer.verify(lldp, now)
         if why is not None:
             self.counters.lldp_refused += 1
-            self.log.warning("LLDP refused", now, "refused LLDP at %s:%d claiming %s:%d: %s", self.name(dpid),
-                             in_port, self.name(lldp.dpid), lldp.port, why)
+            self.log.warning(
+                "LLDP refused",
+                now,
+                "refused LLDP at %s:%d claiming %s:%d: %s",
+                self.name(dpid),
+                in_port,
+                self.name(lldp.dpid),
+                lldp.port,
+                why,
+            )
             return []
         if self.net.link_seen(lldp.dpid, lldp.port, dpid, in_port, now):
             key = link_key(lldp.dpid, lldp.port, dpid, in_port)
@@ -266,8 +295,11 @@ class Controller:
         return []
 
     def _sends(self, sends: list[Send], original: bytes) -> list[Action]:
-        return [PacketOut(s.dpid, s.port, frames.arp_frame(s.arp) if s.arp else original)
-                for s in sends if s.dpid in self.net.ports]
+        return [
+            PacketOut(s.dpid, s.port, frames.arp_frame(s.arp) if s.arp else original)
+            for s in sends
+            if s.dpid in self.net.ports
+        ]
 
     def _lldp(self, dpid: int, ports: list[int] | None, now: float) -> list[Action]:
         out: list[Action] = []
@@ -296,8 +328,12 @@ class Controller:
                 out += self.compile(now, {d for k in dead for d in (k[0], k[2])}, lost=True)
                 self.counters.failovers += len(dead)
                 for k in dead:
-                    LOG.warning("failover: link %s silent for %.0f ms (carrier up); routed around in %.1f ms",
-                                self.fmt_link(k), silent[k] * 1000, (time.perf_counter() - t0) * 1000)
+                    LOG.warning(
+                        "failover: link %s silent for %.0f ms (carrier up); routed around in %.1f ms",
+                        self.fmt_link(k),
+                        silent[k] * 1000,
+                        (time.perf_counter() - t0) * 1000,
+                    )
         self.signer.expire(now)
         for dpid in sorted(self.net.ports):
             out += self._lldp(dpid, None if r.full else sorted(self.net.link_ports(dpid)), now)
@@ -312,8 +348,12 @@ class Controller:
         if self._restoring and (not self._restore_wait or now - self.started >= RESTORE_MAX):
             self._restoring = False
             missing = sorted(self._restore_wait)
-            LOG.info("restore done%s", f"; switches not back: {', '.join(self.name(d) for d in missing)}"
-                     if missing else ": every switch last seen is back")
+            LOG.info(
+                "restore done%s",
+                f"; switches not back: {', '.join(self.name(d) for d in missing)}"
+                if missing
+                else ": every switch last seen is back",
+            )
             self._remembered.clear()
             self.dirty = True
         if any(t <= now for t in self._wakes):
@@ -348,8 +388,12 @@ class Controller:
             return
         self._reported = problems
         if problems:
-            LOG.warning("topology check: %d difference(s) from %s:\n  %s", len(problems),
-                        t.source or "the declared topology", "\n  ".join(problems))
+            LOG.warning(
+                "topology check: %d difference(s) from %s:\n  %s",
+                len(problems),
+                t.source or "the declared topology",
+                "\n  ".join(problems),
+            )
         else:
             LOG.info("topology check: discovery matches the declared topology")
 
@@ -429,8 +473,12 @@ def _remembered_hosts(memory: Mapping[str, Any]) -> dict[int, list[HostEntry]]:
     out: dict[int, list[HostEntry]] = {}
     for h in memory.get("hosts", []) if isinstance(memory.get("hosts"), list) else []:
         try:
-            e = HostEntry(str(h["mac"]).lower(), h.get("ip") if isinstance(h.get("ip"), str) else None,
-                          int(h["dpid"]), int(h["port"]))
+            e = HostEntry(
+                str(h["mac"]).lower(),
+                h.get("ip") if isinstance(h.get("ip"), str) else None,
+                int(h["dpid"]),
+                int(h["port"]),
+            )
         except (KeyError, TypeError, ValueError, AttributeError):
             continue  # a damaged entry only costs that host a re-learn
         out.setdefault(e.dpid, []).append(e)

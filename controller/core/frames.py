@@ -142,7 +142,7 @@ def _tlvs(body: bytes) -> list[tuple[int, bytes]]:
             raise FrameError(f"LLDP TLV type {kind} runs past the frame ({length} bytes)")
         if kind == 0:
             return out
-        out.append((kind, body[i:i + length]))
+        out.append((kind, body[i : i + length]))
         i += length
         if len(out) > 64:
             raise FrameError("LLDP with more than 64 TLVs")
@@ -157,7 +157,7 @@ def parse_lldp(body: bytes) -> Lldp | None:
     if len(chassis) < 2 or not chassis[1:].startswith(CHASSIS_PREFIX):
         return None
     try:
-        dpid = int(chassis[1 + len(CHASSIS_PREFIX):].decode("ascii"), 16)
+        dpid = int(chassis[1 + len(CHASSIS_PREFIX) :].decode("ascii"), 16)
         port_no = int(port[1:].decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         raise FrameError("Kendali LLDP with an unreadable chassis or port id") from None
@@ -196,6 +196,13 @@ def lldp_frame(dpid: int, port: int, src_mac: str, proof: tuple[int, int, bytes]
 
 def arp_frame(a: Arp) -> bytes:
     dst = a.dst_mac if a.op == 2 else BROADCAST
-    return (mac_bytes(dst) + mac_bytes(a.src_mac) + struct.pack("!H", ETH_ARP)
-            + struct.pack("!HHBBH", 1, ETH_IP, 6, 4, a.op)
-            + mac_bytes(a.src_mac) + ip_bytes(a.src_ip) + mac_bytes(a.dst_mac) + ip_bytes(a.dst_ip))
+    return (
+        mac_bytes(dst)
+        + mac_bytes(a.src_mac)
+        + struct.pack("!H", ETH_ARP)
+        + struct.pack("!HHBBH", 1, ETH_IP, 6, 4, a.op)
+        + mac_bytes(a.src_mac)
+        + ip_bytes(a.src_ip)
+        + mac_bytes(a.dst_mac)
+        + ip_bytes(a.dst_ip)
+    )

@@ -211,8 +211,15 @@ class Network:
             # doing (TopoGuard's port classification). It becomes a link only after the
             # port has gone down and come up again.
             self.refused_links += 1
-            self.log.warning("LLDP at an edge port", now, "refused: LLDP from %s:%d at %s:%d, a port where hosts "
-                             "were seen", src, src_port, dst, dst_port)
+            self.log.warning(
+                "LLDP at an edge port",
+                now,
+                "refused: LLDP from %s:%d at %s:%d, a port where hosts were seen",
+                src,
+                src_port,
+                dst,
+                dst_port,
+            )
             return False
         self._switch_facing |= {(src, src_port), (dst, dst_port)}
         self._known_host_ports -= {(src, src_port), (dst, dst_port)}
@@ -288,8 +295,11 @@ class Network:
             # probation discovery wins: a host found there is served (and reported).
             if not info.up or p in linked or (dpid, p) in self._switch_facing:
                 continue
-            if (dpid, p) in self._declared_host_ports or (dpid, p) in self._known_host_ports \
-                    or now - info.since >= self.edge_probation:
+            if (
+                (dpid, p) in self._declared_host_ports
+                or (dpid, p) in self._known_host_ports
+                or now - info.since >= self.edge_probation
+            ):
                 out.append(p)
         return sorted(out)
 
@@ -313,8 +323,16 @@ class Network:
         declared = self._declared_hosts.get(mac)
         if declared is not None:
             if (dpid, port) != (declared.dpid, declared.port):
-                self._refuse("declared host elsewhere", now, "refused: %s (declared at %s:%d) seen at %s:%d; "
-                             "a declared host never moves", mac, declared.dpid, declared.port, dpid, port)
+                self._refuse(
+                    "declared host elsewhere",
+                    now,
+                    "refused: %s (declared at %s:%d) seen at %s:%d; a declared host never moves",
+                    mac,
+                    declared.dpid,
+                    declared.port,
+                    dpid,
+                    port,
+                )
                 return False
             ip = declared.ip
         old = self.hosts.get(mac)
@@ -334,12 +352,22 @@ class Network:
             owner = self.host_by_ip(ip)
             if owner is not None and owner.mac != mac:
                 if owner.mac in self._declared_hosts:
-                    self._refuse("declared address claimed", now, "refused: %s at %s:%d claims %s, declared for %s",
-                                 mac, dpid, port, ip, owner.mac)
+                    self._refuse(
+                        "declared address claimed",
+                        now,
+                        "refused: %s at %s:%d claims %s, declared for %s",
+                        mac,
+                        dpid,
+                        port,
+                        ip,
+                        owner.mac,
+                    )
                     ip = old.ip if old is not None and old.ip != ip else None
                 else:
-                    self._verify(PendingMove(HostEntry(mac, ip, dpid, port), owner, now + self.verify_seconds,
-                                             ip_claim=True), now)
+                    self._verify(
+                        PendingMove(HostEntry(mac, ip, dpid, port), owner, now + self.verify_seconds, ip_claim=True),
+                        now,
+                    )
                     ip = old.ip if old is not None and old.ip != ip else None
         entry = HostEntry(mac, ip, dpid, port)
         if old == entry:
@@ -356,20 +384,41 @@ class Network:
         if len(here) >= self.max_hosts_per_port:
             idle = min(here, key=lambda h: self._last_seen.get(h.mac, 0.0))
             if now - self._last_seen.get(idle.mac, 0.0) < self.host_idle_evict:
-                self._refuse("port host table full", now, "refused: new host %s at %s:%d; the port already has "
-                             "%d hosts (MAC flooding?)", mac, dpid, port, len(here))
+                self._refuse(
+                    "port host table full",
+                    now,
+                    "refused: new host %s at %s:%d; the port already has %d hosts (MAC flooding?)",
+                    mac,
+                    dpid,
+                    port,
+                    len(here),
+                )
                 return False
             del self.hosts[idle.mac]
         if len(self.hosts) >= self.max_hosts:
-            self._refuse("host table full", now, "refused: new host %s at %s:%d; %d hosts known", mac, dpid, port,
-                         len(self.hosts))
+            self._refuse(
+                "host table full",
+                now,
+                "refused: new host %s at %s:%d; %d hosts known",
+                mac,
+                dpid,
+                port,
+                len(self.hosts),
+            )
             return False
         tokens, last = self._learn_budget.get((dpid, port), (float(self.learn_burst), now))
         tokens = min(float(self.learn_burst), tokens + (now - last) * self.learn_rate)
         if tokens < 1.0:
             self._learn_budget[(dpid, port)] = (tokens, now)
-            self._refuse("new hosts too fast", now, "refused: new host %s at %s:%d; more than %g new hosts a second "
-                         "there (MAC flooding?)", mac, dpid, port, self.learn_rate)
+            self._refuse(
+                "new hosts too fast",
+                now,
+                "refused: new host %s at %s:%d; more than %g new hosts a second there (MAC flooding?)",
+                mac,
+                dpid,
+                port,
+                self.learn_rate,
+            )
             return False
         self._learn_budget[(dpid, port)] = (tokens - 1.0, now)
         return True
@@ -381,9 +430,20 @@ class Network:
         at = (move.claim.dpid, move.claim.port)
         recent = [t for t in self._moves.get(at, []) if now - t < self.move_window]
         if len(recent) >= self.moves_per_window:
-            self._refuse("moves too fast", now, "refused: %s at %s:%d claims the place of %s (%s) at %s:%d; "
-                         "more than %d such claims from that port in %.0f s", move.claim.mac, *at, move.old.mac,
-                         move.old.ip or "no IP", move.old.dpid, move.old.port, self.moves_per_window, self.move_window)
+            self._refuse(
+                "moves too fast",
+                now,
+                "refused: %s at %s:%d claims the place of %s (%s) at %s:%d; "
+                "more than %d such claims from that port in %.0f s",
+                move.claim.mac,
+                *at,
+                move.old.mac,
+                move.old.ip or "no IP",
+                move.old.dpid,
+                move.old.port,
+                self.moves_per_window,
+                self.move_window,
+            )
             return False
         self._moves[at] = recent + [now]
         self.pending[key] = move
@@ -394,10 +454,18 @@ class Network:
         """``mac`` spoke at its known place: every claim on that place is refused."""
         for key in [k for k, m in self.pending.items() if m.old.mac == mac]:
             m = self.pending.pop(key)
-            self._refuse("claim on a host that answers", now,
-                         "refused: %s at %s:%d claimed %s of %s at %s:%d, which still answers there",
-                         m.claim.mac, m.claim.dpid, m.claim.port,
-                         f"the address {m.old.ip}" if m.ip_claim else "the place", m.old.mac, m.old.dpid, m.old.port)
+            self._refuse(
+                "claim on a host that answers",
+                now,
+                "refused: %s at %s:%d claimed %s of %s at %s:%d, which still answers there",
+                m.claim.mac,
+                m.claim.dpid,
+                m.claim.port,
+                f"the address {m.old.ip}" if m.ip_claim else "the place",
+                m.old.mac,
+                m.old.dpid,
+                m.old.port,
+            )
 
     def verify_due(self, now: float) -> bool:
         """Apply the claims whose old owner did not answer in time. True if forwarding changes."""
@@ -414,11 +482,18 @@ class Network:
                 if cur is None or (cur.dpid, cur.port) != (claimant.dpid, claimant.port):
                     changed = True
                     continue
-            LOG.info("host %s %s: %s:%d -> %s:%d (the old place did not answer)", claimant.mac,
-                     f"took over {claimant.ip}" if m.ip_claim else "moved", old.dpid, old.port,
-                     claimant.dpid, claimant.port)
-            for other in [x for x, h in self.hosts.items()
-                          if claimant.ip and h.ip == claimant.ip and x != claimant.mac]:
+            LOG.info(
+                "host %s %s: %s:%d -> %s:%d (the old place did not answer)",
+                claimant.mac,
+                f"took over {claimant.ip}" if m.ip_claim else "moved",
+                old.dpid,
+                old.port,
+                claimant.dpid,
+                claimant.port,
+            )
+            for other in [
+                x for x, h in self.hosts.items() if claimant.ip and h.ip == claimant.ip and x != claimant.mac
+            ]:
                 self.hosts[other] = HostEntry(other, None, self.hosts[other].dpid, self.hosts[other].port)
             self.hosts[claimant.mac] = claimant
             changed = True
@@ -464,8 +539,14 @@ class Network:
         g.add_nodes_from(d for d in self.ports if self.declared(d))
         for key, info in self.links.items():
             d1, p1, d2, p2 = key
-            g.add_edge(d1, d2, key=key, ports={d1: p1, d2: p2} if d1 != d2 else {d1: p1},
-                       capacity_mbps=info.capacity_mbps, cost=cost(info.capacity_mbps))
+            g.add_edge(
+                d1,
+                d2,
+                key=key,
+                ports={d1: p1, d2: p2} if d1 != d2 else {d1: p1},
+                capacity_mbps=info.capacity_mbps,
+                cost=cost(info.capacity_mbps),
+            )
         return g
 
     def gateways(self) -> dict[str, str]:
@@ -522,8 +603,10 @@ class Network:
                 out.append(f"unexpected link: discovered {fmt(k)} not declared")
         for h in self.hosts.values():
             if (h.dpid, h.port) in self._declared_link_ports:
-                out.append(f"unexpected host: {h.mac} ({h.ip or 'no IP'}) on {name.get(h.dpid, hex(h.dpid))}:{h.port},"
-                           " a port declared for a link")
+                out.append(
+                    f"unexpected host: {h.mac} ({h.ip or 'no IP'}) on {name.get(h.dpid, hex(h.dpid))}:{h.port},"
+                    " a port declared for a link"
+                )
         for s in t.switches.values():
             if s.dpid not in self.ports:
                 out.append(f"missing switch: {s.name} (dpid {s.dpid}) not connected")

@@ -54,30 +54,60 @@ _RATE_ADVICE = {
 class Policy:
     """A bandwidth cap for one OPD (organisasi perangkat daerah), in each direction."""
 
-    id: Annotated[str, Spec(
-        "Short name of the OPD: 1-32 lowercase letters, digits, '-' or '_', starting with a letter or digit. "
-        "In PUT /v1/policies/{id} it may be omitted (taken from the URL); if given it must equal the URL's.",
-        pattern=ID_PATTERN, examples=("dinkes",), advice={"pattern": ID_FIX},
-    )]
+    id: Annotated[
+        str,
+        Spec(
+            "Short name of the OPD: 1-32 lowercase letters, digits, '-' or '_', starting with a letter or digit. "
+            "In PUT /v1/policies/{id} it may be omitted (taken from the URL); if given it must equal the URL's.",
+            pattern=ID_PATTERN,
+            examples=("dinkes",),
+            advice={"pattern": ID_FIX},
+        ),
+    ]
     name: Annotated[str, Spec("Human name of the OPD.", min_length=1, max_length=100, examples=("Dinas Kesehatan",))]
-    subnets: Annotated[tuple[str, ...], Spec(
-        "The OPD's IPv4 networks. They may not overlap each other nor any other OPD's policy (409).",
-        min_items=1, max_items=MAX_SUBNETS, examples=(["10.10.7.0/24"],),
-        item_doc="IPv4 network in CIDR notation with the host bits zero, e.g. 10.10.7.0/24.",
-        advice={"maxItems": "use larger prefixes"},
-    )]
-    download_kbps: Annotated[int, Spec(
-        "Cap on traffic into the subnets from outside them, kbit/s (MikroTik simple queue max-limit, target download).",
-        unit="kbit/s", minimum=MIN_KBPS, maximum=MAX_KBPS, examples=(20000,), advice=_RATE_ADVICE,
-    )]
-    upload_kbps: Annotated[int, Spec(
-        "Cap on traffic out of the subnets, kbit/s (MikroTik simple queue max-limit, target upload).",
-        unit="kbit/s", minimum=MIN_KBPS, maximum=MAX_KBPS, examples=(10000,), advice=_RATE_ADVICE,
-    )]
-    burst_kbit: Annotated[int | None, Spec(
-        "Meter bucket size in kbit, for both directions. When absent the compiler chooses one from the rate.",
-        unit="kbit", minimum=MIN_BURST_KBIT, maximum=MAX_BURST_KBIT,
-    )] = None
+    subnets: Annotated[
+        tuple[str, ...],
+        Spec(
+            "The OPD's IPv4 networks. They may not overlap each other nor any other OPD's policy (409).",
+            min_items=1,
+            max_items=MAX_SUBNETS,
+            examples=(["10.10.7.0/24"],),
+            item_doc="IPv4 network in CIDR notation with the host bits zero, e.g. 10.10.7.0/24.",
+            advice={"maxItems": "use larger prefixes"},
+        ),
+    ]
+    download_kbps: Annotated[
+        int,
+        Spec(
+            "Cap on traffic into the subnets from outside them, kbit/s "
+            "(MikroTik simple queue max-limit, target download).",
+            unit="kbit/s",
+            minimum=MIN_KBPS,
+            maximum=MAX_KBPS,
+            examples=(20000,),
+            advice=_RATE_ADVICE,
+        ),
+    ]
+    upload_kbps: Annotated[
+        int,
+        Spec(
+            "Cap on traffic out of the subnets, kbit/s (MikroTik simple queue max-limit, target upload).",
+            unit="kbit/s",
+            minimum=MIN_KBPS,
+            maximum=MAX_KBPS,
+            examples=(10000,),
+            advice=_RATE_ADVICE,
+        ),
+    ]
+    burst_kbit: Annotated[
+        int | None,
+        Spec(
+            "Meter bucket size in kbit, for both directions. When absent the compiler chooses one from the rate.",
+            unit="kbit",
+            minimum=MIN_BURST_KBIT,
+            maximum=MAX_BURST_KBIT,
+        ),
+    ] = None
     note: Annotated[str, Spec("Free text: who asked, ticket number, why.", max_length=MAX_NOTE)] = ""
 
     @property
@@ -157,8 +187,11 @@ def parse_cidr(text: str, field: str) -> ipaddress.IPv4Network:
     if net.prefixlen < 8:
         raise PolicyError(field, f"{net} is larger than any OPD network (shortest allowed prefix is /8)")
     first = net.network_address
-    if net.is_multicast or net.is_loopback or first in ipaddress.IPv4Network("0.0.0.0/8") or (
-        first in ipaddress.IPv4Network("240.0.0.0/4")
+    if (
+        net.is_multicast
+        or net.is_loopback
+        or first in ipaddress.IPv4Network("0.0.0.0/8")
+        or (first in ipaddress.IPv4Network("240.0.0.0/4"))
     ):
         raise PolicyError(field, f"{net} is not a unicast network an OPD can use")
     return net

@@ -60,16 +60,27 @@ class Drift:
         return bool(self.missing or self.extra or self.changed or self.foreign)
 
     def __str__(self) -> str:
-        parts = [f"{n} {what}" for what, n in (("missing", self.missing), ("extra", self.extra),
-                                              ("changed", self.changed), ("foreign", self.foreign)) if n]
+        parts = [
+            f"{n} {what}"
+            for what, n in (
+                ("missing", self.missing),
+                ("extra", self.extra),
+                ("changed", self.changed),
+                ("foreign", self.foreign),
+            )
+            if n
+        ]
         return ", ".join(parts) or "none"
 
 
 def compare(believed: SwitchState, reported: SwitchState, foreign: int = 0) -> Drift:
     """The drift of ``reported`` from ``believed`` (flows, groups and meters)."""
     d = Drift(foreign=foreign)
-    for missing, extra, changed in (_count(believed.flows, reported.flows), _count(believed.groups, reported.groups),
-                                    _count(believed.meters, reported.meters)):
+    for missing, extra, changed in (
+        _count(believed.flows, reported.flows),
+        _count(believed.groups, reported.groups),
+        _count(believed.meters, reported.meters),
+    ):
         d.missing += missing
         d.extra += extra
         d.changed += changed
@@ -82,8 +93,11 @@ _V = TypeVar("_V")
 
 def _count(mine: dict[_K, _V], theirs: dict[_K, _V]) -> tuple[int, int, int]:
     """Missing, extra and changed entries of one table (flows, groups or meters)."""
-    return (sum(1 for k in mine if k not in theirs), sum(1 for k in theirs if k not in mine),
-            sum(1 for k, v in mine.items() if k in theirs and theirs[k] != v))
+    return (
+        sum(1 for k in mine if k not in theirs),
+        sum(1 for k in theirs if k not in mine),
+        sum(1 for k, v in mine.items() if k in theirs and theirs[k] != v),
+    )
 
 
 @dataclass
@@ -120,8 +134,15 @@ class Reconciler:
             self.actual.pop(dpid, None)  # nothing is sent to it until we know what it holds
         return parts
 
-    def part(self, dpid: int, kind: str, items: list[Any], more: bool = False,
-             foreign: list[Flow] | None = None, counts: tuple[int, int] | None = None) -> Finished | None:
+    def part(
+        self,
+        dpid: int,
+        kind: str,
+        items: list[Any],
+        more: bool = False,
+        foreign: list[Flow] | None = None,
+        counts: tuple[int, int] | None = None,
+    ) -> Finished | None:
         """One reply (or one of several, ``more``) of a read; the result once all arrived."""
         r = self.reading.get(dpid)
         if r is None or kind not in r.pending:
@@ -145,8 +166,12 @@ class Reconciler:
         out = []
         for dpid, r in list(self.reading.items()):
             if now - r.started >= self.read_timeout:
-                LOG.warning("switch %s did not report its %s in %.0f s; assuming none", dpid,
-                            " and ".join(sorted(r.pending)), self.read_timeout)
+                LOG.warning(
+                    "switch %s did not report its %s in %.0f s; assuming none",
+                    dpid,
+                    " and ".join(sorted(r.pending)),
+                    self.read_timeout,
+                )
                 out.append(self._finish(dpid, set(r.pending)))
         return [f for f in out if f is not None]
 
@@ -172,8 +197,9 @@ class Reconciler:
             drift = compare(keep, reported, len(foreign))
         else:
             ours, total = r.counts or (len(keep.flows), len(keep.flows))
-            drift = compare(SwitchState({}, keep.groups, keep.meters),
-                            SwitchState({}, reported.groups, reported.meters))
+            drift = compare(
+                SwitchState({}, keep.groups, keep.meters), SwitchState({}, reported.groups, reported.meters)
+            )
             drift.missing += max(0, len(keep.flows) - ours)
             drift.extra += max(0, ours - len(keep.flows))
             drift.foreign += 0 if self.keep_foreign else max(0, total - ours)

@@ -115,8 +115,18 @@ class Changes:
     foreign_del: list[Flow] = field(default_factory=list)  # flows with another cookie, removed first
 
     def _lists(self) -> tuple[Sequence[object], ...]:
-        return (self.meters_add, self.meters_mod, self.groups_add, self.groups_mod, self.flows_add,
-                self.flows_mod, self.flows_del, self.groups_del, self.meters_del, self.foreign_del)
+        return (
+            self.meters_add,
+            self.meters_mod,
+            self.groups_add,
+            self.groups_mod,
+            self.flows_add,
+            self.flows_mod,
+            self.flows_del,
+            self.groups_del,
+            self.meters_del,
+            self.foreign_del,
+        )
 
     def __bool__(self) -> bool:
         return any(self._lists())

@@ -67,28 +67,43 @@ def _mbps(doc: str) -> Spec:
 @dataclass(frozen=True)
 class Switch:
     name: Annotated[str, _name("Name of the switch; links, subnets and hosts refer to it.")]
-    dpid: Annotated[int, Spec(
-        "OpenFlow datapath id the switch connects with (Open vSwitch: other-config:datapath-id, in hex there).",
-        minimum=1, maximum=MAX_DPID, advice={"minimum": "0 is not a valid datapath id"},
-    )]
-    role: Annotated[str, Spec(
-        "What the switch is for; shown in GET /v1/topology.", choices=("core", "distribution", "edge", "datacenter"),
-    )] = "edge"
+    dpid: Annotated[
+        int,
+        Spec(
+            "OpenFlow datapath id the switch connects with (Open vSwitch: other-config:datapath-id, in hex there).",
+            minimum=1,
+            maximum=MAX_DPID,
+            advice={"minimum": "0 is not a valid datapath id"},
+        ),
+    ]
+    role: Annotated[
+        str,
+        Spec(
+            "What the switch is for; shown in GET /v1/topology.",
+            choices=("core", "distribution", "edge", "datacenter"),
+        ),
+    ] = "edge"
     site: Annotated[str, Spec("Where the switch is: building, office; free text.")] = ""
 
 
 @dataclass(frozen=True)
 class Link:
     a: Annotated[str, _name("One end: a switch name.")]
-    a_port: Annotated[int, _port(
-        "Port on switch a. When absent: the lowest port of switch a still free after the ports the file "
-        "gives, assigned in file order (links first, then hosts).",
-    )]
+    a_port: Annotated[
+        int,
+        _port(
+            "Port on switch a. When absent: the lowest port of switch a still free after the ports the file "
+            "gives, assigned in file order (links first, then hosts).",
+        ),
+    ]
     b: Annotated[str, _name("The other end: a switch name.")]
     b_port: Annotated[int, _port("Port on switch b; assigned like a_port when absent.")]
-    capacity_mbps: Annotated[float | None, _mbps(
-        "Link speed in Mbit/s; it sets the path cost (100000 / capacity). Absent: 1000.",
-    )] = None
+    capacity_mbps: Annotated[
+        float | None,
+        _mbps(
+            "Link speed in Mbit/s; it sets the path cost (100000 / capacity). Absent: 1000.",
+        ),
+    ] = None
     note: Annotated[str, Spec("Free text: medium, circuit id, why it is there.")] = field(default="", compare=False)
 
 
@@ -96,11 +111,15 @@ class Link:
 class Host:
     name: Annotated[str, _name("Name of the host (must not be a switch's name); in the lab, a Mininet host.")]
     ip: Annotated[str, Spec("IPv4 address: a free host address of the subnet (not its gateway).")]
-    mac: Annotated[str, Spec(
-        "MAC address. Absent: 02:4b followed by the IPv4 address in hex (locally administered).",
-        required=False, pattern="^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$",
-        advice={"pattern": "write six hex pairs separated by ':' (e.g. 02:4b:0a:0a:03:0a)"},
-    )]
+    mac: Annotated[
+        str,
+        Spec(
+            "MAC address. Absent: 02:4b followed by the IPv4 address in hex (locally administered).",
+            required=False,
+            pattern="^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$",
+            advice={"pattern": "write six hex pairs separated by ':' (e.g. 02:4b:0a:0a:03:0a)"},
+        ),
+    ]
     switch: Annotated[str, _name("Switch the host is cabled to. Absent: the subnet's switch.", required=False)]
     port: Annotated[int, _port("Port on that switch; assigned like a link's port when absent.")]
     subnet: str  # subnet id
@@ -111,10 +130,13 @@ class Subnet:
     id: Annotated[str, _name("Short name of the subnet (the OPD); an uplink and policies refer to it.")]
     name: Annotated[str, Spec("Human name of the OPD or site. Absent: the id.", required=False)]
     cidr: Annotated[str, Spec("IPv4 network in CIDR notation with the host bits zero; subnets may not overlap.")]
-    gateway: Annotated[str, Spec(
-        "IPv4 address the hosts use as default gateway (the controller answers ARP for it); a host address "
-        "of cidr.",
-    )]
+    gateway: Annotated[
+        str,
+        Spec(
+            "IPv4 address the hosts use as default gateway (the controller answers ARP for it); a host address "
+            "of cidr.",
+        ),
+    ]
     switch: Annotated[str, _name("Switch the subnet's hosts are on unless a host says otherwise.")]
     hosts: Annotated[tuple[Host, ...], Spec("Declared hosts; more are learned from their traffic.")] = ()
 
@@ -127,9 +149,12 @@ class Subnet:
 class Uplink:
     switch: str  # the switch of the uplink subnet
     subnet: Annotated[str, _name("The subnet of the ISP hand-off; its first host is the ISP router (default route).")]
-    capacity_mbps: Annotated[float | None, _mbps(
-        "What the ISP delivers, Mbit/s; policy files sum their caps against it.",
-    )] = None
+    capacity_mbps: Annotated[
+        float | None,
+        _mbps(
+            "What the ISP delivers, Mbit/s; policy files sum their caps against it.",
+        ),
+    ] = None
 
 
 @dataclass

@@ -86,8 +86,9 @@ class _Last:
     since: float = 0.0  # start of the step the rates cover
 
 
-def delta(prev: _Last | None, values: tuple[int, ...], age: float | None, at: float,
-          resets: Iterable[float] = ()) -> tuple[int, ...] | None:
+def delta(
+    prev: _Last | None, values: tuple[int, ...], age: float | None, at: float, resets: Iterable[float] = ()
+) -> tuple[int, ...] | None:
     """What a counter added since ``prev``, by the rules in the module docstring; None when
     the sample adds nothing we may count (late, repeated, or a baseline). ``resets``: when
     we added or modified the counter's meter."""
@@ -135,8 +136,13 @@ class OpdTotals:
         return tuple(v for d in DIRECTIONS for v in (*self.delivered[d], *self.dropped[d]))
 
     def to_json(self) -> dict[str, Any]:
-        return {"first_seen": self.first_seen, "passed": self.passed, "dropped": self.dropped,
-                "after_edge": self.after_edge, "delivered": self.delivered}
+        return {
+            "first_seen": self.first_seen,
+            "passed": self.passed,
+            "dropped": self.dropped,
+            "after_edge": self.after_edge,
+            "delivered": self.delivered,
+        }
 
     @classmethod
     def from_json(cls, opd: str, data: Mapping[str, Any]) -> OpdTotals:
@@ -204,8 +210,9 @@ class Usage:
         self._last_cycle: float | None = None
 
     # ---- what the compiler counts ------------------------------------------------------
-    def plan(self, counted: Mapping[str, Counted], plans: Mapping[str, MeterPlan], names: Mapping[str, str],
-             now: float) -> None:
+    def plan(
+        self, counted: Mapping[str, Counted], plans: Mapping[str, MeterPlan], names: Mapping[str, str], now: float
+    ) -> None:
         """After each compile: which meter ids belong to which OPD, and the OPDs' names and caps."""
         self.counted = dict(counted)
         self.names = {o: names.get(o, o) for o in counted}
@@ -266,8 +273,15 @@ class Usage:
                 for i, v in enumerate(d):
                     tot[i] += v
 
-    def _step(self, table: dict[tuple[int, int], _Last], key: tuple[int, int], values: tuple[int, ...],
-              age: float | None, at: float, resets: Iterable[float] = ()) -> tuple[int, ...] | None:
+    def _step(
+        self,
+        table: dict[tuple[int, int], _Last],
+        key: tuple[int, int],
+        values: tuple[int, ...],
+        age: float | None,
+        at: float,
+        resets: Iterable[float] = (),
+    ) -> tuple[int, ...] | None:
         prev = table.get(key)
         if prev is not None and at <= prev.at:
             return None  # late or repeated: keep the newer sample we hold
@@ -285,8 +299,9 @@ class Usage:
     def _rates(self, now: float) -> dict[str, dict[str, Any]]:
         """Per OPD: bits per second delivered and dropped each way over each counter's last
         step, and the window those steps cover."""
-        out: dict[str, dict[str, Any]] = {o: {"up": [0.0, 0.0], "down": [0.0, 0.0], "from": None, "to": None}
-                                          for o in self.opds}
+        out: dict[str, dict[str, Any]] = {
+            o: {"up": [0.0, 0.0], "down": [0.0, 0.0], "from": None, "to": None} for o in self.opds
+        }
         for (_dpid, mid), last in self._meters.items():
             owner = self._owner.get(mid)
             if owner is None or not last.rates or now - last.at > self.stale_after or owner[0] not in out:
@@ -311,18 +326,24 @@ class Usage:
             t = self.opds[opd]
             c = self.counted[opd]
             r = rates[opd]
-            item: dict[str, Any] = {"opd": opd, "name": self.names.get(opd, opd), "kind": c.kind,
-                                    "since": t.first_seen}
+            item: dict[str, Any] = {"opd": opd, "name": self.names.get(opd, opd), "kind": c.kind, "since": t.first_seen}
             for d, cap in (("up", c.upload_kbps), ("down", c.download_kbps)):
                 bps = max(0.0, r[d][0])
                 item[d] = {
-                    "bytes": t.delivered[d][0], "packets": t.delivered[d][1],
-                    "dropped_bytes": t.dropped[d][0], "dropped_packets": t.dropped[d][1],
-                    "bps": round(bps), "dropped_bps": round(r[d][1]), "cap_kbps": cap,
+                    "bytes": t.delivered[d][0],
+                    "packets": t.delivered[d][1],
+                    "dropped_bytes": t.dropped[d][0],
+                    "dropped_packets": t.dropped[d][1],
+                    "bps": round(bps),
+                    "dropped_bps": round(r[d][1]),
+                    "cap_kbps": cap,
                     "share_of_cap": round(bps / (cap * 1000 * FRAME_OVERHEAD), 4) if cap else None,
                 }
-            item["window"] = ({"from": r["from"], "to": r["to"], "seconds": round(r["to"] - r["from"], 3)}
-                              if r["from"] is not None else None)
+            item["window"] = (
+                {"from": r["from"], "to": r["to"], "seconds": round(r["to"] - r["from"], 3)}
+                if r["from"] is not None
+                else None
+            )
             out.append(item)
         return out
 
@@ -338,7 +359,8 @@ class Usage:
                 tot = self._port_totals.get(port)
                 bps = last.rates[1] * 8 if last and last.rates and now - last.at <= self.stale_after else None
                 item[name] = {
-                    "bytes": tot[1] if tot else 0, "packets": tot[3] if tot else 0,
+                    "bytes": tot[1] if tot else 0,
+                    "packets": tot[3] if tot else 0,
                     "bps": round(bps) if bps is not None else None,
                     "utilisation": round(bps / (cap * 1e6), 4) if bps is not None and cap else None,
                 }
@@ -369,8 +391,9 @@ class Usage:
         names = {o: (self.counted[o].kind, self.names.get(o, o)) for o in self.counted}
         return Cycle(now, seconds, deltas, totals, counters, names)
 
-    def restore(self, totals: Mapping[str, Mapping[str, Any]], counters: Iterable[list[Any]],
-                last_cycle: float | None) -> None:
+    def restore(
+        self, totals: Mapping[str, Mapping[str, Any]], counters: Iterable[list[Any]], last_cycle: float | None
+    ) -> None:
         """Continue from what the history saved at its last cycle (after a controller restart):
         the next samples count from those counters, so nothing is counted twice and traffic
         while the controller was away is counted (if the switches kept their counters)."""
@@ -381,4 +404,3 @@ class Usage:
         for dpid, mid, values, age, at in counters:
             self._meters[(int(dpid), int(mid))] = _Last(tuple(int(v) for v in values), age, float(at))
         self._last_cycle = last_cycle
-

@@ -28,8 +28,9 @@ def topology(net: Network, link_usage: Mapping[LinkKey, dict[str, Any]] | None =
     if net.topology:
         for s in net.topology.switches.values():
             declared_dpids.add(s.dpid)
-            switches.append({"dpid": s.dpid, "name": s.name, "role": s.role, "site": s.site,
-                             "connected": s.dpid in net.ports})
+            switches.append(
+                {"dpid": s.dpid, "name": s.name, "role": s.role, "site": s.site, "connected": s.dpid in net.ports}
+            )
     for dpid in sorted(net.ports):
         if dpid not in declared_dpids:
             switches.append({"dpid": dpid, "name": None, "role": None, "site": None, "connected": True})
@@ -52,33 +53,54 @@ def topology(net: Network, link_usage: Mapping[LinkKey, dict[str, Any]] | None =
         if link_usage is not None:
             key = (link["a"]["dpid"], link["a"]["port"], link["b"]["dpid"], link["b"]["port"])
             link["usage"] = link_usage.get(key)
-    hosts = [{"mac": h.mac, "ip": h.ip, "dpid": h.dpid, "switch": _name(net, h.dpid), "port": h.port}
-             for h in sorted(net.hosts.values(), key=lambda h: (h.ip or "", h.mac))]
+    hosts = [
+        {"mac": h.mac, "ip": h.ip, "dpid": h.dpid, "switch": _name(net, h.dpid), "port": h.port}
+        for h in sorted(net.hosts.values(), key=lambda h: (h.ip or "", h.mac))
+    ]
     return {"switches": switches, "links": links, "hosts": hosts, "discrepancies": net.discrepancies()}
 
 
-def _link(net: Network, key: tuple[int, int, int, int], state: str, cap: float | None,
-          declared: bool) -> dict[str, Any]:
+def _link(
+    net: Network, key: tuple[int, int, int, int], state: str, cap: float | None, declared: bool
+) -> dict[str, Any]:
     d1, p1, d2, p2 = key
-    return {"a": {"dpid": d1, "name": _name(net, d1), "port": p1},
-            "b": {"dpid": d2, "name": _name(net, d2), "port": p2},
-            "state": state, "capacity_mbps": cap, "declared": declared}
+    return {
+        "a": {"dpid": d1, "name": _name(net, d1), "port": p1},
+        "b": {"dpid": d2, "name": _name(net, d2), "port": p2},
+        "state": state,
+        "capacity_mbps": cap,
+        "declared": declared,
+    }
 
 
-def health(net: Network, *, policies: int, uptime_s: float, last_compile_ms: float, counters: Any = None,
-           repairs: dict[str, int] | None = None) -> dict[str, Any]:
+def health(
+    net: Network,
+    *,
+    policies: int,
+    uptime_s: float,
+    last_compile_ms: float,
+    counters: Any = None,
+    repairs: dict[str, int] | None = None,
+) -> dict[str, Any]:
     declared = len(net.topology.switches) if net.topology else None
     connected = len(net.ports)
     problems = net.discrepancies()
     ok = declared is None or connected >= declared
     return {
         "status": "ok" if ok and not problems else "degraded",
-        "switches_connected": connected, "switches_declared": declared,
-        "links_up": len(net.links), "hosts": len(net.hosts), "policies": policies,
-        "discrepancies": len(problems), "last_compile_ms": round(last_compile_ms, 2),
+        "switches_connected": connected,
+        "switches_declared": declared,
+        "links_up": len(net.links),
+        "hosts": len(net.hosts),
+        "policies": policies,
+        "discrepancies": len(problems),
+        "last_compile_ms": round(last_compile_ms, 2),
         "uptime_s": round(uptime_s, 1),
         "failovers": getattr(counters, "failovers", 0),
         "repairs": dict(repairs or {}),
-        "refused": {"lldp": getattr(counters, "lldp_refused", 0) + net.refused_links,
-                    "host_claims": net.refused_claims, "frames": getattr(counters, "frames_dropped", 0)},
+        "refused": {
+            "lldp": getattr(counters, "lldp_refused", 0) + net.refused_links,
+            "host_claims": net.refused_claims,
+            "frames": getattr(counters, "frames_dropped", 0),
+        },
     }

@@ -57,11 +57,13 @@ def forged_lldp(src_mac: str, dpid: int, port: int) -> bytes:
     """LLDP in the format Kendali's controller sends (controller/core/frames.py lldp_frame), claiming
     to come from switch ``dpid``, port ``port``: chassis ``kendali:<16 hex digits>``
     (locally assigned), port id the port number in decimal (port component), TTL 10."""
-    frame = (Ether(dst=LLDP_MAC, src=src_mac, type=ETH_P_LLDP)
-             / LLDPDUChassisID(subtype=LLDPDUChassisID.SUBTYPE_LOCALLY_ASSIGNED, id=b"kendali:%016x" % dpid)
-             / LLDPDUPortID(subtype=LLDPDUPortID.SUBTYPE_PORT_COMPONENT, id=b"%d" % port)
-             / LLDPDUTimeToLive(ttl=10)
-             / LLDPDUEndOfLLDPDU())
+    frame = (
+        Ether(dst=LLDP_MAC, src=src_mac, type=ETH_P_LLDP)
+        / LLDPDUChassisID(subtype=LLDPDUChassisID.SUBTYPE_LOCALLY_ASSIGNED, id=b"kendali:%016x" % dpid)
+        / LLDPDUPortID(subtype=LLDPDUPortID.SUBTYPE_PORT_COMPONENT, id=b"%d" % port)
+        / LLDPDUTimeToLive(ttl=10)
+        / LLDPDUEndOfLLDPDU()
+    )
     return bytes(frame)
 
 
@@ -120,8 +122,9 @@ def arp_flood_frames(n: int, src_net: str, seed: int = 1) -> list[bytes]:
     rng = random.Random(seed)
     net = ipaddress.IPv4Network(src_net, strict=False)
     macs, srcs, dsts = random_macs(n, rng), _random_ips(net, n, rng), _random_ips(net, n, rng)
-    template = bytearray(bytes(Ether(src=macs[0], dst=BROADCAST) / ARP(op=1, hwsrc=macs[0], psrc=srcs[0],
-                                                                        pdst=dsts[0])))
+    template = bytearray(
+        bytes(Ether(src=macs[0], dst=BROADCAST) / ARP(op=1, hwsrc=macs[0], psrc=srcs[0], pdst=dsts[0]))
+    )
     out = []
     for m, sip, dip in zip(macs, srcs, dsts, strict=True):
         f = bytearray(template)
@@ -139,8 +142,12 @@ def mac_flood_frames(n: int, seed: int = 2) -> list[bytes]:
     (what macof does to fill a learning switch's table); one IP header for all."""
     rng = random.Random(seed)
     srcs, dsts = random_macs(n, rng), random_macs(n, rng)
-    template = bytes(Ether(src=srcs[0], dst=dsts[0]) / IP(src="198.51.100.1", dst="198.51.100.2")
-                     / UDP(sport=40000, dport=9) / b"kendali-lab")
+    template = bytes(
+        Ether(src=srcs[0], dst=dsts[0])
+        / IP(src="198.51.100.1", dst="198.51.100.2")
+        / UDP(sport=40000, dport=9)
+        / b"kendali-lab"
+    )
     return [_mac_bytes(d) + _mac_bytes(s) + template[12:] for s, d in zip(srcs, dsts, strict=True)]
 
 
@@ -158,8 +165,12 @@ CANARY_IP = "10.99.0.1"
 
 def _eth(dst: str, src: str, ethertype: int, tags: tuple[tuple[int, int], ...] = ()) -> bytes:
     """An Ethernet header; ``tags`` are (TPID, VLAN id) pairs, outermost first."""
-    return (_mac_bytes(dst) + _mac_bytes(src) + b"".join(struct.pack("!HH", tpid, vid) for tpid, vid in tags)
-            + struct.pack("!H", ethertype))
+    return (
+        _mac_bytes(dst)
+        + _mac_bytes(src)
+        + b"".join(struct.pack("!HH", tpid, vid) for tpid, vid in tags)
+        + struct.pack("!H", ethertype)
+    )
 
 
 def _tlv(kind: int, value: bytes, length: int | None = None) -> bytes:
@@ -171,8 +182,9 @@ def _kendali_chassis(dpid: int = 1) -> bytes:
     return b"\x07" + CHASSIS_PREFIX + b"%016x" % dpid
 
 
-def _lldp_body(chassis: bytes | None = None, port: bytes = b"\x021", proof: bytes | None = bytes(PROOF_LEN),
-               end: bool = True) -> bytes:
+def _lldp_body(
+    chassis: bytes | None = None, port: bytes = b"\x021", proof: bytes | None = bytes(PROOF_LEN), end: bool = True
+) -> bytes:
     """Chassis, port and TTL TLVs as Kendali writes them, a proof TLV (all zeros unless
     given: never a valid one) and the End TLV."""
     body = _tlv(1, _kendali_chassis() if chassis is None else chassis) + _tlv(2, port) + _tlv(3, b"\x00\x0a")
@@ -181,8 +193,9 @@ def _lldp_body(chassis: bytes | None = None, port: bytes = b"\x021", proof: byte
     return body + (_tlv(0, b"") if end else b"")
 
 
-def _arp_body(mac: str, ip: str, htype: int = 1, ptype: int = ETH_IP, hlen: int = 6, plen: int = 4,
-              op: int = 1) -> bytes:
+def _arp_body(
+    mac: str, ip: str, htype: int = 1, ptype: int = ETH_IP, hlen: int = 6, plen: int = 4, op: int = 1
+) -> bytes:
     """28 bytes laid out as an Ethernet/IPv4 ARP request from (mac, ip) for ip, whatever the
     header fields claim."""
     addr = ipaddress.IPv4Address(ip).packed
@@ -205,37 +218,63 @@ def malformed_frames(src_mac: str, src_ip: str, seed: int = 3, ipv4_dst: str = C
     ``ipv4_dst`` (an address of a declared subnet that no host has reaches the controller
     in routed mode, if the switch can read the header). Deterministic for a seed."""
     rng = random.Random(seed)
-    lldp, arp, ipv4 = (_eth(LLDP_MAC, src_mac, ETH_P_LLDP), _eth(BROADCAST, src_mac, ETH_ARP),
-                       _eth(GATEWAY_MAC, src_mac, ETH_IP))
+    lldp, arp, ipv4 = (
+        _eth(LLDP_MAC, src_mac, ETH_P_LLDP),
+        _eth(BROADCAST, src_mac, ETH_ARP),
+        _eth(GATEWAY_MAC, src_mac, ETH_IP),
+    )
     out: list[tuple[str, bytes]] = []
 
     good_arp = arp + _arp_body(src_mac, src_ip)
     out += [("arp-truncated", good_arp[:n]) for n in range(14, len(good_arp))]
-    out += [("arp-bad-fields", arp + _arp_body(src_mac, src_ip, **f)) for f in (
-        {"htype": 6}, {"ptype": 0x86DD}, {"hlen": 8}, {"plen": 16}, {"op": 0}, {"op": 3}, {"op": 0xFFFF})]
+    out += [
+        ("arp-bad-fields", arp + _arp_body(src_mac, src_ip, **f))
+        for f in ({"htype": 6}, {"ptype": 0x86DD}, {"hlen": 8}, {"plen": 16}, {"op": 0}, {"op": 3}, {"op": 0xFFFF})
+    ]
 
     kendali = lldp + _lldp_body()
     out += [("lldp-truncated", kendali[:n]) for n in range(14, len(kendali))]
     chassis, port, ttl, end = _tlv(1, _kendali_chassis()), _tlv(2, b"\x021"), _tlv(3, b"\x00\x0a"), _tlv(0, b"")
-    out += [("lldp-tlv-overrun", lldp + b) for b in (
-        _tlv(1, _kendali_chassis(), length=511),  # claims 511 bytes, has 25
-        chassis + _tlv(2, b"\x021", length=300) + ttl + end,
-        chassis + port + ttl + _tlv(127, KENDALI_OUI + bytes([PROOF_SUBTYPE]), length=200),
-        chassis + port + ttl + _tlv(0, b"", length=5),  # an End TLV with a length, and nothing after it
-    )]
-    out += [("lldp-no-end", lldp + b) for b in (
-        _lldp_body(end=False), _lldp_body(proof=None, end=False), _lldp_body(end=False) + b"\x00")]
-    out += [("lldp-wrong-tlvs", lldp + b) for b in (
-        end, ttl + chassis + port + end, chassis + ttl + end, chassis + port + end, port + chassis + ttl + end)]
+    out += [
+        ("lldp-tlv-overrun", lldp + b)
+        for b in (
+            _tlv(1, _kendali_chassis(), length=511),  # claims 511 bytes, has 25
+            chassis + _tlv(2, b"\x021", length=300) + ttl + end,
+            chassis + port + ttl + _tlv(127, KENDALI_OUI + bytes([PROOF_SUBTYPE]), length=200),
+            chassis + port + ttl + _tlv(0, b"", length=5),  # an End TLV with a length, and nothing after it
+        )
+    ]
+    out += [
+        ("lldp-no-end", lldp + b)
+        for b in (_lldp_body(end=False), _lldp_body(proof=None, end=False), _lldp_body(end=False) + b"\x00")
+    ]
+    out += [
+        ("lldp-wrong-tlvs", lldp + b)
+        for b in (
+            end,
+            ttl + chassis + port + end,
+            chassis + ttl + end,
+            chassis + port + end,
+            port + chassis + ttl + end,
+        )
+    ]
     k = b"\x07" + CHASSIS_PREFIX
-    out += [("lldp-garbage-ids", lldp + _lldp_body(chassis=c)) for c in (
-        k, k + b"zz", k + b"\xff\xfe\xfd", k + b"1" * 17, k + b"-1", k + b" " * 16, k + b"\x00" * 16)]
-    out += [("lldp-garbage-ids", lldp + _lldp_body(port=p)) for p in (
-        b"\x02", b"\x02abc", b"\x02\xff", b"\x020", b"\x02-7", b"\x02%d" % 0xFFFFFF00, b"\x02" + b"9" * 500)]
+    out += [
+        ("lldp-garbage-ids", lldp + _lldp_body(chassis=c))
+        for c in (k, k + b"zz", k + b"\xff\xfe\xfd", k + b"1" * 17, k + b"-1", k + b" " * 16, k + b"\x00" * 16)
+    ]
+    out += [
+        ("lldp-garbage-ids", lldp + _lldp_body(port=p))
+        for p in (b"\x02", b"\x02abc", b"\x02\xff", b"\x020", b"\x02-7", b"\x02%d" % 0xFFFFFF00, b"\x02" + b"9" * 500)
+    ]
     out += [("lldp-proof-length", lldp + _lldp_body(proof=bytes(n))) for n in (0, 1, PROOF_LEN - 1, PROOF_LEN + 1, 400)]
 
-    for name, tags in (("vlan-8021q", ((ETH_8021Q, 10),)), ("vlan-8021q-prio", ((ETH_8021Q, 0),)),
-                       ("vlan-8021ad", ((ETH_8021AD, 10),)), ("vlan-qinq", ((ETH_8021AD, 10), (ETH_8021Q, 20)))):
+    for name, tags in (
+        ("vlan-8021q", ((ETH_8021Q, 10),)),
+        ("vlan-8021q-prio", ((ETH_8021Q, 0),)),
+        ("vlan-8021ad", ((ETH_8021AD, 10),)),
+        ("vlan-qinq", ((ETH_8021AD, 10), (ETH_8021Q, 20))),
+    ):
         out.append((f"{name}-lldp", _eth(LLDP_MAC, src_mac, ETH_P_LLDP, tags) + _lldp_body()))
         out.append((f"{name}-arp", _eth(BROADCAST, src_mac, ETH_ARP, tags) + _arp_body(CANARY_MAC, CANARY_IP)))
 
@@ -245,10 +284,17 @@ def malformed_frames(src_mac: str, src_ip: str, seed: int = 3, ipv4_dst: str = C
     out += [("ipv4-bad-header", ipv4 + bytes([first]) + header[1:]) for first in (0x65, 0x44, 0x4F, 0x00)]
     out += [("ipv4-bad-header", ipv4 + header[:2] + struct.pack("!H", n) + header[4:]) for n in (0, 10, 0xFFFF)]
 
-    for ethertype, dst in ((ETH_P_LLDP, LLDP_MAC), (ETH_ARP, BROADCAST), (ETH_IP, GATEWAY_MAC),
-                           (ETH_8021Q, BROADCAST), (ETH_8021AD, BROADCAST)):
-        out += [(f"random-{ethertype:04x}", _eth(dst, src_mac, ethertype) + rng.randbytes(rng.randrange(121)))
-                for _ in range(8)]
+    for ethertype, dst in (
+        (ETH_P_LLDP, LLDP_MAC),
+        (ETH_ARP, BROADCAST),
+        (ETH_IP, GATEWAY_MAC),
+        (ETH_8021Q, BROADCAST),
+        (ETH_8021AD, BROADCAST),
+    ):
+        out += [
+            (f"random-{ethertype:04x}", _eth(dst, src_mac, ethertype) + rng.randbytes(rng.randrange(121)))
+            for _ in range(8)
+        ]
     return out
 
 
@@ -261,10 +307,12 @@ def jumbo_frames(src_mac: str, src_ip: str, seed: int = 4, ipv4_dst: str = CANAR
     for size in JUMBO_SIZES:
         label = "jumbo" if size <= MAX_FRAME else "oversized"
         ip_payload = size - 14 - 20
-        for kind, head in (("lldp", _eth(LLDP_MAC, src_mac, ETH_P_LLDP) + _lldp_body()),
-                           ("arp", _eth(BROADCAST, src_mac, ETH_ARP) + _arp_body(src_mac, src_ip, op=0)),
-                           ("ipv4", _eth(GATEWAY_MAC, src_mac, ETH_IP) + _ipv4_header(src_ip, ipv4_dst, ip_payload)),
-                           ("vlan-lldp", _eth(LLDP_MAC, src_mac, ETH_P_LLDP, ((ETH_8021Q, 10),)) + _lldp_body())):
+        for kind, head in (
+            ("lldp", _eth(LLDP_MAC, src_mac, ETH_P_LLDP) + _lldp_body()),
+            ("arp", _eth(BROADCAST, src_mac, ETH_ARP) + _arp_body(src_mac, src_ip, op=0)),
+            ("ipv4", _eth(GATEWAY_MAC, src_mac, ETH_IP) + _ipv4_header(src_ip, ipv4_dst, ip_payload)),
+            ("vlan-lldp", _eth(LLDP_MAC, src_mac, ETH_P_LLDP, ((ETH_8021Q, 10),)) + _lldp_body()),
+        ):
             out.append((f"{label}-{kind}", head + rng.randbytes(size - len(head))))
     return out
 
@@ -307,8 +355,13 @@ def blast(iface: str, frames: list[bytes], seconds: float, max_frames: int, rate
     finally:
         sock.close()
     took = time.monotonic() - t0
-    return {"sent": sent, "refused": refused, "seconds": round(took, 3),
-            "rate_pps": round(sent / took) if took else 0, "distinct_frames": n}
+    return {
+        "sent": sent,
+        "refused": refused,
+        "seconds": round(took, 3),
+        "rate_pps": round(sent / took) if took else 0,
+        "distinct_frames": n,
+    }
 
 
 def every(iface: str, frame: bytes, interval: float, seconds: float) -> dict[str, Any]:
@@ -376,8 +429,15 @@ def select_kinds(frames: list[tuple[str, bytes]], kinds: str) -> list[tuple[str,
     return [f for f in frames if not prefixes or f[0].startswith(prefixes)]
 
 
-def malformed(iface: str, seconds: float, max_frames: int, rate: float, src_ip: str | None = None,
-              kinds: str = "", ipv4_dst: str = CANARY_IP) -> dict[str, Any]:
+def malformed(
+    iface: str,
+    seconds: float,
+    max_frames: int,
+    rate: float,
+    src_ip: str | None = None,
+    kinds: str = "",
+    ipv4_dst: str = CANARY_IP,
+) -> dict[str, Any]:
     """Every malformed frame (and every jumbo one the interface's MTU lets out), round-robin
     in a fixed shuffled order so that even a short run sends every kind."""
     mac, ip = _iface_mac(iface), src_ip or _iface_ipv4(iface)
@@ -448,8 +508,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=1000.0, help="frames per second (0: as fast as possible)")
     p.add_argument("--max-frames", type=int, default=100_000)
     p.add_argument("--src-ip", help="default: the interface's own IPv4 address")
-    p.add_argument("--kinds", default="", help="only kinds starting with one of these (comma-separated), "
-                                               "e.g. arp,vlan,jumbo; default: all")
+    p.add_argument(
+        "--kinds",
+        default="",
+        help="only kinds starting with one of these (comma-separated), e.g. arp,vlan,jumbo; default: all",
+    )
     p.add_argument("--ipv4-dst", default=CANARY_IP, help="destination of the IPv4 frames to the gateway MAC")
     a = ap.parse_args(argv)
 

@@ -56,16 +56,23 @@ def _compile_one(n: int, hosts: int, out: Any) -> None:
     t1 = time.perf_counter()
     Compiler().compile(net, {}, now=200.0)
     recompile = time.perf_counter() - t1
-    out.put({
-        "switches": n, "links": links, "hosts": hosts, "flows": total_flows(state),
-        "groups": sum(len(s.groups) for s in state.values()),
-        "compile_s": seconds, "recompile_after_cut_s": recompile,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    })
+    out.put(
+        {
+            "switches": n,
+            "links": links,
+            "hosts": hosts,
+            "flows": total_flows(state),
+            "groups": sum(len(s.groups) for s in state.values()),
+            "compile_s": seconds,
+            "recompile_after_cut_s": recompile,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
 
 
-def bench_compile(sizes: tuple[int, ...] = (100, 1000, 5000), host_ratio: float = 0.1,
-                  max_hosts: int = 500) -> list[dict[str, Any]]:
+def bench_compile(
+    sizes: tuple[int, ...] = (100, 1000, 5000), host_ratio: float = 0.1, max_hosts: int = 500
+) -> list[dict[str, Any]]:
     """Each size in its own process, so its peak RSS is its own."""
     rows = []
     ctx = multiprocessing.get_context("fork")
@@ -80,9 +87,16 @@ def bench_compile(sizes: tuple[int, ...] = (100, 1000, 5000), host_ratio: float 
     return rows
 
 
-_COMPILE_COLS = [("switches", "switches"), ("links", "links"), ("hosts", "hosts"), ("flows", "flows"),
-                 ("groups", "groups"), ("compile_s", "compile s"), ("recompile_after_cut_s", "recompile s"),
-                 ("peak_rss_mb", "peak RSS MB")]
+_COMPILE_COLS = [
+    ("switches", "switches"),
+    ("links", "links"),
+    ("hosts", "hosts"),
+    ("flows", "flows"),
+    ("groups", "groups"),
+    ("compile_s", "compile s"),
+    ("recompile_after_cut_s", "recompile s"),
+    ("peak_rss_mb", "peak RSS MB"),
+]
 
 
 def write_json(name: str, data: Any, path: Path | None) -> Path:
@@ -98,8 +112,10 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def bench_main(args: Any) -> int:
     if args.which == "compile":
-        print("Compile time for generated regency topologies (core pair, distribution rings,\n"
-              "dual-homed edges; hosts on 10 % of switches, at most 500; one process per size)\n")
+        print(
+            "Compile time for generated regency topologies (core pair, distribution rings,\n"
+            "dual-homed edges; hosts on 10 % of switches, at most 500; one process per size)\n"
+        )
         rows = bench_compile()
         print("\n" + table(rows, _COMPILE_COLS))
         out = write_json("compile", {"benchmark": "compile", "rows": rows}, args.json)

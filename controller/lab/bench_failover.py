@@ -69,8 +69,10 @@ def silent_fail(lab: Any, a: str, b: str) -> None:
     dev_queue_xmit before the frame reaches the veth peer.
     """
     for intf in _link_intfs(lab, a, b):
-        for cmd in (f"tc qdisc add dev {intf.name} clsact",
-                    f"tc filter add dev {intf.name} egress bpf da bytecode '{_DROP_ALL_BPF}'"):
+        for cmd in (
+            f"tc qdisc add dev {intf.name} clsact",
+            f"tc filter add dev {intf.name} egress bpf da bytecode '{_DROP_ALL_BPF}'",
+        ):
             r = subprocess.run(cmd, shell=True, capture_output=True, text=True)
             if r.returncode:
                 raise KendaliError(f"{cmd}: {r.stderr.strip()}", "silent failure")
@@ -142,8 +144,9 @@ def rstp_forwarding_links(lab: Any, candidates: list[tuple[str, str]]) -> list[t
 class ProbeStream:
     """controller.lab.probe between two lab hosts: receiver in the background, sender in its shell."""
 
-    def __init__(self, lab: Any, src: str, dst: str, seconds: float, interval: float = PROBE_INTERVAL,
-                 port: int = 9000) -> None:
+    def __init__(
+        self, lab: Any, src: str, dst: str, seconds: float, interval: float = PROBE_INTERVAL, port: int = 9000
+    ) -> None:
         self.lab, self.src, self.dst = lab, src, dst
         self.seconds, self.interval, self.port = seconds, interval, port
         fd, name = tempfile.mkstemp(prefix="kendali-probe-", suffix=".json")
@@ -163,8 +166,10 @@ class ProbeStream:
                 raise KendaliError("probe receiver did not start", "probe")
             time.sleep(0.02)
         dst_ip = self.lab._ip(self.dst)
-        s.sendCmd(f"{self._env()} send --to {dst_ip} --port {self.port} --seconds {self.seconds:g} "
-                  f"--interval {self.interval:g}")
+        s.sendCmd(
+            f"{self._env()} send --to {dst_ip} --port {self.port} --seconds {self.seconds:g} "
+            f"--interval {self.interval:g}"
+        )
         self.t_start = time.monotonic()
         return self
 
@@ -187,7 +192,7 @@ class ProbeStream:
             time.sleep(0.05)
         self.out.unlink(missing_ok=True)
         try:
-            res = json.loads(text[text.find("{"):])
+            res = json.loads(text[text.find("{") :])
         except ValueError:
             raise KendaliError(f"probe receiver gave no result: {text.strip()[:200]}", "probe") from None
         res["sent"] = sent
@@ -245,9 +250,17 @@ def wait_pair(lab: Any, pair: tuple[str, str], timeout: float = 30.0, settle: fl
     raise KendaliError(f"{pair[0]} does not reach {pair[1]} after {timeout:.0f} s", "bench failover")
 
 
-def one_event(lab: Any, kind: str, link: tuple[str, str], pair: tuple[str, str], *,
-              seconds: float = 3.0, at: float = 1.0, port: int = 9000,
-              after: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+def one_event(
+    lab: Any,
+    kind: str,
+    link: tuple[str, str],
+    pair: tuple[str, str],
+    *,
+    seconds: float = 3.0,
+    at: float = 1.0,
+    port: int = 9000,
+    after: Callable[[], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """One probe stream across one event ('none', 'carrier', 'silent', 'recovery').
 
     The link is left working afterwards (for 'recovery' it is failed before the stream
@@ -284,26 +297,50 @@ def _row(system: str, event: str, results: list[dict[str, Any]], note: str = "")
     gaps = [r["max_gap_ms"] for r in results if r.get("max_gap_ms") is not None]
     lost = [float(r["lost"]) for r in results if r.get("lost") is not None]
     g, l = summary(gaps), summary(lost)
-    return {"system": system, "event": event, "runs": len(results),
-            "gap_min": g.get("min"), "gap_med": g.get("median"), "gap_max": g.get("max"),
-            "lost_min": l.get("min"), "lost_med": l.get("median"), "lost_max": l.get("max"),
-            "dups": sum(r.get("duplicates", 0) or 0 for r in results),
-            "unrec": sum(1 for r in results if r.get("unrecovered")),
-            "reord": sum(r.get("reordered", 0) or 0 for r in results), "note": note}
+    return {
+        "system": system,
+        "event": event,
+        "runs": len(results),
+        "gap_min": g.get("min"),
+        "gap_med": g.get("median"),
+        "gap_max": g.get("max"),
+        "lost_min": l.get("min"),
+        "lost_med": l.get("median"),
+        "lost_max": l.get("max"),
+        "dups": sum(r.get("duplicates", 0) or 0 for r in results),
+        "unrec": sum(1 for r in results if r.get("unrecovered")),
+        "reord": sum(r.get("reordered", 0) or 0 for r in results),
+        "note": note,
+    }
 
 
-COLUMNS = [("system", "system"), ("event", "event"), ("runs", "runs"),
-           ("gap_min", "gap min ms"), ("gap_med", "gap med ms"), ("gap_max", "gap max ms"),
-           ("lost_min", "lost min"), ("lost_med", "lost med"), ("lost_max", "lost max"),
-           ("dups", "dup"), ("reord", "reord"), ("unrec", "unrecovered"),
-           ("note", "note")]
+COLUMNS = [
+    ("system", "system"),
+    ("event", "event"),
+    ("runs", "runs"),
+    ("gap_min", "gap min ms"),
+    ("gap_med", "gap med ms"),
+    ("gap_max", "gap max ms"),
+    ("lost_min", "lost min"),
+    ("lost_med", "lost med"),
+    ("lost_max", "lost max"),
+    ("dups", "dup"),
+    ("reord", "reord"),
+    ("unrec", "unrecovered"),
+    ("note", "note"),
+]
 
 
 # The floor: Open vSwitch's own fast-failover on a bridge alone (3 ports), and with as many
 # ports on the same ovs-vswitchd as the ring4 lab has (12), since one main thread polls them all.
 FLOOR_IDLE_PORTS = 9
-FLOOR_COLUMNS = [("ports", "ports on the ovs-vswitchd"), ("runs", "cuts"), ("outage_min", "outage min ms"),
-                 ("outage_med", "outage med ms"), ("outage_max", "outage max ms")]
+FLOOR_COLUMNS = [
+    ("ports", "ports on the ovs-vswitchd"),
+    ("runs", "cuts"),
+    ("outage_min", "outage min ms"),
+    ("outage_med", "outage med ms"),
+    ("outage_max", "outage max ms"),
+]
 
 
 def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
@@ -334,21 +371,26 @@ def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, 
                         if wait_link_in_use(ctl, *other) is None:
                             raise KendaliError(f"link {other[0]}-{other[1]} not in use after 40 s", "bench failover")
                     seconds = {"silent": 3.5, "recovery": 7.0}.get(kind, 3.0)
+
                     # Recovery: flap damping may hold the link back a few seconds; the stream
                     # must also cover the moment the controller moves paths back onto it.
                     def back_in_use(link: tuple[str, str] = link) -> dict[str, Any]:
                         return {"back_in_use_s": wait_link_in_use(ctl, *link, timeout=5.0)}
 
                     after = back_in_use if kind == "recovery" else None
-                    r = one_event(lab, kind if kind != "baseline" else "none", link, pair, seconds=seconds,
-                                  after=after)
+                    r = one_event(lab, kind if kind != "baseline" else "none", link, pair, seconds=seconds, after=after)
                     r.update(link=f"{link[0]}-{link[1]}", pair=f"{pair[0]}->{pair[1]}", run=i)
                     raw[kind].append(r)
-                    back_note = f", link back in use {r['back_in_use_s']:.2f} s after carrier" \
-                        if r.get("back_in_use_s") is not None else ""
-                    log(f"  kendali {kind:<9} {r['link']:<6} gap {r['max_gap_ms'] or 0:8.1f} ms  lost {r['lost']}"
+                    back_note = (
+                        f", link back in use {r['back_in_use_s']:.2f} s after carrier"
+                        if r.get("back_in_use_s") is not None
+                        else ""
+                    )
+                    log(
+                        f"  kendali {kind:<9} {r['link']:<6} gap {r['max_gap_ms'] or 0:8.1f} ms  lost {r['lost']}"
                         f" in {len(r.get('lost_runs') or [])} outage(s)"
-                        f"  (gap at {r.get('gap_at_s', 0):.2f} s, event at {r['event_at_s']:.2f} s{back_note})")
+                        f"  (gap at {r.get('gap_at_s', 0):.2f} s, event at {r['event_at_s']:.2f} s{back_note})"
+                    )
             for a, b in ring:  # leave everything healthy
                 if wait_link_in_use(ctl, a, b) is None:
                     raise KendaliError(f"link {a}-{b} not back in use after 40 s", "bench failover")
@@ -357,8 +399,9 @@ def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, 
     back = [r["back_in_use_s"] for r in raw["recovery"] if r.get("back_in_use_s") is not None]
     missed = len(raw["recovery"]) - len(back)
     if back:
-        rows[-1]["note"] = f"link back in use {min(back):.1f}-{max(back):.1f} s after carrier (flap damping)" + \
-            (f"; {missed} run(s) not within the stream" if missed else "")
+        rows[-1]["note"] = f"link back in use {min(back):.1f}-{max(back):.1f} s after carrier (flap damping)" + (
+            f"; {missed} run(s) not within the stream" if missed else ""
+        )
     return rows, raw, log_text
 
 
@@ -387,8 +430,10 @@ def bench_rstp(runs: int, silent_runs: int, log: Any) -> tuple[list[dict[str, An
                 r = one_event(lab, kind if kind != "baseline" else "none", link, pair, seconds=seconds)
                 r.update(link=f"{link[0]}-{link[1]}", pair=f"{pair[0]}->{pair[1]}", run=i)
                 raw[kind].append(r)
-                log(f"  rstp    {kind:<9} {r['link']:<6} gap {r['max_gap_ms'] or 0:8.1f} ms  lost {r['lost']}"
-                    f"  (gap at {r.get('gap_at_s', 0):.2f} s, event at {r['event_at_s']:.2f} s)")
+                log(
+                    f"  rstp    {kind:<9} {r['link']:<6} gap {r['max_gap_ms'] or 0:8.1f} ms  lost {r['lost']}"
+                    f"  (gap at {r.get('gap_at_s', 0):.2f} s, event at {r['event_at_s']:.2f} s)"
+                )
                 time.sleep(1.0)  # let RSTP settle back (recovery can re-elect ports)
     return [_row("ovs-rstp", k, v) for k, v in raw.items()], raw
 
@@ -401,13 +446,16 @@ def run(args: Any) -> int:
     from controller.lab.bench import table, write_json
 
     runs = int(os.environ.get("KENDALI_BENCH_RUNS", RUNS))
-    print(f"Failover on ring4: UDP probes every {PROBE_INTERVAL * 1000:g} ms between the hosts at both ends of\n"
-          f"a ring link; event 1.0 s into a 3 s stream (silent: 3.5 s Kendali, 10 s RSTP); {runs} runs each.\n"
-          f"Kendali: controller {' '.join(CONTROLLER_ARGS) or 'with default settings'}, fast-failover groups on; "
-          f"links rotate\n"
-          f"around the ring. RSTP: OVS standalone bridges, rstp_enable, host ports admin-edge,\n"
-          f"cut a link RSTP is forwarding on. Silent failure = tc egress drop on both veth ends,\n"
-          f"carrier up. gap = longest time between two arriving probes; baseline = no event.\n", flush=True)
+    print(
+        f"Failover on ring4: UDP probes every {PROBE_INTERVAL * 1000:g} ms between the hosts at both ends of\n"
+        f"a ring link; event 1.0 s into a 3 s stream (silent: 3.5 s Kendali, 10 s RSTP); {runs} runs each.\n"
+        f"Kendali: controller {' '.join(CONTROLLER_ARGS) or 'with default settings'}, fast-failover groups on; "
+        f"links rotate\n"
+        f"around the ring. RSTP: OVS standalone bridges, rstp_enable, host ports admin-edge,\n"
+        f"cut a link RSTP is forwarding on. Silent failure = tc egress drop on both veth ends,\n"
+        f"carrier up. gap = longest time between two arriving probes; baseline = no event.\n",
+        flush=True,
+    )
     k_rows, k_raw, log_text = bench_kendali(runs, lambda s: print(s, flush=True))
     r_rows, r_raw = bench_rstp(runs, min(runs, RSTP_SILENT_RUNS), lambda s: print(s, flush=True))
     for r in k_rows:
@@ -419,8 +467,11 @@ def run(args: Any) -> int:
         if r["event"] == "carrier":
             r["note"] = "RSTP alternate port takes over"
     rows = k_rows + r_rows
-    print("\nOpen vSwitch alone: one bridge, one fast-failover group, no controller; the floor\n"
-          "under any controller's carrier-loss failover here (controller.ovs_floor):", flush=True)
+    print(
+        "\nOpen vSwitch alone: one bridge, one fast-failover group, no controller; the floor\n"
+        "under any controller's carrier-loss failover here (controller.ovs_floor):",
+        flush=True,
+    )
     floor = [ovs_floor.measure(3 * runs, idle, lambda s: print(s, flush=True)) for idle in (0, FLOOR_IDLE_PORTS)]
     print("\n" + table(rows, COLUMNS))
     print("\n" + table(floor, FLOOR_COLUMNS))
@@ -429,9 +480,19 @@ def run(args: Any) -> int:
         print("\nController log (failover lines, last 12):")
         for l in lines[-12:]:
             print("  " + l)
-    out = write_json("failover", {"benchmark": "failover", "topology": "ring4", "probe_interval_s": PROBE_INTERVAL,
-                                  "controller_args": CONTROLLER_ARGS, "rows": rows, "ovs_alone": floor,
-                                  "raw": {"kendali": k_raw, "ovs-rstp": r_raw},
-                                  "controller_failover_log": lines}, getattr(args, "json", None))
+    out = write_json(
+        "failover",
+        {
+            "benchmark": "failover",
+            "topology": "ring4",
+            "probe_interval_s": PROBE_INTERVAL,
+            "controller_args": CONTROLLER_ARGS,
+            "rows": rows,
+            "ovs_alone": floor,
+            "raw": {"kendali": k_raw, "ovs-rstp": r_raw},
+            "controller_failover_log": lines,
+        },
+        getattr(args, "json", None),
+    )
     print(f"\nJSON: {out}")
     return 0

@@ -44,8 +44,14 @@ CUT = ("r1", "r2")
 PROBE = ("h1", "h2")  # adjacent on r1-r2: the stream crosses the cut link
 REQUEST_TIMEOUT = 10.0
 # Share of each kind in the mix (reads 75 %, writes 25 %).
-MIX = {"GET policies": 20, "GET policy": 15, "GET topology": 25, "GET health": 15, "PUT policy": 15,
-       "DELETE policy": 10}
+MIX = {
+    "GET policies": 20,
+    "GET policy": 15,
+    "GET topology": 25,
+    "GET health": 15,
+    "PUT policy": 15,
+    "DELETE policy": 10,
+}
 
 
 @dataclass
@@ -62,8 +68,13 @@ class Client:
     def policy(self, pid: str) -> dict[str, Any]:
         i = self.ids.index(pid)
         # 172.16.<client>.<0|128>/25: no two policies overlap, none is a lab subnet.
-        return {"id": pid, "name": f"Load client {self.n} policy {i}", "subnets": [f"172.16.{self.n}.{128 * i}/25"],
-                "download_kbps": 1000 + self.version[pid], "upload_kbps": 2000}
+        return {
+            "id": pid,
+            "name": f"Load client {self.n} policy {i}",
+            "subnets": [f"172.16.{self.n}.{128 * i}/25"],
+            "download_kbps": 1000 + self.version[pid],
+            "upload_kbps": 2000,
+        }
 
 
 @dataclass
@@ -118,8 +129,10 @@ class Connection:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
         data = json.dumps(body).encode() if body is not None else b""
-        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-                f"Authorization: Bearer {self.token}\r\nContent-Length: {len(data)}\r\n")
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            f"Authorization: Bearer {self.token}\r\nContent-Length: {len(data)}\r\n"
+        )
         if body is not None:
             head += "Content-Type: application/json\r\n"
         self.writer.write(head.encode() + b"\r\n" + data)
@@ -150,8 +163,12 @@ async def _client(c: Client, port: int, token: str, t0: float, until: float, sam
                 kind = "PUT policy"  # deleting what is not there teaches nothing
             method, path, body, want = {
                 "GET policies": ("GET", "/v1/policies", None, (200,)),
-                "GET policy": ("GET", f"/v1/policies/{pid}", None,
-                               (200, 404) if pid in c.unknown else (200,) if c.present[pid] else (404,)),
+                "GET policy": (
+                    "GET",
+                    f"/v1/policies/{pid}",
+                    None,
+                    (200, 404) if pid in c.unknown else (200,) if c.present[pid] else (404,),
+                ),
                 "GET topology": ("GET", "/v1/topology", None, (200,)),
                 "GET health": ("GET", "/v1/health", None, (200,)),
                 "PUT policy": ("PUT", f"/v1/policies/{pid}", None, (200, 201)),
@@ -170,8 +187,15 @@ async def _client(c: Client, port: int, token: str, t0: float, until: float, sam
                 await conn.close()
                 continue
             ok = status in want
-            samples.append(Sample(kind, start - t0, time.monotonic() - start, ok,
-                                  "" if ok else f"{status} {raw[:120].decode('utf-8', 'replace')}"))
+            samples.append(
+                Sample(
+                    kind,
+                    start - t0,
+                    time.monotonic() - start,
+                    ok,
+                    "" if ok else f"{status} {raw[:120].decode('utf-8', 'replace')}",
+                )
+            )
             if ok and kind == "PUT policy":
                 c.present[pid] = True
                 c.acked[pid].append(("put", c.policy(pid)["download_kbps"]))
@@ -232,10 +256,16 @@ def check_writes(clients: list[Client], final: dict[str, dict], audit: list[dict
             have = final.get(pid)
             if (last[0] == "put") != (have is not None) or (have is not None and have["download_kbps"] != last[1]):
                 wrong_final.append(pid)
-    return {"policy_ids_checked": checked, "policy_ids_unknown_outcome": skipped,
-            "writes_acknowledged": sum(len(c.acked[p]) for c in clients for p in c.ids),
-            "lost": lost, "reordered": reordered, "unexplained_audit_lines": extra, "final_state_wrong": wrong_final,
-            "ok": not (lost or reordered or extra or wrong_final)}
+    return {
+        "policy_ids_checked": checked,
+        "policy_ids_unknown_outcome": skipped,
+        "writes_acknowledged": sum(len(c.acked[p]) for c in clients for p in c.ids),
+        "lost": lost,
+        "reordered": reordered,
+        "unexplained_audit_lines": extra,
+        "final_state_wrong": wrong_final,
+        "ok": not (lost or reordered or extra or wrong_final),
+    }
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -250,29 +280,53 @@ def summarise(samples: list[Sample], seconds: float) -> list[dict[str, Any]]:
     for kind in [*MIX, "all"]:
         mine = [s for s in samples if kind == "all" or s.kind == kind]
         lat = [s.latency * 1000 for s in mine]
-        rows.append({"kind": kind, "requests": len(mine), "per_s": len(mine) / seconds,
-                     "errors": sum(1 for s in mine if not s.ok),
-                     "p50_ms": statistics.median(lat) if lat else None, "p99_ms": _pct(lat, 0.99),
-                     "max_ms": max(lat) if lat else None})
+        rows.append(
+            {
+                "kind": kind,
+                "requests": len(mine),
+                "per_s": len(mine) / seconds,
+                "errors": sum(1 for s in mine if not s.ok),
+                "p50_ms": statistics.median(lat) if lat else None,
+                "p99_ms": _pct(lat, 0.99),
+                "max_ms": max(lat) if lat else None,
+            }
+        )
     return rows
 
 
 def by_phase(samples: list[Sample]) -> list[dict[str, Any]]:
     """Latency before the cut, while failing over and restoring, and after."""
-    phases = [("before the cut", 0.0, CUT_AT), ("link down", CUT_AT, RESTORE_AT),
-              ("link back", RESTORE_AT, SECONDS + 1)]
+    phases = [
+        ("before the cut", 0.0, CUT_AT),
+        ("link down", CUT_AT, RESTORE_AT),
+        ("link back", RESTORE_AT, SECONDS + 1),
+    ]
     rows = []
     for name, a, b in phases:
         lat = [s.latency * 1000 for s in samples if a <= s.started < b]
-        rows.append({"kind": f"all, {name}", "requests": len(lat), "per_s": len(lat) / (min(b, SECONDS) - a),
-                     "errors": sum(1 for s in samples if a <= s.started < b and not s.ok),
-                     "p50_ms": statistics.median(lat) if lat else None, "p99_ms": _pct(lat, 0.99),
-                     "max_ms": max(lat) if lat else None})
+        rows.append(
+            {
+                "kind": f"all, {name}",
+                "requests": len(lat),
+                "per_s": len(lat) / (min(b, SECONDS) - a),
+                "errors": sum(1 for s in samples if a <= s.started < b and not s.ok),
+                "p50_ms": statistics.median(lat) if lat else None,
+                "p99_ms": _pct(lat, 0.99),
+                "max_ms": max(lat) if lat else None,
+            }
+        )
     return rows
 
 
-COLUMNS = [("kind", "request"), ("requests", "count"), ("per_s", "per s"), ("errors", "errors"),
-           ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms")]
+COLUMNS = [
+    ("kind", "request"),
+    ("requests", "count"),
+    ("per_s", "per s"),
+    ("errors", "errors"),
+    ("p50_ms", "p50 ms"),
+    ("p99_ms", "p99 ms"),
+    ("max_ms", "max ms"),
+]
 
 
 # ---------------------------------------------------------------- the run
@@ -328,14 +382,23 @@ def bench(clients_n: int = CLIENTS, seconds: float = SECONDS, log: Any = print) 
     check = check_writes(clients, final, audit)
     errors = [s for s in samples if not s.ok]
     return {
-        "benchmark": "load", "topology": "ring4", "clients": clients_n, "seconds": seconds,
-        "cut": f"{CUT[0]}-{CUT[1]}", "events": events, "mix_percent": MIX,
-        "rows": summarise(samples, seconds), "phases": by_phase(samples),
+        "benchmark": "load",
+        "topology": "ring4",
+        "clients": clients_n,
+        "seconds": seconds,
+        "cut": f"{CUT[0]}-{CUT[1]}",
+        "events": events,
+        "mix_percent": MIX,
+        "rows": summarise(samples, seconds),
+        "phases": by_phase(samples),
         "throughput_per_s": len(samples) / seconds,
-        "errors": len(errors), "error_examples": sorted({f"{s.kind}: {s.detail}" for s in errors})[:10],
-        "writes": check, "controller_alive": alive,
-        "probe_h1_h2": {k: probe.get(k)
-                        for k in ("sent", "lost", "max_gap_ms", "unrecovered", "duplicates", "lost_runs")},
+        "errors": len(errors),
+        "error_examples": sorted({f"{s.kind}: {s.detail}" for s in errors})[:10],
+        "writes": check,
+        "controller_alive": alive,
+        "probe_h1_h2": {
+            k: probe.get(k) for k in ("sent", "lost", "max_gap_ms", "unrecovered", "duplicates", "lost_runs")
+        },
     }
 
 
@@ -368,25 +431,37 @@ def _read_audit(path: Path) -> list[dict]:
 def run(args: Any) -> int:
     from controller.lab.bench import table, write_json
 
-    print(f"REST under load: {CLIENTS} clients on loopback, one keep-alive connection each, no pause between\n"
-          f"requests, {SECONDS:g} s; reads and writes mixed ({', '.join(f'{k} {v} %' for k, v in MIX.items())}),\n"
-          f"every request with the token. ring4 lab: link {CUT[0]}-{CUT[1]} loses carrier at {CUT_AT:g} s and comes\n"
-          f"back at {RESTORE_AT:g} s, while probes h1 -> h2 cross it.\n", flush=True)
+    print(
+        f"REST under load: {CLIENTS} clients on loopback, one keep-alive connection each, no pause between\n"
+        f"requests, {SECONDS:g} s; reads and writes mixed ({', '.join(f'{k} {v} %' for k, v in MIX.items())}),\n"
+        f"every request with the token. ring4 lab: link {CUT[0]}-{CUT[1]} loses carrier at {CUT_AT:g} s and comes\n"
+        f"back at {RESTORE_AT:g} s, while probes h1 -> h2 cross it.\n",
+        flush=True,
+    )
     res = bench()
     print(table(res["rows"] + res["phases"], COLUMNS))
     ev, w, p = res["events"], res["writes"], res["probe_h1_h2"]
-    print(f"\nthroughput {res['throughput_per_s']:,.0f} requests/s; errors {res['errors']}"
-          + (f" (e.g. {res['error_examples'][:3]})" if res["errors"] else ""))
-    print(f"failover: cut at {ev['cut_s']:.2f} s, controller showed it down at "
-          f"{_s(ev['controller_saw_cut_s'])}; restored at {ev['restored_s']:.2f} s, in use again at "
-          f"{_s(ev['link_in_use_again_s'])}; probes h1 -> h2: {p['lost']} of {p['sent']} lost, "
-          f"longest gap {p['max_gap_ms'] or 0:.1f} ms; losses (start s, count): "
-          f"{[(round(a * 0.001, 2), n) for a, n in (p.get('lost_runs') or [])[:8]]}")
-    print(f"writes: {w['writes_acknowledged']} acknowledged on {w['policy_ids_checked']} policy ids "
-          f"({w['policy_ids_unknown_outcome']} ids left out: a write of unknown outcome); "
-          + ("audit log and final state agree with every client, in order" if w["ok"] else
-             f"LOST {w['lost']} REORDERED {w['reordered']} UNEXPLAINED {w['unexplained_audit_lines']} "
-             f"WRONG FINAL STATE {w['final_state_wrong']}"))
+    print(
+        f"\nthroughput {res['throughput_per_s']:,.0f} requests/s; errors {res['errors']}"
+        + (f" (e.g. {res['error_examples'][:3]})" if res["errors"] else "")
+    )
+    print(
+        f"failover: cut at {ev['cut_s']:.2f} s, controller showed it down at "
+        f"{_s(ev['controller_saw_cut_s'])}; restored at {ev['restored_s']:.2f} s, in use again at "
+        f"{_s(ev['link_in_use_again_s'])}; probes h1 -> h2: {p['lost']} of {p['sent']} lost, "
+        f"longest gap {p['max_gap_ms'] or 0:.1f} ms; losses (start s, count): "
+        f"{[(round(a * 0.001, 2), n) for a, n in (p.get('lost_runs') or [])[:8]]}"
+    )
+    print(
+        f"writes: {w['writes_acknowledged']} acknowledged on {w['policy_ids_checked']} policy ids "
+        f"({w['policy_ids_unknown_outcome']} ids left out: a write of unknown outcome); "
+        + (
+            "audit log and final state agree with every client, in order"
+            if w["ok"]
+            else f"LOST {w['lost']} REORDERED {w['reordered']} UNEXPLAINED {w['unexplained_audit_lines']} "
+            f"WRONG FINAL STATE {w['final_state_wrong']}"
+        )
+    )
     out = write_json("load", res, getattr(args, "json", None))
     print(f"\nJSON: {out}")
     return 0 if w["ok"] and res["controller_alive"] else 1

@@ -106,9 +106,11 @@ class Bench:
         per = [sum(r.per_second_bps[i] for r in res) for i in range(n)]
         cap = cap_mbps * 1e6
         return {
-            "goodput_mbps": mean / 1e6, "ratio": mean / cap,
+            "goodput_mbps": mean / 1e6,
+            "ratio": mean / cap,
             "swing_pct": statistics.pstdev(per) / statistics.fmean(per) * 100 if len(per) > 1 and any(per) else 0.0,
-            "sec_min_ratio": min(per) / cap if per else 0.0, "sec_max_ratio": max(per) / cap if per else 0.0,
+            "sec_min_ratio": min(per) / cap if per else 0.0,
+            "sec_max_ratio": max(per) / cap if per else 0.0,
             "retransmits": sum(r.retransmits or 0 for r in res),
             "per_second_mbps": [round(x / 1e6, 4) for x in per],
         }
@@ -117,40 +119,64 @@ class Bench:
         got = [self.goodput(cap_mbps, loads, burst_s) for _ in range(runs)]
         ratios = [g["ratio"] for g in got]
         row = {
-            "cap": cap_mbps, "flows": f"{len(loads)}x{loads[0][2]}" if len(loads) > 1 else "1",
+            "cap": cap_mbps,
+            "flows": f"{len(loads)}x{loads[0][2]}" if len(loads) > 1 else "1",
             "burst_s": burst_s if burst_s is not None else DEFAULT_BURST_SECONDS,
             "goodput": statistics.median(g["goodput_mbps"] for g in got),
-            "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "ratio": statistics.median(ratios),
+            "ratio_min": min(ratios),
+            "ratio_max": max(ratios),
             "swing": statistics.median(g["swing_pct"] for g in got),
-            "sec_min": min(g["sec_min_ratio"] for g in got), "sec_max": max(g["sec_max_ratio"] for g in got),
+            "sec_min": min(g["sec_min_ratio"] for g in got),
+            "sec_max": max(g["sec_max_ratio"] for g in got),
             "retr": int(statistics.median(g["retransmits"] for g in got)),
             "runs": got,
         }
         row["in_target"] = TARGET[0] <= row["ratio_min"] and row["ratio_max"] <= TARGET[1] and row["ratio"] >= TARGET[2]
-        print(f"  cap {cap_mbps:g} Mbit/s, flows {row['flows']}, burst {row['burst_s']:g} s: "
-              f"ratio {row['ratio']:.3f} ({row['ratio_min']:.3f}-{row['ratio_max']:.3f}), "
-              f"swing {row['swing']:.1f} %", flush=True)
+        print(
+            f"  cap {cap_mbps:g} Mbit/s, flows {row['flows']}, burst {row['burst_s']:g} s: "
+            f"ratio {row['ratio']:.3f} ({row['ratio_min']:.3f}-{row['ratio_max']:.3f}), "
+            f"swing {row['swing']:.1f} %",
+            flush=True,
+        )
         return row
 
     # -- PUT to enforced
 
     def _meter_rates(self, bridge: str) -> list[int]:
-        out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", bridge],
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", bridge], capture_output=True, text=True
+        ).stdout
         return [int(x) for x in re.findall(r"rate=(\d+)", out)]
 
-    def latency(self, old: float = 20.0, new: float = 5.0, offered: float = 30.0, burst_s: float | None = None,
-                duration: float = 5.0, put_at: float = 3.0, window: float = 0.02) -> dict:
+    def latency(
+        self,
+        old: float = 20.0,
+        new: float = 5.0,
+        offered: float = 30.0,
+        burst_s: float | None = None,
+        duration: float = 5.0,
+        put_at: float = 3.0,
+        window: float = 0.02,
+    ) -> dict:
         src, dst = self.lab.host("inet"), self.lab.host("a1")
         dst_ip = next(h.ip for h in self.lab.topology.hosts if h.name == "a1")
         bridge = self.lab.names["edge-a"]
         self.put(old, burst_s)
         port = 5999
-        rx = dst.popen([sys.executable, "-c", _RECEIVER, str(port), str(duration + 2.5)],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        rx = dst.popen(
+            [sys.executable, "-c", _RECEIVER, str(port), str(duration + 2.5)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(0.3)
-        tx = src.popen([sys.executable, "-c", _SENDER, dst_ip, str(port), str(offered * 1e6), str(duration)],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        tx = src.popen(
+            [sys.executable, "-c", _SENDER, dst_ip, str(port), str(offered * 1e6), str(duration)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         t_start = time.time()
         time.sleep(put_at)
         t_req, t_rep, new_rate = self.put(new, burst_s)
@@ -172,6 +198,7 @@ class Bench:
         sizes = [b for _, b in arrivals]
         # Rate in [t, t + window) for t every 5 ms; prefix sums over arrival times.
         import bisect
+
         cum = [0]
         for s in sizes:
             cum.append(cum[-1] + s)
@@ -248,12 +275,29 @@ sys.stdout.write("".join(f"{t:.6f} {n}\n" for t, n in got))
 """
 
 
-_GOODPUT_COLS = [("cap", "cap Mbit/s"), ("flows", "flows"), ("burst_s", "burst s"), ("goodput", "goodput Mbit/s"),
-                 ("ratio", "ratio"), ("ratio_min", "min"), ("ratio_max", "max"), ("swing", "swing %"),
-                 ("sec_min", "1s min"), ("sec_max", "1s max"), ("retr", "retransmits"), ("ok", "target")]
-_LAT_COLS = [("burst_s", "burst s"), ("runs", "runs"), ("put", "PUT reply ms (median)"),
-             ("inst", "installed ms min/med/max"), ("enf", "enforced ms min/med/max"),
-             ("drain", "burst drain ms (calc)"), ("rates", "before -> after Mbit/s")]
+_GOODPUT_COLS = [
+    ("cap", "cap Mbit/s"),
+    ("flows", "flows"),
+    ("burst_s", "burst s"),
+    ("goodput", "goodput Mbit/s"),
+    ("ratio", "ratio"),
+    ("ratio_min", "min"),
+    ("ratio_max", "max"),
+    ("swing", "swing %"),
+    ("sec_min", "1s min"),
+    ("sec_max", "1s max"),
+    ("retr", "retransmits"),
+    ("ok", "target"),
+]
+_LAT_COLS = [
+    ("burst_s", "burst s"),
+    ("runs", "runs"),
+    ("put", "PUT reply ms (median)"),
+    ("inst", "installed ms min/med/max"),
+    ("enf", "enforced ms min/med/max"),
+    ("drain", "burst drain ms (calc)"),
+    ("rates", "before -> after Mbit/s"),
+]
 
 
 def _mmm(values: list[float | None]) -> str:
@@ -261,18 +305,21 @@ def _mmm(values: list[float | None]) -> str:
     if not v:
         return "-"
     s = summary(v)
-    return (f"{s['min']:.0f} / {s['median']:.0f} / {s['max']:.0f}"
-            + (f" ({len(values) - len(v)} n/a)" if len(v) < len(values) else ""))
+    return f"{s['min']:.0f} / {s['median']:.0f} / {s['max']:.0f}" + (
+        f" ({len(values) - len(v)} n/a)" if len(v) < len(values) else ""
+    )
 
 
 def _latency_row(runs: list[dict]) -> dict:
     return {
-        "burst_s": runs[0]["burst_s"], "runs": len(runs),
+        "burst_s": runs[0]["burst_s"],
+        "runs": len(runs),
         "put": statistics.median(r["put_ms"] for r in runs),
-        "inst": _mmm([r["installed_ms"] for r in runs]), "enf": _mmm([r["enforced_ms"] for r in runs]),
+        "inst": _mmm([r["installed_ms"] for r in runs]),
+        "enf": _mmm([r["enforced_ms"] for r in runs]),
         "drain": statistics.median(r["expected_drain_ms"] for r in runs),
         "rates": f"{statistics.median(r['before_mbps'] or 0 for r in runs):.1f} -> "
-                 f"{statistics.median(r['after_mbps'] or 0 for r in runs):.2f}",
+        f"{statistics.median(r['after_mbps'] or 0 for r in runs):.2f}",
     }
 
 
@@ -289,8 +336,12 @@ def run(args: Any) -> int:
     lat_runs = int(_env_num("KENDALI_BENCH_LATENCY_RUNS", 5))
     bursts = _env_list("KENDALI_BENCH_BURSTS", "")
     sweep_caps = _env_list("KENDALI_BENCH_SWEEP_CAPS", "5,20")
-    result: dict[str, Any] = {"benchmark": "meters", "topology": str(TOPO.relative_to(ROOT)),
-                              "frame_overhead": None, "default_burst_s": DEFAULT_BURST_SECONDS}
+    result: dict[str, Any] = {
+        "benchmark": "meters",
+        "topology": str(TOPO.relative_to(ROOT)),
+        "frame_overhead": None,
+        "default_burst_s": DEFAULT_BURST_SECONDS,
+    }
     t_all = time.monotonic()
     with ControllerProcess(TOPO, POLICIES) as ctl:
         with Lab(TOPO, controller_port=ctl.ofp_port, prefix="kbm") as lab:
@@ -300,9 +351,12 @@ def run(args: Any) -> int:
                 return 1
             b = Bench(ctl, lab)
             result["frame_overhead"] = b.overhead
-            print(f"Meter benchmark: {OPD} download cap set by PUT; TCP, iperf3 -O {b.omit}, {b.seconds} s "
-                  f"measured, {runs} run(s) each; meter rate = cap x {b.overhead:.4f}"
-                  f"{'' if b.overhead == FRAME_OVERHEAD else ' (overridden)'}\n", flush=True)
+            print(
+                f"Meter benchmark: {OPD} download cap set by PUT; TCP, iperf3 -O {b.omit}, {b.seconds} s "
+                f"measured, {runs} run(s) each; meter rate = cap x {b.overhead:.4f}"
+                f"{'' if b.overhead == FRAME_OVERHEAD else ' (overridden)'}\n",
+                flush=True,
+            )
             rows = []
             for cap in caps:
                 for loads in (SINGLE, MULTI):
@@ -314,16 +368,21 @@ def run(args: Any) -> int:
                     for loads in (SINGLE, MULTI):
                         for bs in bursts:
                             sweep.append(b.row(cap, loads, 1, bs))
-            print(f"\nPUT-to-enforced: UDP 30 Mbit/s offered to a1, cap PUT 20 -> 5 Mbit/s, {lat_runs} runs per "
-                  "burst", flush=True)
+            print(
+                f"\nPUT-to-enforced: UDP 30 Mbit/s offered to a1, cap PUT 20 -> 5 Mbit/s, {lat_runs} runs per burst",
+                flush=True,
+            )
             lat: list[list[dict]] = []
-            for burst_s in ((None, 0.1) if lat_runs > 0 else ()):
+            for burst_s in (None, 0.1) if lat_runs > 0 else ():
                 one = [b.latency(burst_s=burst_s) for _ in range(lat_runs)]
                 lat.append(one)
-                print(f"  burst {one[0]['burst_s']:g} s: enforced {_mmm([r['enforced_ms'] for r in one])} ms",
-                      flush=True)
-    print("\n1. Steady-state TCP goodput vs the download cap (median of runs; min/max = run ratios; swing ="
-          " std/mean of the per-second aggregate; 1s min/max = per-second goodput / cap over all runs)\n")
+                print(
+                    f"  burst {one[0]['burst_s']:g} s: enforced {_mmm([r['enforced_ms'] for r in one])} ms", flush=True
+                )
+    print(
+        "\n1. Steady-state TCP goodput vs the download cap (median of runs; min/max = run ratios; swing ="
+        " std/mean of the per-second aggregate; 1s min/max = per-second goodput / cap over all runs)\n"
+    )
     print(table(_display(rows), _GOODPUT_COLS))
     good = [r for r in rows if r["in_target"]]
     print(f"\nTarget ratio {TARGET[0]}-{TARGET[1]}, median >= {TARGET[2]}: {len(good)}/{len(rows)} rows in target")
@@ -333,11 +392,17 @@ def run(args: Any) -> int:
     print("\n2. PUT reply -> new cap enforced (ms after the PUT's reply; negative = before the reply arrived)\n")
     if lat:
         print(table([_latency_row(x) for x in lat], _LAT_COLS))
-    print("\ninstalled: ovs-ofctl dump-meters shows the new rate (polled every ~5 ms); enforced: end of the last"
-          " 20 ms window above 2 x the new cap; drain: the refilled bucket at the new rate,"
-          " burst / (offered - new rate)")
-    result.update(goodput=rows, burst_sweep=sweep, latency=[{"burst_s": x[0]["burst_s"], "runs": x} for x in lat],
-                  seconds=round(time.monotonic() - t_all, 1))
+    print(
+        "\ninstalled: ovs-ofctl dump-meters shows the new rate (polled every ~5 ms); enforced: end of the last"
+        " 20 ms window above 2 x the new cap; drain: the refilled bucket at the new rate,"
+        " burst / (offered - new rate)"
+    )
+    result.update(
+        goodput=rows,
+        burst_sweep=sweep,
+        latency=[{"burst_s": x[0]["burst_s"], "runs": x} for x in lat],
+        seconds=round(time.monotonic() - t_all, 1),
+    )
     out = write_json("meters", result, getattr(args, "json", None))
     print(f"\nJSON: {out}  ({result['seconds']:.0f} s)")
     return 0

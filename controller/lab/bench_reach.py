@@ -89,8 +89,9 @@ def _mesh_start(lab: Any, interval: float, max_s: float) -> tuple[Path, list[Pat
         peers = ",".join(v for k, v in ips.items() if k != name)
         out = tmp / f"{name}.json"
         outs.append(out)
-        lab.host(name).cmd(f"( {SYSTEM_PYTHON} {script} {ip} {peers} {interval:g} {stop} {out} {max_s:g} "
-                           f"> {tmp}/{name}.log 2>&1 & )")
+        lab.host(name).cmd(
+            f"( {SYSTEM_PYTHON} {script} {ip} {peers} {interval:g} {stop} {out} {max_s:g} > {tmp}/{name}.log 2>&1 & )"
+        )
     return stop, outs
 
 
@@ -113,8 +114,14 @@ def _mesh_result(lab: Any, stop: Path, outs: list[Path]) -> dict[str, Any]:
     stable = max(t for d in data for t in d["stable"].values()) - t0 if complete else None
     first = max(t for d in data for t in d["first"].values()) - t0 if complete else None
     shutil.rmtree(stop.parent, ignore_errors=True)  # script, logs, results (kept above on failure)
-    return {"pairs": pairs, "of": n * (n - 1), "complete": complete, "stable_s": stable, "first_s": first,
-            "mesh_from_s": max(starts)}
+    return {
+        "pairs": pairs,
+        "of": n * (n - 1),
+        "complete": complete,
+        "stable_s": stable,
+        "first_s": first,
+        "mesh_from_s": max(starts),
+    }
 
 
 def one_run(topo: str, system: str, run: int) -> dict[str, Any]:
@@ -126,8 +133,9 @@ def one_run(topo: str, system: str, run: int) -> dict[str, Any]:
     try:
         if ctl:
             ctl.start()
-        lab = Lab(path, controller_port=ctl.ofp_port if ctl else 6653, prefix=f"kr{run}",
-                  standalone=system != "kendali")
+        lab = Lab(
+            path, controller_port=ctl.ofp_port if ctl else 6653, prefix=f"kr{run}", standalone=system != "kendali"
+        )
         with lab:
             stop, outs = _mesh_start(lab, MESH_INTERVAL[topo], 120)
             try:
@@ -137,17 +145,31 @@ def one_run(topo: str, system: str, run: int) -> dict[str, Any]:
             finally:
                 mesh = _mesh_result(lab, stop, outs)
             m = lab.reachability(count=1, wait_s=PING_WAIT[topo])  # a ping check afterwards
-            row = {"topology": topo, "system": system, "run": run, "ping_complete": m.complete,
-                   "start_s": lab.timings.get("start_s"), **mesh}
+            row = {
+                "topology": topo,
+                "system": system,
+                "run": run,
+                "ping_complete": m.complete,
+                "start_s": lab.timings.get("start_s"),
+                **mesh,
+            }
     finally:
         if ctl:
             ctl.cleanup()
     return row
 
 
-COLUMNS = [("topology", "topology"), ("system", "system"), ("runs", "runs"),
-           ("mesh_min", "mesh min s"), ("mesh_med", "mesh med s"), ("mesh_max", "mesh max s"),
-           ("mesh_res", "mesh res s"), ("mesh_from", "from s"), ("failed", "failed")]
+COLUMNS = [
+    ("topology", "topology"),
+    ("system", "system"),
+    ("runs", "runs"),
+    ("mesh_min", "mesh min s"),
+    ("mesh_med", "mesh med s"),
+    ("mesh_max", "mesh max s"),
+    ("mesh_res", "mesh res s"),
+    ("mesh_from", "from s"),
+    ("failed", "failed"),
+]
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -161,10 +183,19 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             mesh = summary([r["stable_s"] for r in rs if r["stable_s"] is not None])
             failed = sum(1 for r in rs if not (r["complete"] and r["ping_complete"]))
-            out.append({"topology": topo, "system": system, "runs": len(rs),
-                        "mesh_min": mesh.get("min"), "mesh_med": mesh.get("median"), "mesh_max": mesh.get("max"),
-                        "mesh_res": MESH_INTERVAL[topo], "mesh_from": max(r["mesh_from_s"] for r in rs),
-                        "failed": failed})
+            out.append(
+                {
+                    "topology": topo,
+                    "system": system,
+                    "runs": len(rs),
+                    "mesh_min": mesh.get("min"),
+                    "mesh_med": mesh.get("median"),
+                    "mesh_max": mesh.get("max"),
+                    "mesh_res": MESH_INTERVAL[topo],
+                    "mesh_from": max(r["mesh_from_s"] for r in rs),
+                    "failed": failed,
+                }
+            )
     return out
 
 
@@ -172,27 +203,41 @@ def run(args: Any) -> int:
     from controller.lab.bench import table, write_json
 
     runs = int(os.environ.get("KENDALI_BENCH_RUNS", RUNS))
-    print("Time from the end of net.start() to full reachability (every ordered host pair).\n"
-          "kendali: controller process already running; ovs-rstp: standalone bridges, rstp_enable,\n"
-          "host ports RSTP admin-edge (the default of both labs). mesh = UDP datagrams between all\n"
-          "pairs every 'mesh res' s, time when the last pair became stable (no gap > 3 intervals);\n"
-          "'from' = the mesh senders' start (after offloads off): nothing earlier can be seen.\n"
-          "failed = runs where the mesh or a full ping check afterwards missed a pair.\n"
-          f"{runs} runs each.\n", flush=True)
+    print(
+        "Time from the end of net.start() to full reachability (every ordered host pair).\n"
+        "kendali: controller process already running; ovs-rstp: standalone bridges, rstp_enable,\n"
+        "host ports RSTP admin-edge (the default of both labs). mesh = UDP datagrams between all\n"
+        "pairs every 'mesh res' s, time when the last pair became stable (no gap > 3 intervals);\n"
+        "'from' = the mesh senders' start (after offloads off): nothing earlier can be seen.\n"
+        "failed = runs where the mesh or a full ping check afterwards missed a pair.\n"
+        f"{runs} runs each.\n",
+        flush=True,
+    )
     rows = []
     for topo in TOPOLOGIES:
         for system in ("kendali", "ovs-rstp"):
             for i in range(runs):
                 r = one_run(topo, system, i)
                 rows.append(r)
-                print(f"  {topo:<6} {system:<8} run {i}: mesh {_s(r['stable_s'])} (first {_s(r['first_s'])}, "
-                      f"{r['pairs']}/{r['of']} pairs)  ping check {'ok' if r['ping_complete'] else 'FAILED'}  "
-                      f"net.start {r['start_s']:.2f} s",
-                      flush=True)
+                print(
+                    f"  {topo:<6} {system:<8} run {i}: mesh {_s(r['stable_s'])} (first {_s(r['first_s'])}, "
+                    f"{r['pairs']}/{r['of']} pairs)  ping check {'ok' if r['ping_complete'] else 'FAILED'}  "
+                    f"net.start {r['start_s']:.2f} s",
+                    flush=True,
+                )
     table_rows = summarise(rows)
     print("\n" + table(table_rows, COLUMNS))
-    out = write_json("reach", {"benchmark": "reach", "rows": table_rows, "runs": rows,
-                               "mesh_interval_s": MESH_INTERVAL, "ping_wait_s": PING_WAIT}, getattr(args, "json", None))
+    out = write_json(
+        "reach",
+        {
+            "benchmark": "reach",
+            "rows": table_rows,
+            "runs": rows,
+            "mesh_interval_s": MESH_INTERVAL,
+            "ping_wait_s": PING_WAIT,
+        },
+        getattr(args, "json", None),
+    )
     print(f"\nJSON: {out}")
     return 0
 

@@ -50,6 +50,7 @@ MBIT = 1e6
 
 # ---- 1. poll cost ---------------------------------------------------------------------------------
 
+
 class Regency:
     """Switches with their meters and ports, and a counting core planned for them."""
 
@@ -133,9 +134,15 @@ def bench_poll(n_switches: int, n_opds: int, cycles: int) -> dict[str, Any]:
             hist.write(nxt)
             writes.append(time.process_time() - t0)
         hist.close()
-    links = [{"link": f"l{i}", "capacity_mbps": 1000.0, "a_to_b": {"bytes": 1, "packets": 1, "bps": 1,
-                                                                   "utilisation": 0.0},
-              "b_to_a": {"bytes": 1, "packets": 1, "bps": 1, "utilisation": 0.0}} for i in range(n_switches * 2)]
+    links = [
+        {
+            "link": f"l{i}",
+            "capacity_mbps": 1000.0,
+            "a_to_b": {"bytes": 1, "packets": 1, "bps": 1, "utilisation": 0.0},
+            "b_to_a": {"bytes": 1, "packets": 1, "bps": 1, "utilisation": 0.0},
+        }
+        for i in range(n_switches * 2)
+    ]
     t0 = time.process_time()
     view = r.usage.view(200.0)
     view_s = time.process_time() - t0
@@ -145,20 +152,37 @@ def bench_poll(n_switches: int, n_opds: int, cycles: int) -> dict[str, Any]:
     scrape_s = time.process_time() - t0
     poll_ms = statistics.median(cpu) * 1000
     return {
-        "switches": n_switches, "opds": n_opds, "meters": sum(len(m) for m in r.meters.values()),
-        "ports": sum(len(p) for p in r.ports.values()), "poll_ms": poll_ms, "poll_max_ms": max(cpu) * 1000,
-        "per_switch_us": poll_ms * 1000 / n_switches, "history_write_ms": statistics.median(writes) * 1000,
-        "usage_view_ms": view_s * 1000, "metrics_scrape_ms": scrape_s * 1000, "metrics_kb": len(text) / 1024,
+        "switches": n_switches,
+        "opds": n_opds,
+        "meters": sum(len(m) for m in r.meters.values()),
+        "ports": sum(len(p) for p in r.ports.values()),
+        "poll_ms": poll_ms,
+        "poll_max_ms": max(cpu) * 1000,
+        "per_switch_us": poll_ms * 1000 / n_switches,
+        "history_write_ms": statistics.median(writes) * 1000,
+        "usage_view_ms": view_s * 1000,
+        "metrics_scrape_ms": scrape_s * 1000,
+        "metrics_kb": len(text) / 1024,
     }
 
 
-_POLL_COLS = [("switches", "switches"), ("opds", "OPDs"), ("meters", "meters"), ("ports", "ports"),
-              ("poll_ms", "poll ms CPU"), ("poll_max_ms", "max ms"), ("per_switch_us", "per switch us"),
-              ("history_write_ms", "history write ms"), ("usage_view_ms", "/v1/usage ms"),
-              ("metrics_scrape_ms", "/metrics ms"), ("metrics_kb", "/metrics KB")]
+_POLL_COLS = [
+    ("switches", "switches"),
+    ("opds", "OPDs"),
+    ("meters", "meters"),
+    ("ports", "ports"),
+    ("poll_ms", "poll ms CPU"),
+    ("poll_max_ms", "max ms"),
+    ("per_switch_us", "per switch us"),
+    ("history_write_ms", "history write ms"),
+    ("usage_view_ms", "/v1/usage ms"),
+    ("metrics_scrape_ms", "/metrics ms"),
+    ("metrics_kb", "/metrics KB"),
+]
 
 
 # ---- 2. history ------------------------------------------------------------------------------------
+
 
 def _profile(rng: random.Random) -> list[float]:
     """Share of an OPD's busy rate for each 5-minute slot of a UTC day: offices in UTC+8."""
@@ -202,8 +226,18 @@ def year_of_history(path: Path, n_opds: int, days: int, end: float, seed: int = 
                 drop = int((want - got) * 300 / 8 * 0.3) if want > cap else 0  # TCP backs off: a share is offered
                 up = int(down * up_share * rng.uniform(0.8, 1.2))
                 # cycles are shared out over the buckets they span: a bucket covers all its 300 s
-                row = (int((day_t + slot * 300) * 1000), 300_000, up, int(up / 90),
-                       0, 0, down, int(down / frame), drop, int(drop / frame))
+                row = (
+                    int((day_t + slot * 300) * 1000),
+                    300_000,
+                    up,
+                    int(up / 90),
+                    0,
+                    0,
+                    down,
+                    int(down / frame),
+                    drop,
+                    int(drop / frame),
+                )
                 five.append(row)
                 for k in range(1, 10):
                     hour_acc[k] += row[k]
@@ -214,27 +248,42 @@ def year_of_history(path: Path, n_opds: int, days: int, end: float, seed: int = 
                     for k in range(30):
                         share = rng.uniform(0.7, 1.3) / 30
                         # a cycle's length is known to the poll loop's 0.1 s tick
-                        raw.append((row[0] + (k + 1) * 10_000, 10_000 + rng.randrange(-100, 101),
-                                    *(int(v * share) for v in row[2:])))
+                        raw.append(
+                            (
+                                row[0] + (k + 1) * 10_000,
+                                10_000 + rng.randrange(-100, 101),
+                                *(int(v * share) for v in row[2:]),
+                            )
+                        )
         hist.import_buckets("5m", opd, "policy", f"OPD {i}", five)
         hist.import_buckets("1h", opd, "policy", f"OPD {i}", hourly)
         hist.import_buckets("raw", opd, "policy", f"OPD {i}", raw)
         if (i + 1) % 50 == 0:
             print(f"  {i + 1} OPDs written ({time.monotonic() - t0:.0f} s)", flush=True)
     hist.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    tiers = {t: (n, b) for t, n, b in hist.db.execute(
-        "SELECT tier, SUM(n), SUM(LENGTH(data)) FROM blocks GROUP BY tier")}
+    tiers = {
+        t: (n, b) for t, n, b in hist.db.execute("SELECT tier, SUM(n), SUM(LENGTH(data)) FROM blocks GROUP BY tier")
+    }
     hist.close()
     size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
-    return {"opds": n_opds, "days": days, "file_mb": size / 2**20, "write_s": time.monotonic() - t0,
-            "tiers": {t: {"buckets": n, "packed_mb": b / 2**20} for t, (n, b) in tiers.items()}}
+    return {
+        "opds": n_opds,
+        "days": days,
+        "file_mb": size / 2**20,
+        "write_s": time.monotonic() - t0,
+        "tiers": {t: {"buckets": n, "packed_mb": b / 2**20} for t, (n, b) in tiers.items()},
+    }
 
 
 def time_queries(path: Path, n_opds: int, end: float, samples: int = 10, seed: int = 3) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     opds = rng.sample([f"opd{i:03d}" for i in range(n_opds)], min(samples, n_opds))
-    cases = [("a year, by day", 365 * DAY, DAY), ("a year, by hour", 365 * DAY, 3600),
-             ("a month, by 5 minutes", 30 * DAY, 300), ("a day, by 10 s cycle", DAY, 10)]
+    cases = [
+        ("a year, by day", 365 * DAY, DAY),
+        ("a year, by hour", 365 * DAY, 3600),
+        ("a month, by 5 minutes", 30 * DAY, 300),
+        ("a day, by 10 s cycle", DAY, 10),
+    ]
     rows = []
     for label, span, step in cases:
         took, points = [], 0
@@ -247,19 +296,31 @@ def time_queries(path: Path, n_opds: int, end: float, samples: int = 10, seed: i
             points = len(q["t"])
             if q["summary"]["down"]["p95_bps"] is None:
                 raise RuntimeError(f"{label}: no data read for {opd}")
-        rows.append({"query": label, "tier": q["tier"], "points": points,
-                     "median_ms": statistics.median(took) * 1000, "max_ms": max(took) * 1000})
+        rows.append(
+            {
+                "query": label,
+                "tier": q["tier"],
+                "points": points,
+                "median_ms": statistics.median(took) * 1000,
+                "max_ms": max(took) * 1000,
+            }
+        )
     return rows
 
 
 def run(args: Any) -> int:
-    sizes = [tuple(int(x) for x in s.split(":")) for s in
-             os.environ.get("KENDALI_BENCH_STATS_SIZES", "100:200,200:200,1000:200,100:2000,1000:2000").split(",")]
+    sizes = [
+        tuple(int(x) for x in s.split(":"))
+        for s in os.environ.get("KENDALI_BENCH_STATS_SIZES", "100:200,200:200,1000:200,100:2000,1000:2000").split(",")
+    ]
     cycles = int(os.environ.get("KENDALI_BENCH_STATS_CYCLES", "5"))
     n_opds = int(os.environ.get("KENDALI_BENCH_STATS_OPDS", "200"))
     days = int(os.environ.get("KENDALI_BENCH_STATS_DAYS", "365"))
-    print("1. Controller CPU per poll cycle (real reply bytes parsed by os-ken, counting core, history cycle; "
-          f"median of {cycles} cycles)\n", flush=True)
+    print(
+        "1. Controller CPU per poll cycle (real reply bytes parsed by os-ken, counting core, history cycle; "
+        f"median of {cycles} cycles)\n",
+        flush=True,
+    )
     poll = []
     for n, k in sizes:
         poll.append(bench_poll(n, k, cycles))
@@ -267,25 +328,44 @@ def run(args: Any) -> int:
     print("\n" + table(poll, _POLL_COLS))
     at200 = [r for r in poll if r["switches"] == 200]
     if at200:
-        print(f"\nGoal: a poll of a 200-switch regency under {GOAL_POLL_MS:.0f} ms CPU: "
-              f"{at200[0]['poll_ms']:.1f} ms ({'met' if at200[0]['poll_ms'] < GOAL_POLL_MS else 'NOT met'})")
-    print(f"\n2. History: {days} days of 5-minute and hourly buckets and 7 days of raw cycles for {n_opds} OPDs\n",
-          flush=True)
+        print(
+            f"\nGoal: a poll of a 200-switch regency under {GOAL_POLL_MS:.0f} ms CPU: "
+            f"{at200[0]['poll_ms']:.1f} ms ({'met' if at200[0]['poll_ms'] < GOAL_POLL_MS else 'NOT met'})"
+        )
+    print(
+        f"\n2. History: {days} days of 5-minute and hourly buckets and 7 days of raw cycles for {n_opds} OPDs\n",
+        flush=True,
+    )
     end = (time.time() // DAY) * DAY
     with tempfile.TemporaryDirectory(prefix="kendali-bench-history-") as tmp:
         path = Path(tmp) / "usage.sqlite"
         hist = year_of_history(path, n_opds, days, end)
         queries = time_queries(path, n_opds, end)
-    tiers = [{"tier": t, "buckets": v["buckets"], "packed_mb": v["packed_mb"]}
-             for t, v in sorted(hist["tiers"].items())]
+    tiers = [
+        {"tier": t, "buckets": v["buckets"], "packed_mb": v["packed_mb"]} for t, v in sorted(hist["tiers"].items())
+    ]
     print(table(tiers, [("tier", "tier"), ("buckets", "buckets"), ("packed_mb", "packed MB")]))
-    print(f"\nfile: {hist['file_mb']:.1f} MB (goal under {GOAL_DB_MB:.0f} MB: "
-          f"{'met' if hist['file_mb'] < GOAL_DB_MB else 'NOT met'}); written in {hist['write_s']:.0f} s\n")
-    print(table(queries, [("query", "one OPD's query"), ("tier", "tier"), ("points", "points"),
-                          ("median_ms", "median ms"), ("max_ms", "max ms")]))
+    print(
+        f"\nfile: {hist['file_mb']:.1f} MB (goal under {GOAL_DB_MB:.0f} MB: "
+        f"{'met' if hist['file_mb'] < GOAL_DB_MB else 'NOT met'}); written in {hist['write_s']:.0f} s\n"
+    )
+    print(
+        table(
+            queries,
+            [
+                ("query", "one OPD's query"),
+                ("tier", "tier"),
+                ("points", "points"),
+                ("median_ms", "median ms"),
+                ("max_ms", "max ms"),
+            ],
+        )
+    )
     year = max(q["max_ms"] for q in queries if q["query"].startswith("a year"))
-    print(f"\nGoal: any OPD's year query under {GOAL_QUERY_MS:.0f} ms: slowest {year:.1f} ms "
-          f"({'met' if year < GOAL_QUERY_MS else 'NOT met'})")
+    print(
+        f"\nGoal: any OPD's year query under {GOAL_QUERY_MS:.0f} ms: slowest {year:.1f} ms "
+        f"({'met' if year < GOAL_QUERY_MS else 'NOT met'})"
+    )
     out = write_json("stats", {"benchmark": "stats", "poll": poll, "history": hist, "queries": queries}, args.json)
     print(f"\nJSON: {out}")
     return 0

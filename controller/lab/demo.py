@@ -34,16 +34,36 @@ def load_table(topo: Topology, policies: dict[str, Policy], results: list[Any], 
 
     rows = []
     for r in results:
-        opd = next((p for p in policies.values() if _first_host(topo, p) == (r.load.dst if direction == "download"
-                                                                             else r.load.src)), None)
+        opd = next(
+            (
+                p
+                for p in policies.values()
+                if _first_host(topo, p) == (r.load.dst if direction == "download" else r.load.src)
+            ),
+            None,
+        )
         cap = (opd.download_kbps if direction == "download" else opd.upload_kbps) * 1000 if opd else None
-        rows.append({
-            "opd": opd.name if opd else "(no policy)", "flow": f"{r.load.src} -> {r.load.dst}",
-            "cap": cap / 1e6 if cap else None, "got": r.mean_bps / 1e6,
-            "ratio": r.mean_bps / cap if cap else None, "swing": r.swing * 100,
-        })
-    return table(rows, [("opd", "OPD"), ("flow", "flow"), ("cap", "cap Mbit/s"), ("got", "got Mbit/s"),
-                        ("ratio", "got/cap"), ("swing", "swing %")])
+        rows.append(
+            {
+                "opd": opd.name if opd else "(no policy)",
+                "flow": f"{r.load.src} -> {r.load.dst}",
+                "cap": cap / 1e6 if cap else None,
+                "got": r.mean_bps / 1e6,
+                "ratio": r.mean_bps / cap if cap else None,
+                "swing": r.swing * 100,
+            }
+        )
+    return table(
+        rows,
+        [
+            ("opd", "OPD"),
+            ("flow", "flow"),
+            ("cap", "cap Mbit/s"),
+            ("got", "got Mbit/s"),
+            ("ratio", "got/cap"),
+            ("swing", "swing %"),
+        ],
+    )
 
 
 def received(lab: Any, host: str) -> int:
@@ -52,8 +72,15 @@ def received(lab: Any, host: str) -> int:
     return int(h.cmd(f"cat /sys/class/net/{h.defaultIntf().name}/statistics/rx_bytes").strip())
 
 
-def usage_table(topo: Topology, policies: dict[str, Policy], results: list[Any], before: dict, after: dict,
-                rx: dict[str, int], seconds: float) -> str:
+def usage_table(
+    topo: Topology,
+    policies: dict[str, Policy],
+    results: list[Any],
+    before: dict,
+    after: dict,
+    rx: dict[str, int],
+    seconds: float,
+) -> str:
     """Per loaded OPD: what its host received, what the controller counted as delivered and
     dropped over the same span, and its average rate against the cap."""
     from controller.lab.bench import table
@@ -65,15 +92,31 @@ def usage_table(topo: Topology, policies: dict[str, Policy], results: list[Any],
             continue
         got = after[opd]["down"]["bytes"] - before[opd]["down"]["bytes"]
         cap = after[opd]["down"]["cap_kbps"]
-        rows.append({
-            "opd": opd, "host": r.load.dst, "iperf": r.mean_bps / 1e6, "received": rx[r.load.dst] / 1e6,
-            "counted": got / 1e6, "ratio": got / rx[r.load.dst] if rx[r.load.dst] else None,
-            "dropped": (after[opd]["down"]["dropped_bytes"] - before[opd]["down"]["dropped_bytes"]) / 1e6,
-            "share": got * 8 / seconds / (cap * 1000) if cap else None,
-        })
-    return table(rows, [("opd", "OPD"), ("host", "host"), ("iperf", "iperf3 Mbit/s"), ("received", "host rx MB"),
-                        ("counted", "counted MB"), ("ratio", "counted/rx"), ("dropped", "dropped MB"),
-                        ("share", "avg/cap")])
+        rows.append(
+            {
+                "opd": opd,
+                "host": r.load.dst,
+                "iperf": r.mean_bps / 1e6,
+                "received": rx[r.load.dst] / 1e6,
+                "counted": got / 1e6,
+                "ratio": got / rx[r.load.dst] if rx[r.load.dst] else None,
+                "dropped": (after[opd]["down"]["dropped_bytes"] - before[opd]["down"]["dropped_bytes"]) / 1e6,
+                "share": got * 8 / seconds / (cap * 1000) if cap else None,
+            }
+        )
+    return table(
+        rows,
+        [
+            ("opd", "OPD"),
+            ("host", "host"),
+            ("iperf", "iperf3 Mbit/s"),
+            ("received", "host rx MB"),
+            ("counted", "counted MB"),
+            ("ratio", "counted/rx"),
+            ("dropped", "dropped MB"),
+            ("share", "avg/cap"),
+        ],
+    )
 
 
 def demo_main(args: Any) -> int:
@@ -84,26 +127,37 @@ def demo_main(args: Any) -> int:
     pol_path = args.policies or DEFAULT_POLICIES
     topo = load(topo_path)
     policies = load_file(pol_path)
-    print(f"Kendali demo: {topo.name} - {len(topo.switches)} switches, {len(topo.links)} links, "
-          f"{len(topo.hosts)} hosts, {len(policies)} OPD policies\n", flush=True)
+    print(
+        f"Kendali demo: {topo.name} - {len(topo.switches)} switches, {len(topo.links)} links, "
+        f"{len(topo.hosts)} hosts, {len(policies)} OPD policies\n",
+        flush=True,
+    )
     # Polled every 2 s (default 10 s) so the usage table is fresh right after the traffic.
     with ControllerProcess(topo_path, pol_path, keep_log=True, extra=["--stats-interval", "2"]) as ctl:
         with Lab(topo, controller_port=ctl.ofp_port, prefix="kd") as lab:
             took, matrix = lab.wait_reachable(timeout=90, wait_s=1.0)
             print("1. Reachability\n")
             print(lab.report(matrix))
-            print(f"\nFull reachability confirmed {lab.timings.get('reachable_after_start_s', took):.1f} s after the "
-                  f"switches started, by rounds of {matrix.pairs} pings (about 2 s each; `kendali bench reach`\n"
-                  f"times it finely). Controller log: {ctl.log_path}\n", flush=True)
+            print(
+                f"\nFull reachability confirmed {lab.timings.get('reachable_after_start_s', took):.1f} s after the "
+                f"switches started, by rounds of {matrix.pairs} pings (about 2 s each; `kendali bench reach`\n"
+                f"times it finely). Controller log: {ctl.log_path}\n",
+                flush=True,
+            )
             if not matrix.complete:
                 return 1
             if args.quick:
                 return 0
             source = topo.subnets[topo.uplink.subnet].hosts[0].name if topo.uplink else topo.hosts[0].name
-            loads = [traffic.Load(source, h) for h in
-                     (_first_host(topo, policies[o]) for o in DEMO_OPDS if o in policies) if h]
-            print(f"2. {len(loads)} OPDs download from the Internet ({source}) at once, TCP, 8 s after 2 s "
-                  "warm-up\n", flush=True)
+            loads = [
+                traffic.Load(source, h)
+                for h in (_first_host(topo, policies[o]) for o in DEMO_OPDS if o in policies)
+                if h
+            ]
+            print(
+                f"2. {len(loads)} OPDs download from the Internet ({source}) at once, TCP, 8 s after 2 s warm-up\n",
+                flush=True,
+            )
             t0 = time.time()
             rx0 = {ld.dst: received(lab, ld.dst) for ld in loads}
             before = ctl.usage_after(t0)
@@ -113,14 +167,20 @@ def demo_main(args: Any) -> int:
             rx = {ld.dst: received(lab, ld.dst) - rx0[ld.dst] for ld in loads}
             after = ctl.usage_after(t2)
             print(load_table(topo, policies, results, "download"))
-            print("\ngot/cap: steady-state goodput over the OPD's cap; swing: spread of the per-second"
-                  " goodput (std/mean).\n")
-            print("3. What the controller counted for them (GET /v1/usage before and after the run), beside what "
-                  "their hosts' interfaces received\n")
+            print(
+                "\ngot/cap: steady-state goodput over the OPD's cap; swing: spread of the per-second"
+                " goodput (std/mean).\n"
+            )
+            print(
+                "3. What the controller counted for them (GET /v1/usage before and after the run), beside what "
+                "their hosts' interfaces received\n"
+            )
             print(usage_table(topo, policies, results, before, after, rx, t2 - t1))
-            print(f"\ncounted: Ethernet frames delivered through the OPD's download meter (4.6 % above TCP goodput "
-                  f"for full segments); dropped: frames its meter dropped, TCP pushing above the cap; avg/cap: "
-                  f"counted over the whole run ({t2 - t1:.0f} s, warm-up and the meter's full bucket included) over "
-                  f"the cap.\nA running controller also keeps this as history (GET /v1/usage/<opd>?from=now-1h&step=1m)"
-                  f" and exports it to Prometheus (GET /metrics).")
+            print(
+                f"\ncounted: Ethernet frames delivered through the OPD's download meter (4.6 % above TCP goodput "
+                f"for full segments); dropped: frames its meter dropped, TCP pushing above the cap; avg/cap: "
+                f"counted over the whole run ({t2 - t1:.0f} s, warm-up and the meter's full bucket included) over "
+                f"the cap.\nA running controller also keeps this as history (GET /v1/usage/<opd>?from=now-1h&step=1m)"
+                f" and exports it to Prometheus (GET /metrics)."
+            )
     return 0

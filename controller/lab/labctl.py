@@ -69,10 +69,18 @@ def free_port() -> int:
 class ControllerProcess:
     """``kendali controller`` in a subprocess on free ports, with its own state dir."""
 
-    def __init__(self, topology: str | Path | None = None, policies: str | Path | None = None,
-                 state_dir: str | Path | None = None, extra: list[str] | None = None,
-                 token: str | None = "lab-token", log_path: str | Path | None = None, keep_log: bool = False,
-                 ofp_port: int | None = None, rest_port: int | None = None) -> None:
+    def __init__(
+        self,
+        topology: str | Path | None = None,
+        policies: str | Path | None = None,
+        state_dir: str | Path | None = None,
+        extra: list[str] | None = None,
+        token: str | None = "lab-token",
+        log_path: str | Path | None = None,
+        keep_log: bool = False,
+        ofp_port: int | None = None,
+        rest_port: int | None = None,
+    ) -> None:
         # Given ports: a restarted controller takes over its predecessor's, so the lab's
         # switches and REST clients find it where they found the old one.
         self.ofp_port = ofp_port or free_port()
@@ -83,9 +91,20 @@ class ControllerProcess:
             state_dir = self._tmp.name
         self.state_dir = Path(state_dir)
         self.token = token  # KENDALI_TOKEN for the child; None: no such variable (tokens from the state dir)
-        self.args = [sys.executable, "-m", "controller", "controller", "--ofp-port", str(self.ofp_port),
-                     "--rest-port", str(self.rest_port), "--rest-bind", "127.0.0.1",
-                     "--state-dir", str(self.state_dir)]
+        self.args = [
+            sys.executable,
+            "-m",
+            "controller",
+            "controller",
+            "--ofp-port",
+            str(self.ofp_port),
+            "--rest-port",
+            str(self.rest_port),
+            "--rest-bind",
+            "127.0.0.1",
+            "--state-dir",
+            str(self.state_dir),
+        ]
         if topology:
             self.args += ["--topology", str(topology)]
         if policies:
@@ -123,8 +142,14 @@ class ControllerProcess:
         if self.token is not None:
             env["KENDALI_TOKEN"] = self.token
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            self.args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

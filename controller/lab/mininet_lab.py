@@ -291,13 +291,21 @@ class Lab:
             t0 = time.monotonic()
             # build=False: self.net exists before anything is created, so a failure in
             # build() can still be cleaned up by stop().
-            self.net = Mininet(topo=self.topo, switch=make_switch, host=_make_host_class(), controller=None,
-                               build=False,
-                               autoSetMacs=False, autoStaticArp=False, cleanup=False,
-                               listenPort=None)  # no ptcp:6654+ listeners: they could steal a controller's port
+            self.net = Mininet(
+                topo=self.topo,
+                switch=make_switch,
+                host=_make_host_class(),
+                controller=None,
+                build=False,
+                autoSetMacs=False,
+                autoStaticArp=False,
+                cleanup=False,
+                listenPort=None,
+            )  # no ptcp:6654+ listeners: they could steal a controller's port
             if not self.standalone:
-                self.net.addController("c0", controller=_make_controller_class(), ip=self.controller_ip,
-                                       port=self.controller_port)
+                self.net.addController(
+                    "c0", controller=_make_controller_class(), ip=self.controller_ip, port=self.controller_port
+                )
             self.net.build()
             self.timings["build_s"] = time.monotonic() - t0
             t1 = time.monotonic()
@@ -324,13 +332,16 @@ class Lab:
         if clash:
             raise LabError(
                 f"bridge(s) {', '.join(clash[:5])} already exist (another lab run?); give this run its own prefix",
-                "lab")
+                "lab",
+            )
 
     def _install_sigterm(self) -> None:
         # SIGTERM would otherwise kill us without running __exit__, leaking bridges.
         if threading.current_thread() is threading.main_thread():
+
             def on_term(signum: int, frame: Any) -> None:
                 raise SystemExit(128 + signum)
+
             self._old_sigterm = signal.signal(signal.SIGTERM, on_term)
 
     def _offloads_off(self) -> None:
@@ -484,7 +495,8 @@ class Lab:
             node.sendCmd(
                 f"( for ip in {targets}; do ( for p in {probes}; do "
                 f"if ping -n -q -c 1 -W {wait_s:g} $ip >/dev/null 2>&1; "
-                f"then echo \"R $ip 0\"; else echo \"R $ip 100\"; fi; done ) & done; wait )")
+                f'then echo "R $ip 0"; else echo "R $ip 100"; fi; done ) & done; wait )'
+            )
         loss: dict[tuple[str, str], float] = {}
         by_ip = {ips[n]: n for n in names}
         for src, node in nodes.items():
@@ -547,8 +559,10 @@ class Lab:
             label = sub.name if len(sub.name) <= 34 else sub.name[:31] + "..."
             lines.append(f"{label:<34} {len(hs):>5} {f'{reached}/{len(pairs)}':>9} {loss:>6.1f}%")
         failed = m.failed()
-        for title, bad in (("Not reached", [p for p in failed if m.loss[p] >= 100.0]),
-                           ("Some probes lost", [p for p in failed if m.loss[p] < 100.0])):
+        for title, bad in (
+            ("Not reached", [p for p in failed if m.loss[p] >= 100.0]),
+            ("Some probes lost", [p for p in failed if m.loss[p] < 100.0]),
+        ):
             if bad:
                 shown = ", ".join(f"{s}->{d}" for s, d in bad[:8])
                 lines += ["", f"{title} ({len(bad)}): {shown}" + (" ..." if len(bad) > 8 else "")]
@@ -588,6 +602,7 @@ class Lab:
         """Mininet's interactive CLI on this network."""
         self._need_net()
         from mininet.cli import CLI
+
         self._print_names()
         CLI(self.net)
 
@@ -597,6 +612,7 @@ class Lab:
         if not Path(path).is_file():
             raise LabError("no such file", str(path))
         from mininet.cli import CLI
+
         CLI(self.net, script=str(path))
 
 
@@ -625,14 +641,18 @@ def lab_main(args: Any) -> int:
             ctl = ControllerProcess(path, getattr(args, "policies", None), keep_log=True).start()
             port = ctl.ofp_port
             print(f"kendali lab: controller started: REST {ctl.url}/v1/ (token {ctl.token}), log {ctl.log_path}")
-        lab = Lab(topology, controller_port=int(port or 6653), prefix=getattr(args, "prefix", None),
-                  standalone=standalone)
-        print(f"kendali lab: bringing up {topology.name} ({len(topology.switches)} switches, "
-              f"{len(topology.hosts)} hosts)"
-              + ("" if lab.standalone else f", controller 127.0.0.1:{lab.controller_port}"))
+        lab = Lab(
+            topology, controller_port=int(port or 6653), prefix=getattr(args, "prefix", None), standalone=standalone
+        )
+        print(
+            f"kendali lab: bringing up {topology.name} ({len(topology.switches)} switches, "
+            f"{len(topology.hosts)} hosts)"
+            + ("" if lab.standalone else f", controller 127.0.0.1:{lab.controller_port}")
+        )
         with lab:
-            print(f"kendali lab: up in {lab.timings['build_s'] + lab.timings['start_s']:.1f} s; "
-                  "waiting for reachability")
+            print(
+                f"kendali lab: up in {lab.timings['build_s'] + lab.timings['start_s']:.1f} s; waiting for reachability"
+            )
             elapsed, matrix = lab.wait_reachable(float(getattr(args, "timeout", 30.0) or 30.0))
             print(f"kendali lab: {'full reachability after' if matrix.complete else 'gave up after'} {elapsed:.1f} s")
             print(lab.report(matrix))
@@ -652,4 +672,3 @@ def lab_main(args: Any) -> int:
     finally:
         if ctl is not None:
             ctl.cleanup()
-

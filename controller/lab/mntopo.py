@@ -89,7 +89,9 @@ def mininet_names(topology: _kt.Topology, prefix: str = "") -> dict[str, str]:
             raise _KendaliError(
                 f"Mininet name {mn!r} with port {max_port[sw.name]} exceeds {IFNAMSIZ} characters; "
                 "use a shorter prefix",
-                topology.source or topology.name, f"switch {sw.name}")
+                topology.source or topology.name,
+                f"switch {sw.name}",
+            )
         names[sw.name] = mn
     taken = set(names.values())
     n = 0

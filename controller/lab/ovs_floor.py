@@ -32,7 +32,7 @@ from controller.errors import KendaliError
 
 BRIDGE = "kff0"
 _ETHERTYPE = 0x88B5  # IEEE "local experimental": nothing else in the lab sends it
-_HEADER = bytes.fromhex("020000000002" "020000000001") + struct.pack("!H", _ETHERTYPE)
+_HEADER = bytes.fromhex("020000000002020000000001") + struct.pack("!H", _ETHERTYPE)
 
 
 def _sh(cmd: str) -> None:
@@ -58,12 +58,18 @@ def setup(idle_ports: int) -> None:
     teardown()
     for name in _veths(idle_ports):
         _sh(f"ip link add {name} type veth peer name {name}p && ip link set {name} up && ip link set {name}p up")
-    ports = " ".join(f"-- add-port {BRIDGE} {n} -- set interface {n} ofport_request={i + 1}"
-                     for i, n in enumerate(_veths(idle_ports)))
-    _sh(f"ovs-vsctl add-br {BRIDGE} -- set bridge {BRIDGE} datapath_type=netdev protocols=OpenFlow13 "
-        f"fail_mode=secure {ports}")
-    _sh(f"ovs-ofctl -O OpenFlow13 add-group {BRIDGE} "
-        "group_id=1,type=ff,bucket=watch_port:2,output:2,bucket=watch_port:3,output:3")
+    ports = " ".join(
+        f"-- add-port {BRIDGE} {n} -- set interface {n} ofport_request={i + 1}"
+        for i, n in enumerate(_veths(idle_ports))
+    )
+    _sh(
+        f"ovs-vsctl add-br {BRIDGE} -- set bridge {BRIDGE} datapath_type=netdev protocols=OpenFlow13 "
+        f"fail_mode=secure {ports}"
+    )
+    _sh(
+        f"ovs-ofctl -O OpenFlow13 add-group {BRIDGE} "
+        "group_id=1,type=ff,bucket=watch_port:2,output:2,bucket=watch_port:3,output:3"
+    )
     _sh(f"ovs-ofctl -O OpenFlow13 add-flow {BRIDGE} in_port=1,actions=group:1")
 
 
@@ -115,8 +121,7 @@ def one_cut(interval: float = 0.00025, before: float = 0.3, after: float = 0.3) 
     arrived = got["kff1p"] | got["kff2p"]
     lost = [s for s in range(1, len(sent)) if s not in arrived]
     outage = (sent[lost[-1]] - sent[lost[0]]) * 1000 + interval * 1000 if lost else 0.0
-    return {"sent": len(sent) - 1, "lost": len(lost), "outage_ms": outage,
-            "on_backup": len(got["kff2p"]) > 0}
+    return {"sent": len(sent) - 1, "lost": len(lost), "outage_ms": outage, "on_backup": len(got["kff2p"]) > 0}
 
 
 def measure(runs: int = 10, idle_ports: int = 0, log: Any = None) -> dict[str, Any]:
@@ -135,12 +140,19 @@ def measure(runs: int = 10, idle_ports: int = 0, log: Any = None) -> dict[str, A
         finally:
             teardown()
     if not all(r["on_backup"] for r in results):
-        raise KendaliError("the backup port never carried traffic: the fast-failover group did not switch",
-                           "ovs floor")
+        raise KendaliError("the backup port never carried traffic: the fast-failover group did not switch", "ovs floor")
     outages = sorted(r["outage_ms"] for r in results)
-    row = {"ports": 3 + idle_ports, "runs": runs, "outage_min": outages[0],
-           "outage_med": statistics.median(outages), "outage_max": outages[-1], "raw": results}
+    row = {
+        "ports": 3 + idle_ports,
+        "runs": runs,
+        "outage_min": outages[0],
+        "outage_med": statistics.median(outages),
+        "outage_max": outages[-1],
+        "raw": results,
+    }
     if log:
-        log(f"  ovs alone, {row['ports']:>2} ports: outage ms min {row['outage_min']:.1f} "
-            f"med {row['outage_med']:.1f} max {row['outage_max']:.1f}")
+        log(
+            f"  ovs alone, {row['ports']:>2} ports: outage ms min {row['outage_min']:.1f} "
+            f"med {row['outage_med']:.1f} max {row['outage_max']:.1f}"
+        )
     return row

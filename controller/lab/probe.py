@@ -83,10 +83,17 @@ def analyse(arrivals: list[tuple[int, float]], expect: int | None = None) -> dic
         else:
             runs.append([s, 1])
     return {
-        "received": len(arrivals), "unique": len(unique), "duplicates": len(arrivals) - len(unique),
-        "reordered": reordered, "lost": top - sum(1 for s in unique if s < top),
-        "max_gap_ms": worst[0] * 1000, "gap_after_seq": worst[1], "gap_before_seq": worst[2],
-        "first_seq": seqs[0], "last_seq": seqs[-1], "lost_runs": runs[:20],
+        "received": len(arrivals),
+        "unique": len(unique),
+        "duplicates": len(arrivals) - len(unique),
+        "reordered": reordered,
+        "lost": top - sum(1 for s in unique if s < top),
+        "max_gap_ms": worst[0] * 1000,
+        "gap_after_seq": worst[1],
+        "gap_before_seq": worst[2],
+        "first_seq": seqs[0],
+        "last_seq": seqs[-1],
+        "lost_runs": runs[:20],
     }
 
 

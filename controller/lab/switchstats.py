@@ -35,8 +35,11 @@ def datapath(dpid: int) -> Any:
 
 def _reply(mp_type: int, xid: int, body: bytes, more: bool) -> bytes:
     head_len = struct.calcsize(ofp.OFP_HEADER_PACK_STR) + struct.calcsize(ofp.OFP_MULTIPART_REPLY_PACK_STR)
-    return (struct.pack(ofp.OFP_HEADER_PACK_STR, ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, head_len + len(body), xid)
-            + struct.pack(ofp.OFP_MULTIPART_REPLY_PACK_STR, mp_type, ofp.OFPMPF_REPLY_MORE if more else 0) + body)
+    return (
+        struct.pack(ofp.OFP_HEADER_PACK_STR, ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, head_len + len(body), xid)
+        + struct.pack(ofp.OFP_MULTIPART_REPLY_PACK_STR, mp_type, ofp.OFPMPF_REPLY_MORE if more else 0)
+        + body
+    )
 
 
 def meter_reply(xid: int, meters: Iterable[tuple[int, int, int, int, int, float]], more: bool = False) -> bytes:
@@ -55,8 +58,9 @@ def port_reply(xid: int, ports: Iterable[tuple[int, int, int, int, int, float]],
     body = b""
     for port, rxp, txp, rxb, txb, age in ports:
         sec = int(age)
-        body += struct.pack(ofp.OFP_PORT_STATS_PACK_STR, port, rxp, txp, rxb, txb, 0, 0, 0, 0, 0, 0, 0, 0,
-                            sec, int((age - sec) * 1e9))
+        body += struct.pack(
+            ofp.OFP_PORT_STATS_PACK_STR, port, rxp, txp, rxb, txb, 0, 0, 0, 0, 0, 0, 0, 0, sec, int((age - sec) * 1e9)
+        )
     return _reply(ofp.OFPMP_PORT_STATS, xid, body, more)
 
 

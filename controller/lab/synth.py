@@ -29,7 +29,7 @@ def regency_graph(n_switches: int) -> nx.MultiGraph:
     g.add_nodes_from(range(1, n_switches + 1))
     g.add_edge(1, 2)
     for i in range(0, len(dist), 8):
-        ring = dist[i:i + 8]
+        ring = dist[i : i + 8]
         for a, b in pairwise(ring):
             g.add_edge(a, b)
         g.add_edge(core[0], ring[0])

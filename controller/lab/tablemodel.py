@@ -64,6 +64,7 @@ class ModelError(Exception):
 
 # ---- packets and results ----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Packet:
     """The header fields Kendali matches or rewrites. ``None`` means "not present"."""
@@ -126,7 +127,8 @@ class Entry:
     def __str__(self) -> str:
         acts = ", ".join(_show_action(a) for a in self.actions)
         extra = (f" meter={self.meter}" if self.meter is not None else "") + (
-            f" goto={self.goto}" if self.goto is not None else "")
+            f" goto={self.goto}" if self.goto is not None else ""
+        )
         return f"t{self.table}/{self.priority} [{acts}]{extra}"
 
 
@@ -177,8 +179,16 @@ Op = FlowOp | GroupOp | MeterOp
 
 # ---- decoding os-ken messages into the model's terms ---------------------------------------------
 
-_WIDTH = {"in_port": 32, "eth_dst": 48, "eth_src": 48, "eth_type": 16, "vlan_vid": 13, "metadata": 64,
-          "ipv4_src": 32, "ipv4_dst": 32}
+_WIDTH = {
+    "in_port": 32,
+    "eth_dst": 48,
+    "eth_src": 48,
+    "eth_type": 16,
+    "vlan_vid": 13,
+    "metadata": 64,
+    "ipv4_src": 32,
+    "ipv4_dst": 32,
+}
 _ETH_IP = 0x0800
 
 
@@ -196,7 +206,7 @@ def _match(m: Any) -> tuple[MatchField, ...]:
         if name not in _WIDTH:
             raise ModelError(f"match field {name!r} is not modelled")
         full = (1 << _WIDTH[name]) - 1
-        v, mask = (value if isinstance(value, tuple) else (value, full))
+        v, mask = value if isinstance(value, tuple) else (value, full)
         mask = _to_int(name, mask) & full
         out.append((name, _to_int(name, v) & mask, mask))
     fields = {n: (v, k) for n, v, k in out}
@@ -335,6 +345,7 @@ def entry_of(flow: Any) -> Entry:
 
 # ---- one switch -------------------------------------------------------------------------------
 
+
 class Switch:
     """One OpenFlow 1.3 switch: flow tables, groups and meters, changed only by messages."""
 
@@ -365,14 +376,19 @@ class Switch:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Switch) and (self.flows, self.groups, self.meters) == (
-            other.flows, other.groups, other.meters)
+            other.flows,
+            other.groups,
+            other.meters,
+        )
 
     def differences(self, other: Switch) -> list[str]:
         """What ``other`` holds differently, for a readable assertion message."""
         out = []
         pairs: list[tuple[str, dict[Any, Any], dict[Any, Any]]] = [
-            ("flow", self.flows, other.flows), ("group", self.groups, other.groups),
-            ("meter", self.meters, other.meters)]
+            ("flow", self.flows, other.flows),
+            ("group", self.groups, other.groups),
+            ("meter", self.meters, other.meters),
+        ]
         for what, mine, theirs in pairs:
             for k in sorted(set(mine) | set(theirs), key=repr):
                 if mine.get(k) != theirs.get(k):
@@ -483,14 +499,20 @@ def update(switches: Mapping[int, Switch], was: DesiredState, now: DesiredState)
 
 # ---- matching ---------------------------------------------------------------------------------
 
+
 @functools.lru_cache(maxsize=1 << 16)
 def _packet_fields(pkt: Packet) -> dict[str, int | None]:
     def num(name: str, v: Any) -> int | None:
         return None if v is None else _to_int(name, v)
-    return {"eth_src": num("eth_src", pkt.eth_src), "eth_dst": num("eth_dst", pkt.eth_dst),
-            "eth_type": pkt.eth_type, "ipv4_src": num("ipv4_src", pkt.ipv4_src),
-            "ipv4_dst": num("ipv4_dst", pkt.ipv4_dst),
-            "vlan_vid": pkt.vlan_vid if pkt.vlan_vid is not None else 0}  # 0: OFPVID_NONE
+
+    return {
+        "eth_src": num("eth_src", pkt.eth_src),
+        "eth_dst": num("eth_dst", pkt.eth_dst),
+        "eth_type": pkt.eth_type,
+        "ipv4_src": num("ipv4_src", pkt.ipv4_src),
+        "ipv4_dst": num("ipv4_dst", pkt.ipv4_dst),
+        "vlan_vid": pkt.vlan_vid if pkt.vlan_vid is not None else 0,
+    }  # 0: OFPVID_NONE
 
 
 def entry_matches(entry: Entry, pkt: Packet, in_port: int, metadata: int = 0) -> bool:
@@ -508,6 +530,7 @@ def flow_matches(flow: Any, pkt: Packet, in_port: int, metadata: int = 0) -> boo
 
 
 # ---- the fabric -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Hop:
@@ -534,8 +557,11 @@ class Result:
         return [(d.dpid, d.port) for d in self.deliveries]
 
     def format_trace(self) -> str:
-        lines = [f"  s{h.dpid} in:{h.in_port} vid={h.packet.vlan_vid} dst={h.packet.eth_dst} "
-                 f"-> {'; '.join(str(f) for f in h.flows)}" for h in self.trace]
+        lines = [
+            f"  s{h.dpid} in:{h.in_port} vid={h.packet.vlan_vid} dst={h.packet.eth_dst} "
+            f"-> {'; '.join(str(f) for f in h.flows)}"
+            for h in self.trace
+        ]
         lines += [f"  drop s{d}: {why}" for d, why in self.drops]
         lines += [f"  deliver s{d.dpid}:{d.port}" for d in self.deliveries]
         lines += [f"  packet-in s{p.dpid}:{p.in_port}" for p in self.packet_ins]
@@ -563,10 +589,14 @@ class Fabric:
     groups can react to, before the controller recompiles.
     """
 
-    def __init__(self, switches: Mapping[int, Switch] | DesiredState, links: dict[Port, Port],
-                 port_live: PortLive = None, _cache: dict | None = None) -> None:
-        self.switches: Switches = {d: s if isinstance(s, Switch) else Switch.fresh(d, s)
-                                   for d, s in switches.items()}
+    def __init__(
+        self,
+        switches: Mapping[int, Switch] | DesiredState,
+        links: dict[Port, Port],
+        port_live: PortLive = None,
+        _cache: dict | None = None,
+    ) -> None:
+        self.switches: Switches = {d: s if isinstance(s, Switch) else Switch.fresh(d, s) for d, s in switches.items()}
         self.links = dict(links)
         for a, b in list(self.links.items()):
             self.links.setdefault(b, a)
@@ -591,8 +621,9 @@ class Fabric:
         """The same switches and cables with other ports dead (shares the lookup cache)."""
         return Fabric(self.switches, self.links, port_live, self._cache)
 
-    def lookup(self, dpid: int, table: int, pkt: Packet, in_port: int,
-               metadata: int) -> tuple[Entry | None, Entry | None]:
+    def lookup(
+        self, dpid: int, table: int, pkt: Packet, in_port: int, metadata: int
+    ) -> tuple[Entry | None, Entry | None]:
         """The winning entry, and a second matching entry of the same priority if there is one."""
         key = (dpid, table, pkt, in_port, metadata)
         hit = self._cache.get(key)
@@ -635,8 +666,7 @@ class Fabric:
         return res
 
     # one switch: the pipeline -------------------------------------------------------------
-    def _switch(self, dpid: int, in_port: int, pkt: Packet, depth: int,
-                res: Result) -> list[tuple[int, Packet]]:
+    def _switch(self, dpid: int, in_port: int, pkt: Packet, depth: int, res: Result) -> list[tuple[int, Packet]]:
         """Run the pipeline; returns the (port, packet) copies the switch transmits."""
         sw = self.switches.get(dpid)
         if sw is None:
@@ -671,8 +701,16 @@ class Fabric:
         res.trace.append(Hop(dpid, in_port, arrival, tuple(matched), depth))
         return out
 
-    def _actions(self, sw: Switch, in_port: int, pkt: Packet, actions: Iterable[Action], table: int,
-                 out: list[tuple[int, Packet]], res: Result) -> Packet | None:
+    def _actions(
+        self,
+        sw: Switch,
+        in_port: int,
+        pkt: Packet,
+        actions: Iterable[Action],
+        table: int,
+        out: list[tuple[int, Packet]],
+        res: Result,
+    ) -> Packet | None:
         """Apply an action list in order; outputs append to ``out``. None if the packet died."""
         dpid = sw.dpid
         for act in actions:
@@ -697,8 +735,9 @@ class Fabric:
                 pkt = replace(pkt, **{name: value})
             elif kind == "push_vlan":
                 inner = ((pkt.vlan_vid,) if pkt.vlan_vid is not None else ()) + pkt.inner_vlans
-                pkt = replace(pkt, vlan_vid=pkt.vlan_vid if pkt.vlan_vid is not None else OFPVID_PRESENT,
-                              inner_vlans=inner)
+                pkt = replace(
+                    pkt, vlan_vid=pkt.vlan_vid if pkt.vlan_vid is not None else OFPVID_PRESENT, inner_vlans=inner
+                )
             elif kind == "pop_vlan":
                 if pkt.vlan_vid is None:
                     res.drops.append((dpid, "pop_vlan on an untagged packet"))
@@ -715,8 +754,9 @@ class Fabric:
                 raise ModelError(f"action {act!r} is not modelled")
         return pkt
 
-    def _group(self, sw: Switch, in_port: int, pkt: Packet, gid: int, table: int,
-               out: list[tuple[int, Packet]], res: Result) -> None:
+    def _group(
+        self, sw: Switch, in_port: int, pkt: Packet, gid: int, table: int, out: list[tuple[int, Packet]], res: Result
+    ) -> None:
         group = sw.groups.get(gid)
         if group is None:
             raise ModelError(f"s{sw.dpid}: a flow refers to missing group {gid:#x}")

@@ -46,7 +46,7 @@ def parse_iperf3(out: str, what: str) -> dict:
     if start < 0 or end < 0:
         raise KendaliError(f"iperf3 gave no result: {out.strip()[:200]}", what)
     try:
-        data = json.loads(out[start:end + 1])
+        data = json.loads(out[start : end + 1])
     except ValueError as exc:
         raise KendaliError(f"iperf3 output is not JSON ({exc})", what) from None
     if "error" in data:
@@ -58,8 +58,11 @@ def goodput(load: Load, data: dict, keep: int | None = None) -> Goodput:
     """Steady-state seconds of one iperf3 run: the first ``keep`` of them (all: None)."""
     # iperf3 (3.12, reverse mode) reports one unmarked, stretched interval right after the
     # omitted warm-up; only whole one-second intervals are steady-state seconds.
-    per = [iv["sum"]["bits_per_second"] for iv in data.get("intervals", [])
-           if not iv["sum"].get("omitted") and abs(iv["sum"].get("seconds", 1.0) - 1.0) < 0.1]
+    per = [
+        iv["sum"]["bits_per_second"]
+        for iv in data.get("intervals", [])
+        if not iv["sum"].get("omitted") and abs(iv["sum"].get("seconds", 1.0) - 1.0) < 0.1
+    ]
     retr = data.get("end", {}).get("sum_sent", {}).get("retransmits")
     return Goodput(load, per[:keep] if keep is not None else per, retr)
 
@@ -94,7 +97,8 @@ def run(lab: Any, loads: list[Load], seconds: int = 8, omit: int = 2, base_port:
         for i, l in enumerate(loads):
             lab.host(l.dst).sendCmd(
                 f"timeout {limit} iperf3 -c {ips[l.src]} -p {base_port + i} -R -t {seconds + pad} -O {omit} "
-                f"-P {l.streams} -J 2>&1")
+                f"-P {l.streams} -J 2>&1"
+            )
         results = []
         for l in loads:
             out = lab.host(l.dst).waitOutput()

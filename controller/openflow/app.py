@@ -84,14 +84,16 @@ class KendaliApp(app_manager.OSKenApp):
         s = self.settings = SETTINGS
         remembered = memory.load(s.state_dir) if s.state_dir else {}
         secret = s.lldp_secret or (memory.lldp_secret(s.state_dir) if s.state_dir else b"kendali-test-only")
-        config = Config(s.topology, s.lldp_interval, s.link_timeout, s.protect, s.keep_foreign, s.audit_interval,
-                        secret)
+        config = Config(
+            s.topology, s.lldp_interval, s.link_timeout, s.protect, s.keep_foreign, s.audit_interval, secret
+        )
         self.core = Controller(config, s.store.all() if s.store else {}, remembered, time.time())
         self.datapaths: dict[int, Any] = {}
         # Usage telemetry (controller.openflow.stats): polled from this loop's tick, replies
         # counted by controller.core.usage, history written by its own OS thread.
-        self.telemetry = stats.Telemetry(self.core.net, self.datapaths, s.stats_interval, s.state_dir,
-                                         self.core.policies)
+        self.telemetry = stats.Telemetry(
+            self.core.net, self.datapaths, s.stats_interval, s.state_dir, self.core.policies
+        )
         self._compiles = self._failovers = 0
         # dpid -> {xid: part} of the read-back and audit requests in flight
         self._reads: dict[int, dict[int, str]] = {}
@@ -107,10 +109,14 @@ class KendaliApp(app_manager.OSKenApp):
         if self.settings.store is not None:
             self._own.append(hub.spawn(self._serve_rest))
         s, t = self.settings, self.settings.topology
-        LOG.info("Kendali controller up: topology %s, LLDP every %.2f s, link timeout %.2f s, protection %s, "
-                 "audit every %s", f"{t.name} ({len(t.switches)} switches declared)" if t else "discovered only",
-                 s.lldp_interval, s.link_timeout, "on" if s.protect else "off",
-                 f"{s.audit_interval:g} s" if s.audit_interval else "never")
+        LOG.info(
+            "Kendali controller up: topology %s, LLDP every %.2f s, link timeout %.2f s, protection %s, audit every %s",
+            f"{t.name} ({len(t.switches)} switches declared)" if t else "discovered only",
+            s.lldp_interval,
+            s.link_timeout,
+            "on" if s.protect else "off",
+            f"{s.audit_interval:g} s" if s.audit_interval else "never",
+        )
         return thread
 
     def stop(self) -> None:
@@ -192,17 +198,29 @@ class KendaliApp(app_manager.OSKenApp):
         xids = self._reads[dp.id] = {}
         for part in parts:
             if part == "flows":  # all of them, whatever the cookie: foreign ones are found too
-                msgs = [("flows", parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
-                                                             0, 0, parser.OFPMatch()))]
+                msgs = [
+                    (
+                        "flows",
+                        parser.OFPFlowStatsRequest(
+                            dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, 0, 0, parser.OFPMatch()
+                        ),
+                    )
+                ]
             elif part == "groups":
                 msgs = [("groups", parser.OFPGroupDescStatsRequest(dp, 0))]
             elif part == "meters":
                 msgs = [("meters", parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))]
             else:  # counts: our flows and all flows, without reading them
                 self._counts[dp.id] = {}
-                msgs = [(f"counts:{which}", parser.OFPAggregateStatsRequest(
-                    dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, cookie, mask, parser.OFPMatch()))
-                        for which, cookie, mask in (("ours", COOKIE, COOKIE_MASK), ("all", 0, 0))]
+                msgs = [
+                    (
+                        f"counts:{which}",
+                        parser.OFPAggregateStatsRequest(
+                            dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, cookie, mask, parser.OFPMatch()
+                        ),
+                    )
+                    for which, cookie, mask in (("ours", COOKIE, COOKIE_MASK), ("all", 0, 0))
+                ]
             for kind, msg in msgs:
                 xids[dp.set_xid(msg)] = kind
                 dp.send_msg(msg)
@@ -217,8 +235,15 @@ class KendaliApp(app_manager.OSKenApp):
     @staticmethod
     def _packet_out(dp: Any, port: int, data: bytes) -> None:
         ofp, parser = dp.ofproto, dp.ofproto_parser
-        dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
-                                        actions=[parser.OFPActionOutput(port)], data=data))
+        dp.send_msg(
+            parser.OFPPacketOut(
+                dp,
+                buffer_id=ofp.OFP_NO_BUFFER,
+                in_port=ofp.OFPP_CONTROLLER,
+                actions=[parser.OFPActionOutput(port)],
+                data=data,
+            )
+        )
 
     # ---- OpenFlow events ------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -231,8 +256,9 @@ class KendaliApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
     def _port_desc(self, ev: Any) -> None:
         dp = ev.msg.datapath
-        ports = {p.port_no: (self._port_is_up(dp, p), p.hw_addr)
-                 for p in ev.msg.body if p.port_no <= dp.ofproto.OFPP_MAX}
+        ports = {
+            p.port_no: (self._port_is_up(dp, p), p.hw_addr) for p in ev.msg.body if p.port_no <= dp.ofproto.OFPP_MAX
+        }
         self._do(self.core.ports(dp.id, ports, time.time()))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
@@ -337,8 +363,14 @@ class KendaliApp(app_manager.OSKenApp):
 
     def health(self) -> dict:
         c = self.core
-        return views.health(c.net, policies=len(c.policies), uptime_s=time.time() - self.started,
-                            last_compile_ms=c.last_compile_ms, counters=c.counters, repairs=c.recon.repairs)
+        return views.health(
+            c.net,
+            policies=len(c.policies),
+            uptime_s=time.time() - self.started,
+            last_compile_ms=c.last_compile_ms,
+            counters=c.counters,
+            repairs=c.recon.repairs,
+        )
 
     def _serve_rest(self) -> None:
         s = self.settings

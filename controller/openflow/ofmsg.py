@@ -71,11 +71,21 @@ def flow_mod(dp: Any, flow: Flow, command: str) -> Any:
     counters across such an ADD, and an ADD also repairs an entry the switch lost.
     """
     ofp, parser = dp.ofproto, dp.ofproto_parser
-    cmd = {"add": ofp.OFPFC_ADD, "modify": ofp.OFPFC_ADD, "delete": ofp.OFPFC_DELETE_STRICT,
-           "delete_foreign": ofp.OFPFC_DELETE_STRICT}[command]
+    cmd = {
+        "add": ofp.OFPFC_ADD,
+        "modify": ofp.OFPFC_ADD,
+        "delete": ofp.OFPFC_DELETE_STRICT,
+        "delete_foreign": ofp.OFPFC_DELETE_STRICT,
+    }[command]
     return parser.OFPFlowMod(
-        dp, cookie=COOKIE | flow.tag, cookie_mask=COOKIE_MASK if command == "delete" else 0, table_id=flow.table,
-        command=cmd, priority=flow.priority, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+        dp,
+        cookie=COOKIE | flow.tag,
+        cookie_mask=COOKIE_MASK if command == "delete" else 0,
+        table_id=flow.table,
+        command=cmd,
+        priority=flow.priority,
+        out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY,
         match=parser.OFPMatch(**dict(flow.match)),
         instructions=_instructions(dp, flow) if command in ("add", "modify") else [],
     )
@@ -148,6 +158,7 @@ def changes(dp: Any, ch: Changes) -> list:
 # ---- the other direction: what a switch reports -> controller.state ------------------------
 # Used on (re)connect, so the reconciler sends only what differs and traffic never blips.
 
+
 def _port_name(ofp: Any, port: int) -> int | str:
     if port == ofp.OFPP_CONTROLLER:
         return "controller"
@@ -192,8 +203,16 @@ def flow_from_stats(ofp: Any, stat: Any) -> Flow:
             metadata = (inst.metadata, inst.metadata_mask)
         else:
             actions += (("unknown", name),)
-    return Flow(stat.table_id, stat.priority, tuple(sorted(stat.match.items())), actions, goto, meter, metadata,
-                stat.cookie & ~COOKIE_MASK)
+    return Flow(
+        stat.table_id,
+        stat.priority,
+        tuple(sorted(stat.match.items())),
+        actions,
+        goto,
+        meter,
+        metadata,
+        stat.cookie & ~COOKIE_MASK,
+    )
 
 
 def group_from_desc(ofp: Any, desc: Any) -> Group:

@@ -37,16 +37,27 @@ def _age(stat: Any) -> float:
 
 def meter_samples(msg: Any) -> list[MeterSample]:
     """An OFPMeterStatsReply's entries; drops summed over the meter's bands."""
-    return [MeterSample(s.meter_id, s.packet_in_count, s.byte_in_count,
-                        sum(b.packet_band_count for b in s.band_stats), sum(b.byte_band_count for b in s.band_stats),
-                        _age(s)) for s in msg.body]
+    return [
+        MeterSample(
+            s.meter_id,
+            s.packet_in_count,
+            s.byte_in_count,
+            sum(b.packet_band_count for b in s.band_stats),
+            sum(b.byte_band_count for b in s.band_stats),
+            _age(s),
+        )
+        for s in msg.body
+    ]
 
 
 def port_samples(msg: Any) -> list[PortSample]:
     """An OFPPortStatsReply's physical ports (not LOCAL or other reserved ports)."""
     top = msg.datapath.ofproto.OFPP_MAX
-    return [PortSample(s.port_no, s.rx_bytes, s.tx_bytes, s.rx_packets, s.tx_packets, _age(s))
-            for s in msg.body if s.port_no <= top]
+    return [
+        PortSample(s.port_no, s.rx_bytes, s.tx_bytes, s.rx_packets, s.tx_packets, _age(s))
+        for s in msg.body
+        if s.port_no <= top
+    ]
 
 
 @dataclass
@@ -101,8 +112,14 @@ class Telemetry:
     ``failover`` when it routes around a link; REST reads ``usage``, ``history``, ``metrics``.
     """
 
-    def __init__(self, net: Network, datapaths: Mapping[int, Any], interval: float = 10.0,
-                 state_dir: Path | None = None, policies: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        net: Network,
+        datapaths: Mapping[int, Any],
+        interval: float = 10.0,
+        state_dir: Path | None = None,
+        policies: Mapping[str, Any] | None = None,
+    ) -> None:
         self.net = net
         self.datapaths = datapaths  # the app's own dict: who is connected now
         self.interval = interval
@@ -200,19 +217,32 @@ class Telemetry:
 
     def snapshot(self) -> Snapshot:
         now = time.time()
-        links = [{"link": views.link_label(self.net, k), "capacity_mbps": self.net.links[k].capacity_mbps, **v}
-                 for k, v in self.link_usage(now).items() if k in self.net.links]
+        links = [
+            {"link": views.link_label(self.net, k), "capacity_mbps": self.net.links[k].capacity_mbps, **v}
+            for k, v in self.link_usage(now).items()
+            if k in self.net.links
+        ]
         topo = self.net.topology
-        switches = [{"dpid": s.dpid, "name": s.name, "connected": s.dpid in self.datapaths}
-                    for s in topo.switches.values()] if topo else []
+        switches = (
+            [{"dpid": s.dpid, "name": s.name, "connected": s.dpid in self.datapaths} for s in topo.switches.values()]
+            if topo
+            else []
+        )
         declared = {s["dpid"] for s in switches}
         switches += [{"dpid": d, "name": None, "connected": True} for d in sorted(self.datapaths) if d not in declared]
-        return Snapshot(self.usage.view(now), links, switches, len(self.net.links), self.failovers,
-                        self.writer.backlog if self.writer else 0)
+        return Snapshot(
+            self.usage.view(now),
+            links,
+            switches,
+            len(self.net.links),
+            self.failovers,
+            self.writer.backlog if self.writer else 0,
+        )
 
 
-def _query(path: Path, opd: str, frm: float, to: float, step: int | None, now: float,
-           counted: bool) -> dict[str, Any] | None:
+def _query(
+    path: Path, opd: str, frm: float, to: float, step: int | None, now: float, counted: bool
+) -> dict[str, Any] | None:
     hist = History(path, reader=True)
     try:
         return hist.query(opd, frm, to, step, now) if counted or hist.known(opd) else None
