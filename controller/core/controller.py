@@ -111,7 +111,10 @@ class Controller:
             memory.get("meter_ids") if isinstance(memory.get("meter_ids"), dict) else None, count=True
         )
         self.liveness = Liveness(config.lldp_interval, config.link_timeout)
-        self.signer = LldpSigner(config.lldp_secret, max_age=max(2.0, 4 * config.link_timeout))
+        # Genuine LLDP can come back seconds late from a starved loop (2.4 s seen with two busy
+        # loops beside a REST load); refused as stale, it would look like a dead link. The
+        # proof and the once-only rule stop replays, so freshness can be generous.
+        self.signer = LldpSigner(config.lldp_secret, max_age=max(10.0, 4 * config.link_timeout))
         self.recon = Reconciler(config.keep_foreign)
         self.policies: dict[str, PolicyLike] = dict(policies or {})
         self.counters = Counters()
