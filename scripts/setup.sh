@@ -8,8 +8,10 @@ VENV=${KENDALI_VENV:-.venv}
 need_pkgs=()
 # prometheus: Debian's server (2.42), for the lab test that scrapes the controller's /metrics;
 # its postinst does not start it (no systemd here) and nothing else needs it running.
+# chromium: Debian's, headless, for the tests that render the report and the console
+# (Playwright drives it; its own browser download needs the Internet).
 for cmd_pkg in ovs-vsctl:openvswitch-switch mn:mininet iperf3:iperf3 ethtool:ethtool ping:iputils-ping ip:iproute2 \
-               killall:psmisc prometheus:prometheus; do
+               killall:psmisc prometheus:prometheus chromium:chromium; do
   command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || need_pkgs+=("${cmd_pkg##*:}")
 done
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)

@@ -39,14 +39,29 @@ def lab_missing() -> str | None:
     return None
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    if not os.path.exists(CHROMIUM):
+        return f"Debian's Chromium is not installed at {CHROMIUM} ({SETUP})"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return f"Playwright is not importable from {sys.executable} ({SETUP})"
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    lab_items = [i for i in items if i.get_closest_marker("lab")]
-    if not lab_items:
-        return
-    why = lab_missing()
-    if why is None:
-        return
-    if os.environ.get("CI"):
-        raise pytest.UsageError(f"lab tests cannot run in CI: {why}")
-    for item in lab_items:
-        item.add_marker(pytest.mark.skip(reason=why))
+    for marker, missing in (("lab", lab_missing), ("browser", browser_missing)):
+        marked = [i for i in items if i.get_closest_marker(marker)]
+        if not marked:
+            continue
+        why = missing()
+        if why is None:
+            continue
+        if os.environ.get("CI"):
+            raise pytest.UsageError(f"{marker} tests cannot run in CI: {why}")
+        for item in marked:
+            item.add_marker(pytest.mark.skip(reason=why))
