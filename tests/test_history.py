@@ -316,3 +316,20 @@ def test_a_file_that_is_no_history_is_one_clear_error(tmp_path):
     with pytest.raises(KendaliError) as e:
         check(bad)
     assert str(bad) in str(e.value) and "move it aside" in str(e.value)
+
+
+def test_meta_facts_are_kept_with_the_cycle_and_links_merge(tmp_path):
+    h = History(tmp_path / "u.sqlite")
+    a = {"a": "x", "b": "y", "capacity_mbps": 100}
+    c = cycle(T0 + 10, 10.0, {"link:x:1~y:1": vals(1000, 500)}, names={"link:x:1~y:1": ("link", "x – y")})
+    h.write(
+        Cycle(c.t, c.seconds, c.deltas, {}, [], c.names, {"links": {"link:x:1~y:1": a}, "uplink": {"subnet": "isp"}})
+    )
+    b = {"a": "y", "b": "z", "capacity_mbps": None}
+    h.write(Cycle(T0 + 20, 10.0, {}, {}, [], {}, {"links": {"link:y:2~z:1": b}}))
+    h.close()
+    r = History(tmp_path / "u.sqlite", reader=True)
+    assert r.meta_json("links") == {"link:x:1~y:1": a, "link:y:2~z:1": b}  # a link gone keeps its facts
+    assert r.meta_json("uplink") == {"subnet": "isp"} and r.meta_json("nothing") is None
+    assert [o["kind"] for o in r.opds()] == ["link"]
+    assert r.query("link:x:1~y:1", T0, T0 + 60, 60, T0 + 60)["summary"]["down"]["bytes"] == 500

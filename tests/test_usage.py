@@ -236,6 +236,24 @@ def test_links_carry_bytes_each_way_and_utilisation_of_the_declared_capacity():
     assert links[(1, 3, 4, 1)]["a_to_b"] == {"bytes": 0, "packets": 0, "bps": None, "utilisation": None}
 
 
+def test_links_go_to_the_history_as_bytes_each_way_since_the_ports_were_first_sampled():
+    u = Usage()
+    links = {"link:x:2~y:1": ((1, 2, 3, 1), "x – y"), "link:y:2~z:1": ((3, 2, 4, 1), "y – z")}
+    u.port_samples(1, [PortSample(2, 0, 0, 0, 0, 1.0)], 1.0)
+    u.port_samples(3, [PortSample(1, 0, 0, 0, 0, 1.0)], 1.0)
+    u.port_samples(1, [PortSample(2, 500, 12_000, 9, 10, 11.0)], 11.0)
+    u.port_samples(3, [PortSample(1, 12_000, 700, 10, 9, 11.0)], 11.0)
+    first = u.take_cycle(12.0, links, {"links": {"link:x:2~y:1": {"a": "x", "b": "y"}}})
+    # up: what x's port sent (tx), down: what y's port sent; y-z has no samples yet: not written
+    assert first.deltas == {"link:x:2~y:1": (12_000, 10, 0, 0, 700, 9, 0, 0)}
+    assert first.names == {"link:x:2~y:1": ("link", "x – y")}
+    assert first.meta == {"links": {"link:x:2~y:1": {"a": "x", "b": "y"}}}
+    u.port_samples(1, [PortSample(2, 500, 15_000, 9, 14, 21.0)], 21.0)
+    u.port_samples(3, [PortSample(1, 12_000, 700, 10, 9, 21.0)], 21.0)
+    assert u.take_cycle(22.0, links).deltas["link:x:2~y:1"] == (3000, 4, 0, 0, 0, 0, 0, 0)
+    assert u.take_cycle(32.0).deltas == {}  # no links given: none written
+
+
 # ---- totals only grow: random switch behaviour -------------------------------------------------
 
 EVENT = st.one_of(

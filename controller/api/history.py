@@ -245,6 +245,7 @@ class History:
             self.db.executescript(_SCHEMA)
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         self._ids: dict[str, int] = dict(self.db.execute("SELECT opd, id FROM opds").fetchall())
+        self._meta: dict[str, str] = {}  # meta values as read or written (JSON text)
 
     def close(self) -> None:
         self.db.close()
@@ -289,13 +290,48 @@ class History:
                     f"ON CONFLICT (opd, t_ms) DO UPDATE SET {add}",
                     [(i, start, part_ms, *vals) for i, v in rows for start, part_ms, vals in split(pieces, v)],
                 )
+            for key, value in cycle.meta.items():
+                self._put_meta(key, value)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_cycle', ?)", (repr(cycle.t),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('counters', ?)", (json.dumps(cycle.counters),))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            self._meta.clear()  # what it cached may not have been written
             raise
         self.pack_complete(cycle.t)
+
+    def _put_meta(self, key: str, value: Any) -> None:
+        """A JSON fact in the meta table; "links" are merged, so a link gone keeps its ends and
+        capacity for the report of a period it was in."""
+        if key == "links":
+            value = {**(self.meta_json("links") or {}), **value}
+        text = json.dumps(value, sort_keys=True)
+        if self._meta.get(key) != text:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, text))
+            self._meta[key] = text
+
+    def meta_json(self, key: str) -> Any:
+        """A JSON fact of the meta table ("links", "uplink", ...), or None."""
+        if key not in self._meta:
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            if row is None:
+                return None
+            self._meta[key] = row[0]
+        try:
+            return json.loads(self._meta[key])
+        except ValueError:
+            return None
+
+    def set_meta_json(self, key: str, value: Any) -> None:
+        """Write one JSON fact (its own transaction; for simulate and migrations)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self._put_meta(key, value)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     def pack_complete(self, now: float) -> None:
         """Pack every open bucket of a block that has ended, and drop blocks past their tier's keep."""

@@ -164,6 +164,9 @@ class Cycle:
     totals: dict[str, dict[str, Any]]  # OpdTotals.to_json by OPD
     counters: list[list[Any]]  # [dpid, meter id, values, age, at] of every OPD meter
     names: dict[str, tuple[str, str]]  # OPD -> (kind, name)
+    # Facts the report needs beside the buckets (history meta keys -> JSON values): "links"
+    # (id -> ends and capacity), "uplink" (the ISP subnet and what is bought).
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def jitter(dpid: int) -> float:
@@ -372,8 +375,15 @@ class Usage:
         return {k: tuple(v) for k, v in self._port_totals.items()}
 
     # ---- history -------------------------------------------------------------------------
-    def take_cycle(self, now: float) -> Cycle:
-        """What changed since the previous cycle, and the state to resume from."""
+    def take_cycle(
+        self, now: float, links: Mapping[str, tuple[LinkKey, str]] | None = None, meta: Mapping[str, Any] | None = None
+    ) -> Cycle:
+        """What changed since the previous cycle, and the state to resume from.
+
+        ``links`` (id -> (key, name)) are kept in the history too, as entries of kind "link": their
+        "up" is what the key's first end sent over it, "down" what the second end sent
+        (each end's port transmit counters), never a drop. Their totals are not saved: link
+        history starts again after a restart (port counters are not kept, see restore)."""
         deltas, totals = {}, {}
         for opd, t in self.opds.items():
             vals = t.values()
@@ -389,7 +399,19 @@ class Usage:
         # Meters only: they make the OPDs' totals. Link totals start again after a restart.
         counters = [[d, m, list(v.values), v.age, v.at] for (d, m), v in self._meters.items()]
         names = {o: (self.counted[o].kind, self.names.get(o, o)) for o in self.counted}
-        return Cycle(now, seconds, deltas, totals, counters, names)
+        for lid, ((d1, p1, d2, p2), lname) in (links or {}).items():
+            a, b = self._port_totals.get((d1, p1)), self._port_totals.get((d2, p2))
+            sent: tuple[int, ...] | None = (a[1], a[3], 0, 0, b[1], b[3], 0, 0) if a and b else None
+            before = self._taken.get(lid)
+            if sent is None or before is None:
+                self._taken[lid] = sent or (0,) * len(CYCLE_FIELDS)
+                if sent is None:
+                    continue
+                before = (0,) * len(CYCLE_FIELDS)  # port totals count from our first sample
+            deltas[lid] = tuple(max(0, x - y) for x, y in zip(sent, before, strict=True))
+            self._taken[lid] = sent
+            names[lid] = ("link", lname)
+        return Cycle(now, seconds, deltas, totals, counters, names, dict(meta or {}))
 
     def restore(
         self, totals: Mapping[str, Mapping[str, Any]], counters: Iterable[list[Any]], last_cycle: float | None

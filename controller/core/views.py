@@ -13,6 +13,11 @@ def _name(net: Network, dpid: int) -> str | None:
     return sw.name if sw else None
 
 
+def switch_label(net: Network, dpid: int) -> str:
+    """The switch's declared name, else its dpid as 16 hex digits (as Open vSwitch shows it)."""
+    return _name(net, dpid) or f"{dpid:016x}"
+
+
 def link_label(net: Network, key: LinkKey) -> str:
     """'core:1-dist-waru:2': switch names where declared, else dpids."""
     d1, p1, d2, p2 = key

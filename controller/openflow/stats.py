@@ -19,7 +19,7 @@ from controller.api.history import HISTORY_FILE, History, Writer
 from controller.api.metrics import Metrics, Snapshot
 from controller.core import views
 from controller.core.compiler import Compiler, Counted, counted_opds
-from controller.core.graph import Network
+from controller.core.graph import LinkKey, Network
 from controller.core.state import Changes
 from controller.core.usage import MeterSample, PollSchedule, PortSample, Usage
 
@@ -153,11 +153,26 @@ class Telemetry:
                     self.poller.poll(dp, now)
             if now >= self._next_cycle:
                 self._next_cycle = max(self._next_cycle + self.interval, now + self.interval / 2)
-                cycle = self.usage.take_cycle(now)
+                cycle = self.usage.take_cycle(now, *self._history_links())
                 if self.writer:
                     self.writer.put(cycle)
         except Exception:  # never let telemetry take the controller down
             LOG.exception("usage poll failed")
+
+    def _history_links(self) -> tuple[dict[str, tuple[LinkKey, str]], dict[str, Any]]:
+        """The links to keep in the history (by id) and the facts the report needs about them."""
+        links, info = {}, {}
+        for key, link in self.net.links.items():
+            d1, p1, d2, p2 = key
+            a, b = views.switch_label(self.net, d1), views.switch_label(self.net, d2)
+            lid = f"link:{a}:{p1}~{b}:{p2}"
+            links[lid] = (key, f"{a} – {b}")
+            info[lid] = {"a": a, "b": b, "capacity_mbps": link.capacity_mbps}
+        meta: dict[str, Any] = {"links": info}
+        topo = self.net.topology
+        if topo and topo.uplink:
+            meta["uplink"] = {"subnet": topo.uplink.subnet, "capacity_mbps": topo.uplink.capacity_mbps}
+        return links, meta
 
     def planned(self, compiler: Compiler, policies: Mapping[str, Any], now: float, compile_s: float) -> None:
         """After a compile: which meters count which OPD, and their names."""
