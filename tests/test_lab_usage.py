@@ -137,6 +137,22 @@ def test_capped_and_uncapped_transfers_match_what_the_hosts_counted(env: Env) ->
     capped = env.ctl.get(f"/v1/usage/opd-c?from={t0 - 60}&step=1")
     assert capped["summary"]["down"]["dropped_bytes"] >= 0.9 * dropped
 
+    # the link that carried the uncapped transfer, in the same history (what the report reads)
+    from controller.api.history import History
+    from controller.core.topology import load
+
+    edge = load(TOPO).subnets["free"].switch
+    hist = History(env.ctl.state_dir / "usage.sqlite", reader=True)
+    try:
+        links = hist.meta_json("links")
+        lid = next(i for i, lk in links.items() if {lk["a"], lk["b"]} == {"core", edge})
+        summary = hist.query(lid, t0 - 60, time.time() + 1, 1, time.time())["summary"]
+    finally:
+        hist.close()
+    core_sent = summary["up" if links[lid]["a"] == "core" else "down"]["bytes"]
+    assert links[lid]["capacity_mbps"] == 1000
+    assert 0.95 * free_rx <= core_sent <= 1.1 * free_rx + 1e6, (core_sent, free_rx, lid)
+
 
 def test_totals_survive_a_switch_reconnect(env: Env) -> None:
     hosts, before = env.snapshot(("c1",))
