@@ -69,9 +69,8 @@ def render(doc: dict[str, Any], lang: str = "id") -> str:
     summary = doc["summary"]
     with charts.style():
         ranking_svg = charts.ranking(opds, f, t, RANKING_TOP) if opds else None
-        usage_svgs = [
-            charts.usage(o, f, t, period["from"], period["to"], str(i)) for i, o in enumerate(opds)
-        ]  # fmt: skip
+        canvas = charts.UsageCanvas()
+        usage_svgs = [charts.usage(o, f, t, period["from"], period["to"], str(i), canvas) for i, o in enumerate(opds)]
         topo_svg = charts.topology(doc["links"], t) if doc["links"] else None
         uplink_svg = charts.uplink(doc["uplink"], f, t) if opds or doc["uplink"].get("purchased_mbps") else None
 

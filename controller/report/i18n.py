@@ -190,7 +190,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "ranking": "OPDs ranked by use and by cost",
         "ranking_top": "Top {shown} of {total} OPDs.",
         "chart_use": "Volume per month (GB)",
-        "chart_cost": "Cost a year (million Rp)",
+        "chart_cost": "Cost a year (million IDR)",
         "by_cap": "by cap",
         "by_use": "by use",
         "cost_section": "Cost per OPD",
