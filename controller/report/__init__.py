@@ -1,1 +1,1 @@
-"""The report: needs and cost per OPD from the usage history, as json, csv and html."""
+"""The usage report: its data (data.py), csv (csvout.py), html (html.py) and simulated history."""
