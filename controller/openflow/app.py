@@ -361,6 +361,10 @@ class KendaliApp(app_manager.OSKenApp):
     def metrics(self) -> tuple[bytes, str]:
         return self.telemetry.metrics.exposition()
 
+    def events(self, since: float | None, limit: int | None) -> list[dict[str, Any]]:
+        """Recent network events, newest first (copies: the REST green thread keeps them)."""
+        return self.core.events.query(since, limit)
+
     def health(self) -> dict:
         c = self.core
         return views.health(
