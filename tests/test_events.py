@@ -99,7 +99,7 @@ class View:
     def health(self) -> dict:
         return {"status": "ok"}
 
-    def events(self, since: float | None, limit: int | None) -> list[dict[str, Any]]:
+    def recent_events(self, since: float | None, limit: int | None) -> list[dict[str, Any]]:
         self.asked.append((since, limit))
         return self.events_list.query(since, limit)
 
@@ -177,7 +177,10 @@ def test_a_first_starts_seeded_policies_are_one_event_and_settings_changes_show(
     got = get(app, "/v1/events").data["events"]
     assert [e["kind"] for e in got] == ["settings", "policy"]
     assert got[0]["who"] == "noc" and "annual_budget_idr" in got[0]["text"]
-    assert got[1]["ids"] == ["a", "bb", "ccc"] and got[1]["text"].startswith("3 policies loaded")
+    assert (
+        got[1]["ids"] == ["a", "bb", "ccc"]
+        and got[1]["text"] == "3 policies loaded from the policy file: a, bb and ccc"
+    )
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ class View(Protocol):
 
     def health(self) -> dict: ...
 
-    def events(self, since: float | None, limit: int | None) -> list[dict[str, Any]]:
+    def recent_events(self, since: float | None, limit: int | None) -> list[dict[str, Any]]:
         """The controller's recent events (controller.core.events), newest first."""
         ...
 

@@ -60,13 +60,14 @@ function node(tag, attrs = {}, ...children) {
 
 // ---- sign in / out -----------------------------------------------------------------------
 
-function showLogin(message) {
+function showLogin(message, tone = "bad") {
   if (timer) clearInterval(timer);
   timer = null;
   $("main").hidden = true;
   $("signout").hidden = true;
   $("login").hidden = false;
   $("login-msg").textContent = message || "";
+  $("login-msg").className = `msg ${tone}`;
   $("token").focus();
 }
 
@@ -92,7 +93,7 @@ function signOut() {
   token = "";
   sessionStorage.removeItem(TOKEN_KEY);
   $("token").value = "";
-  showLogin("Signed out.");
+  showLogin("Signed out.", "good");
 }
 
 // ---- errors in plain words ------------------------------------------------------------------
@@ -183,6 +184,10 @@ function showMap(topo) {
   $("discrepancies").textContent = d.length ? `Differs from the declared topology: ${d.join("; ")}` : "";
 }
 
+function capText(kbps) {
+  return kbps >= 1000 ? `${+(kbps / 1000).toFixed(3)} Mbit/s` : `${kbps} kbit/s`;
+}
+
 function bar(dir, label) {
   const capKbps = dir.cap_kbps;
   const share = typeof dir.share_of_cap === "number" ? dir.share_of_cap : null;
@@ -195,7 +200,7 @@ function bar(dir, label) {
     fill.style.width = `${pct.toFixed(1)}%`;
     level = share >= 0.95 ? "high" : share >= 0.7 ? "mid" : "low";
   }
-  const cap = capKbps === null || capKbps === undefined ? "uncapped" : `of ${mbit(capKbps * 1000)}`;
+  const cap = capKbps === null || capKbps === undefined ? "uncapped" : `of ${capText(capKbps)}`;
   const dropping = dir.dropped_bps ? node("span", { class: "drop" }, ` dropping ${mbit(dir.dropped_bps)}`) : null;
   return node(
     "div",
@@ -335,9 +340,8 @@ async function save(ev) {
     });
     policies[id] = saved;
     msg.className = "msg good";
-    msg.textContent = `Saved: ${saved.name} now has download ${mbit(saved.download_kbps * 1000)} and upload ${mbit(
-      saved.upload_kbps * 1000,
-    )}. The switches are being updated.`;
+    const caps = `download ${capText(saved.download_kbps)}, upload ${capText(saved.upload_kbps)}`;
+    msg.textContent = `Saved: ${saved.name} now has ${caps}. The switches are being updated.`;
     await refresh();
   } catch (err) {
     msg.className = "msg bad";

@@ -122,6 +122,7 @@ export function utilClass(link) {
 
 export function mbit(bps) {
   if (bps === null || bps === undefined) return "–";
+  if (bps === 0) return "0 Mbit/s";
   const m = bps / 1e6;
   return m >= 100 ? `${m.toFixed(0)} Mbit/s` : m >= 10 ? `${m.toFixed(1)} Mbit/s` : `${m.toFixed(2)} Mbit/s`;
 }
@@ -144,15 +145,48 @@ function linkTitle(l) {
   return lines.join("\n");
 }
 
+const CHAR_W = 6.6; // px per character of a switch name at the map's font size
+
+function radius(sw) {
+  return sw.role === "core" ? 11 : sw.role === "edge" ? 6.5 : 8.5;
+}
+
+// The viewBox around what is drawn (names included): a small network is not lost in a big box.
+function fit(switches, pos) {
+  let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+  const grow = (x, y) => {
+    [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+  };
+  for (const s of switches) {
+    const p = pos[s.dpid];
+    const r = radius(s);
+    const len = label(s).length * CHAR_W * 1.1; // generous: a cut name is worse than a margin
+    grow(p.x - r - 4, p.y - r - 4);
+    grow(p.x + r + 4, p.y + r + 4);
+    if (p.leaf && (p.x !== 0 || p.y !== 0)) {
+      grow(p.x + Math.cos(p.angle) * (r + 6 + len), p.y + Math.sin(p.angle) * (r + 6 + len));
+    } else {
+      grow(p.x - len / 2 - 4, p.y + r + 18);
+      grow(p.x + len / 2 + 4, p.y + r + 18);
+    }
+  }
+  if (!switches.length) [x0, y0, x1, y1] = [-W / 2, -H / 2, W / 2, H / 2];
+  const pad = 12;
+  const minH = 260; // a flat network (a core and two edges) still gets some height
+  const h = Math.max(minH, y1 - y0 + 2 * pad);
+  const cy = (y0 + y1) / 2;
+  return `${(x0 - pad).toFixed(0)} ${(cy - h / 2).toFixed(0)} ${(x1 - x0 + 2 * pad).toFixed(0)} ${h.toFixed(0)}`;
+}
+
 // The map as one <svg>; switches carry data-name (tests and people find them).
 export function drawMap(topo) {
   const switches = topo.switches || [];
   const links = topo.links || [];
   const longest = Math.max(4, ...switches.map((s) => label(s).length));
-  const labelRoom = Math.min(160, 24 + longest * 6.6);
+  const labelRoom = Math.min(160, 24 + longest * CHAR_W);
   const pos = layout(switches, links, labelRoom);
   const svg = el("svg", {
-    viewBox: `${-W / 2} ${-H / 2} ${W} ${H}`,
+    viewBox: fit(switches, pos),
     role: "img",
     "aria-label": `network map: ${switches.length} switches, ${links.length} links`,
   });
@@ -178,7 +212,7 @@ export function drawMap(topo) {
   const gNodes = el("g", { class: "switches" });
   for (const s of switches) {
     const p = pos[s.dpid];
-    const r = s.role === "core" ? 11 : s.role === "edge" ? 6.5 : 8.5;
+    const r = radius(s);
     const g = el("g", {
       class: `switch role-${s.role || "none"}${s.connected ? "" : " off"}`,
       transform: `translate(${p.x.toFixed(1)} ${p.y.toFixed(1)})`,
