@@ -107,6 +107,18 @@ def test_openapi_document(ctl: ControllerProcess) -> None:
     assert "Policy" in doc["components"]["schemas"]
 
 
+def test_events_and_the_console_are_served_by_the_running_controller(ctl: ControllerProcess) -> None:
+    # The os-ken app is the REST view: its events must reach GET /v1/events (OSKenApp has
+    # an attribute of its own named ``events``, a queue: it once shadowed the method).
+    events = ctl.get("/v1/events?limit=50")["events"]
+    seeded = [e for e in events if e["kind"] == "policy" and e["action"] == "seed"]
+    assert len(seeded) == 1 and set(seeded[0]["ids"]) == set(FILE_POLICIES)
+    with urllib.request.urlopen(ctl.url + "/", timeout=10) as resp:  # no token: the page asks for one
+        assert resp.status == 200 and resp.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+        assert b"/static/console.js" in resp.read()
+
+
 def test_reads_need_a_token_except_health(ctl: ControllerProcess) -> None:
     assert raw(ctl, "GET", "/v1/health")[0] == 200
     for path in ("/v1/policies", "/v1/topology", "/v1/openapi.json"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,22 +68,29 @@ def show(results: list[Any]) -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+@contextmanager
+def running(state: Path, prefix: str) -> Iterator[Env]:
+    """A controller with the lab-meters policies and its lab, every host reachable.
+    (tests/test_lab_console.py starts its own with this too.)"""
     from controller.lab.labctl import ControllerProcess
     from controller.lab.mininet_lab import Lab
 
-    state = tmp_path_factory.mktemp("kendali-lab-policies") / "state"
     ctl = ControllerProcess(TOPO, POLICIES, state_dir=state).start()
     e = Env(ctl, None)
     try:
-        with Lab(TOPO, controller_port=ctl.ofp_port, prefix="ktp") as lab:
+        with Lab(TOPO, controller_port=ctl.ofp_port, prefix=prefix) as lab:
             e.lab = lab
             took, matrix = lab.wait_reachable(60)
             assert matrix.complete, lab.report(matrix) + f"\ncontroller log:\n{ctl.log_tail()}"
             yield e
     finally:
         e.ctl.cleanup()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    with running(tmp_path_factory.mktemp("kendali-lab-policies") / "state", "ktp") as e:
+        yield e
 
 
 def test_capped_opd_download_aggregate_holds_its_cap(env: Env) -> None:

@@ -52,6 +52,7 @@ def test_openapi_document() -> None:
         "/v1/usage",
         "/v1/usage/{opd}",
         "/metrics",
+        "/v1/events",
     }
     one = doc["paths"]["/v1/policies/{id}"]
     assert set(one) >= {"get", "put", "delete"}

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller import __version__
-from controller.api import usage_api
+from controller.api import events_api, usage_api
 from controller.core import policy, topology
 
 JSON = "application/json"
@@ -66,8 +66,9 @@ PARAMS: dict[str, dict[str, Any]] = {
     "opd": {"schema": {"type": "string"}, "description": "An OPD id: a policy's, or a declared subnet's (no policy)."},
 }
 
-# Usage telemetry describes its replies next to its handlers (controller.api.usage_api).
+# Usage telemetry and events describe their replies next to their handlers (controller.api.usage_api, events_api).
 _USAGE = usage_api.OPENAPI_PATHS
+_EVENTS = events_api.OPENAPI_PATHS["/v1/events"]["get"]
 
 _BAD = fail("Invalid request; error.field names the offending field")
 _UNSAVED = fail("Could not save; nothing changed")
@@ -121,6 +122,9 @@ PATHS: dict[str, dict[str, Op]] = {
     },
     "/metrics": {
         "get": Op("getMetrics", _USAGE["/metrics"]["get"]["summary"], _USAGE["/metrics"]["get"]["responses"]),
+    },
+    "/v1/events": {
+        "get": Op("getEvents", _EVENTS["summary"], _EVENTS["responses"], extra={"parameters": _EVENTS["parameters"]}),
     },
 }
 
@@ -205,4 +209,5 @@ def openapi() -> dict[str, Any]:
         },
     }
     doc["components"]["schemas"].update(usage_api.OPENAPI_SCHEMAS)  # type: ignore[index]
+    doc["components"]["schemas"].update(events_api.OPENAPI_SCHEMAS)  # type: ignore[index]
     return copy.deepcopy(doc)

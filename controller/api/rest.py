@@ -7,6 +7,8 @@
     GET    /v1/topology           view.topology()
     GET    /v1/health             view.health()               (the one path open without a token)
     GET    /v1/openapi.json       the OpenAPI 3.1 document (controller.api.openapi.openapi() + with_access())
+    GET    /v1/events             recent events and policy/settings changes (controller.api.events_api)
+    GET    /, /static/<file>      the web console (controller.api.static; no token: the page asks for one)
 
 Every other request needs ``Authorization: Bearer <token>`` (access.py decides): a read
 token for GET, a write token for PUT and DELETE (403 otherwise). A failure answers 401
@@ -37,9 +39,10 @@ from typing import Any, Protocol
 
 from webob import Request, Response
 
-from controller.api import usage_api
+from controller.api import events_api, usage_api
 from controller.api.access import Access, Denied, Keyring
 from controller.api.openapi import openapi
+from controller.api.static import StaticFiles
 from controller.api.store import PolicyStore
 from controller.api.tokens import make_entry
 from controller.core.policy import Policy, PolicyError, validate
@@ -53,6 +56,10 @@ class View(Protocol):
     def topology(self) -> dict: ...
 
     def health(self) -> dict: ...
+
+    def recent_events(self, since: float | None, limit: int | None) -> list[dict[str, Any]]:
+        """The controller's recent events (controller.core.events), newest first."""
+        ...
 
 
 OnChange = Callable[[dict[str, Policy]], None]
@@ -209,6 +216,7 @@ class RestApp:
         self.access = access_for(tokens)
         self.open_reads = open_reads  # not offered on the command line; reads need a token
         self.max_body = max_body
+        self.static = StaticFiles()
         # (path regex, {method: handler}); handlers take (request, **path params).
         self.routes: list[tuple[re.Pattern[str], dict[str, Callable[..., Response]]]] = [
             (re.compile(r"^/v1/policies$"), {"GET": self.list_policies}),
@@ -225,6 +233,7 @@ class RestApp:
                 {"GET": lambda req, who, id: usage_api.usage_of(req, self.view, id)},
             ),
             (re.compile(r"^/metrics$"), {"GET": lambda req, who: usage_api.metrics(req, self.view)}),
+            (re.compile(r"^/v1/events$"), {"GET": lambda req, who: events_api.events(req, self.view, self.store)}),
         ]
 
     # --- WSGI ------------------------------------------------------------------------------
@@ -245,6 +254,8 @@ class RestApp:
         return resp(environ, start_response)
 
     def dispatch(self, req: Request) -> Response:
+        if StaticFiles.wants(req.path_info):
+            return self.console(req)
         for pattern, methods in self.routes:
             m = pattern.match(req.path_info)
             if not m:
@@ -331,6 +342,15 @@ class RestApp:
             log.info("policy %s deleted by token %r", id, who)
             self._applied()
         return Response(status=204)
+
+    def console(self, req: Request) -> Response:
+        """The console's files: open to all (they hold no data), GET and HEAD only."""
+        if req.method not in ("GET", "HEAD"):
+            raise HttpError(405, f"{req.method} is not allowed here; allowed: GET, HEAD", None, {"Allow": "GET, HEAD"})
+        name = self.static.name(req.path_info)
+        if name is None:
+            raise HttpError(404, f"no such file {req.path_info[:200]!r}; the console is at /")
+        return self.static.response(req, name)
 
     def _view(self, what: str, fn: Callable[[], dict]) -> Response:
         try:

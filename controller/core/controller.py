@@ -30,6 +30,7 @@ import networkx as nx
 from controller.core import frames
 from controller.core.arp import ArpResponder, Send
 from controller.core.compiler import GATEWAY_MAC, Compiler, PolicyLike, hosts_on_switch
+from controller.core.events import Events
 from controller.core.graph import HostEntry, LinkKey, Network, link_key
 from controller.core.liveness import Liveness
 from controller.core.lldp import LldpSigner
@@ -118,6 +119,7 @@ class Controller:
         self.recon = Reconciler(config.keep_foreign)
         self.policies: dict[str, PolicyLike] = dict(policies or {})
         self.counters = Counters()
+        self.events = Events()  # the recent ones, for people (GET /v1/events, the web console)
         self.started = now
         self.hw_addr: dict[tuple[int, int], str] = {}
         self.last_compile_ms = 0.0
@@ -155,6 +157,7 @@ class Controller:
             self.hw_addr[(dpid, p)] = hw
         self.net.switch_up(dpid, {p: up for p, (up, _hw) in ports.items()}, now)
         LOG.info("switch %s connected with %d ports", self.name(dpid), len(ports))
+        self.events.add(now, "switch_up", f"switch {self.name(dpid)} connected ({len(ports)} ports)", **self._sw(dpid))
         self._recover_remembered(dpid)
         self.liveness.discover(now)
         self._settle[dpid] = now + SWITCH_SETTLE
@@ -173,6 +176,7 @@ class Controller:
         self.liveness.forget(dpid)
         self.net.switch_down(dpid)
         LOG.warning("switch %s disconnected", self.name(dpid))
+        self.events.add(now, "switch_down", f"switch {self.name(dpid)} disconnected", **self._sw(dpid))
         self.dirty = True
         return []
 
@@ -191,6 +195,9 @@ class Controller:
                 ", ".join(self.fmt_link(k) for k in lost),
                 (time.perf_counter() - t0) * 1000,
             )
+            for k in lost:
+                text = f"failover: link {self.fmt_link(k)} lost carrier; traffic bypassed it"
+                self.events.add(now, "failover", text, link=self.fmt_link(k))
         else:
             self.dirty = True
         if up:
@@ -234,6 +241,8 @@ class Controller:
         if not fin.drift:
             return []
         LOG.warning("audit: switch %s differs from what it should hold (%s); repairing", self.name(dpid), fin.drift)
+        text = f"audit: switch {self.name(dpid)} differed from what it should hold ({fin.drift}); repaired"
+        self.events.add(now, "drift_repaired", text, **self._sw(dpid))
         if fin.needs_read:
             parts = self.recon.start_read(dpid, now)
             return [ReadState(dpid, parts)] if parts else []
@@ -292,7 +301,9 @@ class Controller:
         if self.net.link_seen(lldp.dpid, lldp.port, dpid, in_port, now):
             key = link_key(lldp.dpid, lldp.port, dpid, in_port)
             held = self.net.hold_time(key, now)
-            LOG.info("link %s up%s", self.fmt_link(key), f" after a {held:.0f} s flap-damping hold" if held else "")
+            hold = f" after a {held:.0f} s flap-damping hold" if held else ""
+            LOG.info("link %s up%s", self.fmt_link(key), hold)
+            self.events.add(now, "link_up", f"link {self.fmt_link(key)} up{hold}", link=self.fmt_link(key))
             self._found |= {key[0], key[2]}
             self.dirty = True
         return []
@@ -337,6 +348,8 @@ class Controller:
                         silent[k] * 1000,
                         (time.perf_counter() - t0) * 1000,
                     )
+                    text = f"failover: link {self.fmt_link(k)} silent for {silent[k] * 1000:.0f} ms; routed around it"
+                    self.events.add(now, "link_silent", text, link=self.fmt_link(k))
         self.signer.expire(now)
         for dpid in sorted(self.net.ports):
             out += self._lldp(dpid, None if r.full else sorted(self.net.link_ports(dpid)), now)
@@ -397,8 +410,11 @@ class Controller:
                 t.source or "the declared topology",
                 "\n  ".join(problems),
             )
+            text = f"topology check: {len(problems)} difference(s) from the declared topology: {'; '.join(problems)}"
+            self.events.add(now, "topology_check", text, problems=problems)
         else:
             LOG.info("topology check: discovery matches the declared topology")
+            self.events.add(now, "topology_check", "topology check: discovery matches the declared topology")
 
     # ---- compile and reconcile -------------------------------------------------------------
     def additions_only(self, dpid: int, now: float) -> bool:
@@ -467,6 +483,10 @@ class Controller:
         t = self.config.topology
         sw = t.switch_by_dpid(dpid) if t else None
         return sw.name if sw else f"{dpid:#x}"
+
+    def _sw(self, dpid: int) -> dict[str, Any]:
+        """An event's fields naming a switch."""
+        return {"switch": self.name(dpid), "dpid": dpid}
 
     def fmt_link(self, k: LinkKey) -> str:
         return f"{self.name(k[0])}:{k[1]}-{self.name(k[2])}:{k[3]}"

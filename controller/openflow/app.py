@@ -361,6 +361,11 @@ class KendaliApp(app_manager.OSKenApp):
     def metrics(self) -> tuple[bytes, str]:
         return self.telemetry.metrics.exposition()
 
+    def recent_events(self, since: float | None, limit: int | None) -> list[dict[str, Any]]:
+        """Recent network events, newest first (copies: the REST green thread keeps them). Not
+        ``events``: OSKenApp's own event queue has that name."""
+        return self.core.events.query(since, limit)
+
     def health(self) -> dict:
         c = self.core
         return views.health(
