@@ -25,6 +25,7 @@ from controller.core.sharing import (
     Sharing,
     allocate,
     constraints,
+    measured_from_usage,
 )
 from tests.builders import ROOT, from_topology
 
@@ -460,3 +461,13 @@ def test_before_its_first_period_an_opd_keeps_its_cap_and_a_removed_one_is_forgo
 def test_bad_settings_say_which_and_why(field: str, value: float, words: str) -> None:
     with pytest.raises(ValueError, match=words):
         Settings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_measured_from_the_usage_view() -> None:
+    view = [
+        {"opd": "dinkes", "down": {"bps": 40e6, "dropped_bps": 2e6}, "up": {"bps": 1e6, "dropped_bps": 0}},
+        {"opd": "rsud", "down": {"bps": 0, "dropped_bps": 0}, "up": {"bps": 5e5, "dropped_bps": 1e3}},
+    ]
+    m = measured_from_usage(view)
+    assert m["dinkes"]["download"] == Measured(40e6, 2e6) and m["dinkes"]["upload"] == Measured(1e6, 0)
+    assert m["rsud"]["upload"] == Measured(5e5, 1e3)

@@ -35,7 +35,7 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from controller.core.compiler import FRAME_OVERHEAD, best_edges, next_hops
 from controller.core.graph import LinkKey, Network
@@ -387,6 +387,18 @@ class Measured:
 
     delivered_bps: float
     dropped_bps: float
+
+
+def measured_from_usage(view: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Measured]]:
+    """What ``step`` wants, from controller.core.usage.Usage.view(now): each OPD's rates over its
+    counters' last poll (OPD totals, which a meter re-size does not reset), "down"/"up" there."""
+    out: dict[str, dict[str, Measured]] = {}
+    for item in view:
+        out[str(item["opd"])] = {
+            direction: Measured(float(item[short]["bps"]), float(item[short]["dropped_bps"]))
+            for direction, short in (("download", "down"), ("upload", "up"))
+        }
+    return out
 
 
 @dataclass(frozen=True)
