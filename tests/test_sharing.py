@@ -468,6 +468,28 @@ def test_measured_from_the_usage_view() -> None:
         {"opd": "dinkes", "down": {"bps": 40e6, "dropped_bps": 2e6}, "up": {"bps": 1e6, "dropped_bps": 0}},
         {"opd": "rsud", "down": {"bps": 0, "dropped_bps": 0}, "up": {"bps": 5e5, "dropped_bps": 1e3}},
     ]
+    view[0]["window"] = {"from": 100.0, "to": 110.0, "seconds": 10.0}
     m = measured_from_usage(view)
-    assert m["dinkes"]["download"] == Measured(40e6, 2e6) and m["dinkes"]["upload"] == Measured(1e6, 0)
-    assert m["rsud"]["upload"] == Measured(5e5, 1e3)
+    assert m["dinkes"]["download"] == Measured(40e6, 2e6, 100.0) and m["dinkes"]["upload"] == Measured(1e6, 0, 100.0)
+    assert m["rsud"]["upload"] == Measured(5e5, 1e3, None)  # no window: no sample yet
+
+
+def test_a_sample_from_before_a_meter_change_cannot_show_the_opd_held_at_it() -> None:
+    pols = {"a": policy("a", 100_000), "b": policy("b", 100_000)}
+    caps = uplink(100_000)
+
+    def first() -> Sharing:
+        sharing = Sharing()
+        sharing.step(0.0, pols, {}, caps)  # nobody asks: both meters come down from their caps
+        assert meter(sharing, pols["a"], "download") < 100_000
+        return sharing
+
+    # The poll behind this sample began before that change: it measured the old meter.
+    rate = meter(first(), pols["a"], "download")
+    at_old = {"download": Measured(rate * WIRE, 0.02 * rate * WIRE, since=-1.0)}
+    stale = first()
+    stale.step(5.0, pols, {"a": at_old}, caps)
+    assert not stale.shares["a"]["download"].probed
+    fresh = first()
+    fresh.step(5.0, pols, {"a": {"download": Measured(rate * WIRE, 0.02 * rate * WIRE, since=1.0)}}, caps)
+    assert fresh.shares["a"]["download"].probed

@@ -387,6 +387,10 @@ class Measured:
 
     delivered_bps: float
     dropped_bps: float
+    # When the counters' window began (the clock ``step`` is given). A window that began
+    # before the OPD's meter last changed says nothing about the new rate: such a sample
+    # counts for demand but cannot show the OPD "held at its meter". None: assume it is new.
+    since: float | None = None
 
 
 def measured_from_usage(view: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Measured]]:
@@ -394,8 +398,10 @@ def measured_from_usage(view: Iterable[Mapping[str, Any]]) -> dict[str, dict[str
     counters' last poll (OPD totals, which a meter re-size does not reset), "down"/"up" there."""
     out: dict[str, dict[str, Measured]] = {}
     for item in view:
+        window = item.get("window")
+        since = float(window["from"]) if window else None
         out[str(item["opd"])] = {
-            direction: Measured(float(item[short]["bps"]), float(item[short]["dropped_bps"]))
+            direction: Measured(float(item[short]["bps"]), float(item[short]["dropped_bps"]), since)
             for direction, short in (("download", "down"), ("upload", "up"))
         }
     return out
@@ -436,6 +442,7 @@ class _Seen:
 
     rate: float  # the meter rate in force, kbit/s
     offered: deque[float] = field(default_factory=deque)  # delivered + dropped, last `window` periods
+    changed: float | None = None  # when sharing last changed the rate
 
 
 class Sharing:
@@ -484,14 +491,15 @@ class Sharing:
             del self._seen[key]
         self.shares = {o: {} for o in policies}
         usable = [Constraint(c.name, _kbps(c.capacity_kbps) / FRAME_OVERHEAD, c.opds) for c in capacities]
+        self.last_step = now
         changes = []
         for direction in DIRECTIONS:
-            changes += self._direction(direction, policies, measured, usable)
-        self.last_step = now
+            changes += self._direction(now, direction, policies, measured, usable)
         return changes
 
     def _direction(
         self,
+        now: float,
         direction: str,
         policies: Mapping[str, SharedPolicy],
         measured: Mapping[str, Mapping[str, Measured]],
@@ -511,7 +519,8 @@ class Sharing:
             dropped = _kbps(m.dropped_bps) * to_kbps if m else 0.0
             seen.offered.append(delivered + dropped)
             want = max(seen.offered) * s.margin
-            if dropped > 0 and delivered >= s.held * seen.rate and dropped > s.dropping * delivered:
+            current = m is not None and (m.since is None or seen.changed is None or m.since >= seen.changed)
+            if current and dropped > 0 and delivered >= s.held * seen.rate and dropped > s.dropping * delivered:
                 want = max(want, seen.rate * s.probe, low)
                 probed.add(opd)
             want = min(want, cap)
@@ -535,6 +544,7 @@ class Sharing:
             if abs(new - old) > _EPS:
                 why = _why(old, new, a, o, demand[o.id], o.id in probed)
                 changes.append(Change(o.id, direction, old, new, why + busy))
+                seen.changed = now
             seen.rate = new
             delivered, dropped = seen_now[o.id]
             self.shares[o.id][direction] = Share(
