@@ -71,7 +71,7 @@ def want(o: Opd, demand: Mapping[str, float]) -> float:
     return min(o.cap_kbps, demand.get(o.id, 0.0))
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=250, deadline=None, derandomize=True)
 @given(problems())
 def test_caps_and_capacities_are_never_exceeded(p: tuple) -> None:
     opds, demand, caps, floor = p
@@ -84,7 +84,7 @@ def test_caps_and_capacities_are_never_exceeded(p: tuple) -> None:
         assert used(c, alloc) <= c.capacity_kbps + TOL, c.name
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=250, deadline=None, derandomize=True)
 @given(problems())
 def test_guarantees_are_met_when_demanded_and_they_fit(p: tuple) -> None:
     opds, demand, caps, floor = p
@@ -101,7 +101,7 @@ def test_guarantees_are_met_when_demanded_and_they_fit(p: tuple) -> None:
             assert alloc[o.id].kbps >= sure[o.id] - TOL
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=250, deadline=None, derandomize=True)
 @given(problems())
 def test_work_conserving(p: tuple) -> None:
     """No capacity idle while someone could use it: an OPD below its cap crosses a full
@@ -133,7 +133,7 @@ def test_max_min_fair_among_equals(p: tuple, data: st.DataObject) -> None:
     assert abs(alloc["twin"].demand_kbps - alloc[model.id].demand_kbps) <= 1.0
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=250, deadline=None, derandomize=True)
 @given(problems(links=False, floor=False))
 def test_a_higher_priority_is_served_first(p: tuple) -> None:
     """While an OPD of priority p is short of its demand, every lower priority (a larger
@@ -146,7 +146,7 @@ def test_a_higher_priority_is_served_first(p: tuple) -> None:
                 assert alloc[lower.id].demand_kbps <= alloc[lower.id].guaranteed_kbps + TOL
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=250, deadline=None, derandomize=True)
 @given(problems(links=False, guarantees=False, floor=False))
 def test_weights_share_one_level_in_proportion(p: tuple) -> None:
     """At the level where the uplink runs out, the OPDs short of their demand have the same
@@ -221,7 +221,7 @@ def test_allocate_time(n: int, capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
         print(f"\nallocate: {n} OPDs, {len(caps)} constraints: {took * 1000:.1f} ms")
     assert all(used(c, alloc) <= c.capacity_kbps + TOL for c in caps)
-    assert took < 5.0  # one period is 5 s; measured ~3 ms (200) and ~30 ms (2000) on the lab machine
+    assert took < 5.0  # one period is 5 s; measured medians 2.6 ms (200) and 26.5 ms (2000) here
 
 
 # --- where the capacity is shared ----------------------------------------------------------------
