@@ -65,7 +65,22 @@ BAD = [
     (without("download_kbps"), "download_kbps", "is required"),
     (without("upload_kbps"), "upload_kbps", "is required"),
     (without("id"), "id", "is required"),
-    ({**OK, "limit_at": 5000}, "limit_at", "cannot guarantee"),
+    ({**OK, "limit_at": 5000}, "limit_at", "use download_min_kbps and upload_min_kbps"),
+    ({**OK, "limit-at": 5000}, "limit-at", "MikroTik's limit-at"),
+    ({**OK, "max-limit": "10M/20M"}, "max-limit", "use download_kbps and upload_kbps"),
+    ({**OK, "burst-time": 8}, "burst-time", "no equivalent"),
+    ({**OK, "parent": "global"}, "parent", "no queue tree"),
+    ({**OK, "priority": "2/2"}, "priority", "one whole number 1-8 for both directions"),
+    ({**OK, "priority": "8"}, "priority", "without quotes"),
+    ({**OK, "priority": 0}, "priority", "1 is the highest priority"),
+    ({**OK, "priority": 9}, "priority", "at most 8"),
+    ({**OK, "priority": 2.5}, "priority", "whole number"),
+    ({**OK, "weight": 0}, "weight", "a weight is a share"),
+    ({**OK, "weight": 1001}, "weight", "at most 1,000"),
+    ({**OK, "download_min_kbps": -1}, "download_min_kbps", "at least 0"),
+    ({**OK, "upload_min_kbps": "2M"}, "upload_min_kbps", "whole number"),
+    ({**OK, "download_min_kbps": 20001}, "download_min_kbps", "20,001 kbit/s is above the cap download_kbps of 20,000"),
+    ({**OK, "upload_min_kbps": 10001}, "upload_min_kbps", "10,001 kbit/s is above the cap upload_kbps of 10,000"),
     ({**OK, "max_limit": 5000}, "max_limit", "download_kbps"),
     ({**OK, "Download_kbps": 5000}, "Download_kbps", "unknown field"),
     ({**OK, "download_kbps": 0}, "download_kbps", "at least 64"),
@@ -161,6 +176,66 @@ def test_replacing_own_policy_is_not_an_overlap() -> None:
     dinkes = validate(OK)
     p = validate({**OK, "download_kbps": 30000}, url_id="dinkes", others={"dinkes": dinkes})
     assert p.download_kbps == 30000
+
+
+def test_sharing_fields_have_defaults_and_old_policies_are_unchanged() -> None:
+    old = validate(OK)
+    assert (old.download_min_kbps, old.upload_min_kbps, old.priority, old.weight) == (0, 0, 8, 1)
+    assert old.to_dict() == OK  # defaults are not written back: an old GET result stays the same
+    full = {**OK, "download_min_kbps": 20000, "upload_min_kbps": 0, "priority": 1, "weight": 3}
+    p = validate(full)
+    assert (p.download_min_kbps, p.upload_min_kbps, p.priority, p.weight) == (20000, 0, 1, 3)
+    assert validate(p.to_dict()) == p
+    assert p.to_dict() == {k: v for k, v in full.items() if k != "upload_min_kbps"}
+
+
+def _opd(i: int, down_min: int, up_min: int = 0) -> Policy:
+    return validate(
+        {
+            "id": f"opd{i}",
+            "name": f"OPD {i}",
+            "subnets": [f"10.20.{i}.0/24"],
+            "download_kbps": 400_000,
+            "upload_kbps": 400_000,
+            "download_min_kbps": down_min,
+            "upload_min_kbps": up_min,
+        }
+    )
+
+
+def test_guarantees_must_fit_the_uplink_409_with_the_figures() -> None:
+    others = {p.id: p for p in (_opd(1, 400_000), _opd(2, 400_000))}
+    new = {**OK, "download_kbps": 320_000, "download_min_kbps": 320_000}
+    with pytest.raises(PolicyError) as info:
+        validate(new, others=others, uplink_kbps=1_000_000)
+    err = info.value
+    assert err.status == 409 and err.field == "download_min_kbps"
+    assert "download guarantees would sum to 1,120,000 kbit/s; the uplink buys 1,000,000 kbit/s" in err.problem
+    assert f"{int(1_000_000 * 1448 / 1514):,} kbit/s of payload" in err.problem  # what 1514-byte frames carry
+    # Without an uplink (none declared) or within it, the same policy passes.
+    assert validate(new, others=others).download_min_kbps == 320_000
+    assert validate({**new, "download_min_kbps": 156_000}, others=others, uplink_kbps=1_000_000)
+    # Upload is summed on its own.
+    with pytest.raises(PolicyError) as info:
+        validate(
+            {**OK, "upload_kbps": 400_000, "upload_min_kbps": 200_000},
+            others={p.id: p for p in (_opd(1, 0, 400_000), _opd(2, 0, 400_000))},
+            uplink_kbps=1_000_000,
+        )
+    assert info.value.status == 409 and info.value.field == "upload_min_kbps"
+
+
+def test_a_change_that_does_not_raise_the_guarantees_passes_after_the_uplink_shrank() -> None:
+    others = {p.id: p for p in (_opd(1, 400_000), _opd(2, 400_000))}  # 800 Mbit/s guaranteed
+    smaller_uplink = 500_000
+    lower = {"name": "OPD 1", "subnets": ["10.20.1.0/24"], "download_kbps": 500_000, "upload_kbps": 1000}
+    assert (
+        validate({**lower, "download_min_kbps": 300_000}, "opd1", others, smaller_uplink).download_min_kbps == 300_000
+    )
+    assert validate(OK, others=others, uplink_kbps=smaller_uplink)  # no guarantee: adds nothing
+    with pytest.raises(PolicyError) as info:
+        validate({**lower, "download_min_kbps": 400_001}, "opd1", others, smaller_uplink)
+    assert info.value.status == 409
 
 
 def test_schema_is_valid_2020_12_and_body_schema_derived() -> None:
@@ -266,6 +341,19 @@ def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(KendaliError, match="no such file"):
         load_file(tmp_path / "nope.yaml")
+
+
+def test_policy_file_guarantees_must_fit_the_uplink(tmp_path: Path) -> None:
+    text = "policies:\n" + ENTRY + "    download_min_kbps: 20000\n"
+    second = ENTRY.replace("id: dinkes", "id: rsud").replace("10.10.7.0/24", "10.10.8.0/24")
+    text += second + "    download_min_kbps: 20000\n"
+    path = write(tmp_path, text)
+    assert load_file(path)["rsud"].download_min_kbps == 20000  # no uplink given: not summed
+    assert len(load_file(path, uplink_kbps=41_900)) == 2  # 40,000 payload fits 41,900 on the wire
+    with pytest.raises(KendaliError) as info:
+        load_file(path, uplink_kbps=40_000)
+    assert info.value.field == "policies.1.download_min_kbps"
+    assert "would sum to 40,000 kbit/s; the uplink buys 40,000 kbit/s" in info.value.problem
 
 
 def test_empty_policy_list_is_allowed(tmp_path: Path) -> None:
