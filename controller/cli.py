@@ -238,6 +238,7 @@ def run_controller(args: argparse.Namespace) -> int:
     from controller.api import history
 
     history.check(args.state_dir / history.HISTORY_FILE)  # a bad usage.sqlite is one line, before any switch
+    store_mod.load_settings(args.state_dir)  # so is a damaged settings.json (the report's settings)
     ofp_opts = ["--ofp-listen-host", args.ofp_bind, "--ofp-tcp-listen-port", str(args.ofp_port)]
     _check_free(args.ofp_bind, args.ofp_port, "--ofp-port")
     _check_free(args.rest_bind, args.rest_port, "--rest-port")

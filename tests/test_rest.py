@@ -193,6 +193,7 @@ def test_topology_health_openapi(env: Env) -> None:
         "/v1/usage",
         "/v1/usage/{opd}",
         "/metrics",
+        "/v1/settings",
     }
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller import __version__
-from controller.api import usage_api
+from controller.api import report_api, usage_api
 from controller.core import policy, topology
 
 JSON = "application/json"
@@ -66,8 +66,10 @@ PARAMS: dict[str, dict[str, Any]] = {
     "opd": {"schema": {"type": "string"}, "description": "An OPD id: a policy's, or a declared subnet's (no policy)."},
 }
 
-# Usage telemetry describes its replies next to its handlers (controller.api.usage_api).
+# Usage telemetry describes its replies next to its handlers (controller.api.usage_api); so do
+# the report and its settings (controller.api.report_api).
 _USAGE = usage_api.OPENAPI_PATHS
+_REPORT = report_api.OPENAPI_PATHS
 
 _BAD = fail("Invalid request; error.field names the offending field")
 _UNSAVED = fail("Could not save; nothing changed")
@@ -121,6 +123,18 @@ PATHS: dict[str, dict[str, Op]] = {
     },
     "/metrics": {
         "get": Op("getMetrics", _USAGE["/metrics"]["get"]["summary"], _USAGE["/metrics"]["get"]["responses"]),
+    },
+    "/v1/settings": {
+        "get": Op(
+            "getSettings", _REPORT["/v1/settings"]["get"]["summary"], _REPORT["/v1/settings"]["get"]["responses"]
+        ),
+        "put": Op(
+            "putSettings",
+            _REPORT["/v1/settings"]["put"]["summary"],
+            _REPORT["/v1/settings"]["put"]["responses"],
+            write=True,
+            body=_REPORT["/v1/settings"]["put"]["body"],
+        ),
     },
 }
 
@@ -205,4 +219,5 @@ def openapi() -> dict[str, Any]:
         },
     }
     doc["components"]["schemas"].update(usage_api.OPENAPI_SCHEMAS)  # type: ignore[index]
+    doc["components"]["schemas"].update(report_api.OPENAPI_SCHEMAS)  # type: ignore[index]
     return copy.deepcopy(doc)

@@ -7,6 +7,8 @@
     GET    /v1/topology           view.topology()
     GET    /v1/health             view.health()               (the one path open without a token)
     GET    /v1/openapi.json       the OpenAPI 3.1 document (controller.api.openapi.openapi() + with_access())
+    GET    /v1/settings           the report's settings (controller.api.report_api)
+    PUT    /v1/settings           replace them (audited, action "settings")
 
 Every other request needs ``Authorization: Bearer <token>`` (access.py decides): a read
 token for GET, a write token for PUT and DELETE (403 otherwise). A failure answers 401
@@ -37,10 +39,10 @@ from typing import Any, Protocol
 
 from webob import Request, Response
 
-from controller.api import usage_api
+from controller.api import report_api, usage_api
 from controller.api.access import Access, Denied, Keyring
 from controller.api.openapi import openapi
-from controller.api.store import PolicyStore
+from controller.api.store import PolicyStore, SettingsFile
 from controller.api.tokens import make_entry
 from controller.core.policy import Policy, PolicyError, validate
 
@@ -209,6 +211,7 @@ class RestApp:
         self.access = access_for(tokens)
         self.open_reads = open_reads  # not offered on the command line; reads need a token
         self.max_body = max_body
+        self.settings_file = SettingsFile(store.state_dir)
         # (path regex, {method: handler}); handlers take (request, **path params).
         self.routes: list[tuple[re.Pattern[str], dict[str, Callable[..., Response]]]] = [
             (re.compile(r"^/v1/policies$"), {"GET": self.list_policies}),
@@ -225,6 +228,13 @@ class RestApp:
                 {"GET": lambda req, who, id: usage_api.usage_of(req, self.view, id)},
             ),
             (re.compile(r"^/metrics$"), {"GET": lambda req, who: usage_api.metrics(req, self.view)}),
+            (
+                re.compile(r"^/v1/settings$"),
+                {
+                    "GET": lambda req, who: report_api.get_settings(req, self.settings_file),
+                    "PUT": lambda req, who: report_api.put_settings(req, self.read_json(req), self.settings_file, who),
+                },
+            ),
         ]
 
     # --- WSGI ------------------------------------------------------------------------------
