@@ -54,6 +54,7 @@ def test_openapi_document() -> None:
         "/v1/usage/{opd}",
         "/metrics",
         "/v1/settings",
+        "/v1/report",
     }
     one = doc["paths"]["/v1/policies/{id}"]
     assert set(one) >= {"get", "put", "delete"}

@@ -124,6 +124,14 @@ PATHS: dict[str, dict[str, Op]] = {
     "/metrics": {
         "get": Op("getMetrics", _USAGE["/metrics"]["get"]["summary"], _USAGE["/metrics"]["get"]["responses"]),
     },
+    "/v1/report": {
+        "get": Op(
+            "getReport",
+            _REPORT["/v1/report"]["get"]["summary"],
+            _REPORT["/v1/report"]["get"]["responses"],
+            extra={"parameters": _REPORT["/v1/report"]["get"]["parameters"]},
+        ),
+    },
     "/v1/settings": {
         "get": Op(
             "getSettings", _REPORT["/v1/settings"]["get"]["summary"], _REPORT["/v1/settings"]["get"]["responses"]

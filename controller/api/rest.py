@@ -7,6 +7,7 @@
     GET    /v1/topology           view.topology()
     GET    /v1/health             view.health()               (the one path open without a token)
     GET    /v1/openapi.json       the OpenAPI 3.1 document (controller.api.openapi.openapi() + with_access())
+    GET    /v1/report             the usage report (controller.api.report_api): json, csv or html
     GET    /v1/settings           the report's settings (controller.api.report_api)
     PUT    /v1/settings           replace them (audited, action "settings")
 
@@ -203,8 +204,10 @@ class RestApp:
         open_reads: bool = False,
         max_body: int = 65536,
         open_metrics: bool = False,
+        offload: report_api.Offload | None = None,
     ) -> None:
         self.store = store
+        self.offload = offload  # runs slow work (the report) off the event loop: eventlet.tpool.execute
         self.open_metrics = open_metrics  # --open-metrics: a Prometheus without a token may scrape
         self.on_change = on_change
         self.view = view
@@ -228,6 +231,10 @@ class RestApp:
                 {"GET": lambda req, who, id: usage_api.usage_of(req, self.view, id)},
             ),
             (re.compile(r"^/metrics$"), {"GET": lambda req, who: usage_api.metrics(req, self.view)}),
+            (
+                re.compile(r"^/v1/report$"),
+                {"GET": lambda req, who: report_api.report(req, self.store.state_dir, self.offload)},
+            ),
             (
                 re.compile(r"^/v1/settings$"),
                 {
@@ -368,6 +375,8 @@ def make_app(
     open_reads: bool = False,
     max_body: int = 65536,
     open_metrics: bool = False,
+    offload: report_api.Offload | None = None,
 ) -> RestApp:
-    """The WSGI app (serve it with server.serve). ``tokens``: an Access, or {name: secret} write tokens."""
-    return RestApp(store, on_change, view, tokens, open_reads, max_body, open_metrics)
+    """The WSGI app (serve it with server.serve). ``tokens``: an Access, or {name: secret} write tokens.
+    ``offload(fn, *args)``: where slow work runs (the controller: eventlet.tpool.execute); default in place."""
+    return RestApp(store, on_change, view, tokens, open_reads, max_body, open_metrics, offload)
