@@ -304,3 +304,25 @@ def test_link_direction_utilisation() -> None:
 
 def test_wall_clock_of_a_zone() -> None:
     assert needs._wall(datetime.date(2026, 11, 30), 1440, ZoneInfo("Asia/Makassar")) == utc(2026, 11, 30, 16, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(min_value=4097, max_value=40_000),
+    kind=st.sampled_from(["uniform", "lognormal", "few values", "sorted", "reversed", "sample misleads"]),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_percentile_of_a_years_samples_is_numpys_too(n: int, kind: str, seed: int) -> None:
+    """Above 4,096 values only those over a sampled bound are partitioned; it must not show."""
+    rng = np.random.default_rng(seed)
+    values = {
+        "uniform": lambda: rng.uniform(0, 1e8, n),
+        "lognormal": lambda: rng.lognormal(15, 2, n),
+        "few values": lambda: rng.integers(0, 3, n).astype(np.float64),
+        "sorted": lambda: np.sort(rng.uniform(0, 1e8, n)),
+        "reversed": lambda: np.sort(rng.uniform(0, 1e8, n))[::-1].copy(),
+        # every 16th value (the ones sampled) is huge: the bound is far too high, so all are partitioned
+        "sample misleads": lambda: np.where(np.arange(n) % 16 == 0, 1e12, rng.uniform(0, 1e6, n)),
+    }[kind]()
+    for p in (95, 50, 99):
+        assert percentile(values, p) == np.percentile(values, p, method="inverted_cdf"), (kind, p)

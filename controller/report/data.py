@@ -18,10 +18,12 @@ history is a report with no use and a note saying so.
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import math
 import sqlite3
 import zoneinfo
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from controller.core.needs import Direction, Ints
 from controller.core.policy import Policy
 from controller.core.settings import Settings, days_off
 from controller.errors import KendaliError
+from controller.report import columns
 
 FORMAT = "kendali-report/1"
 MAX_DAYS = 800  # a period longer than two years and a bit is a typo
@@ -167,17 +170,19 @@ class _Reader:
         self.split = max(frm, math.ceil((now - hist.keep["5m"]) / 3600) * 3600)
         self.hourly = frm < self.split
 
-    def read(self, entry: str) -> dict[int, Ints]:
-        parts = []
+    def fetch(self, entry: str) -> list[columns.Raw]:
+        """The packed buckets of the period (SQL: in the caller's thread)."""
+        oid = columns.entry_id(self.hist.db, entry)
+        out = []
         if self.hourly:
-            parts.append(self.hist.columns("1h", entry, self.frm, min(self.split, self.to), _WANT))
+            out.append(columns.fetch(self.hist.db, "1h", oid, self.frm, min(self.split, self.to)))
         if self.split < self.to:
-            parts.append(self.hist.columns("5m", entry, self.split, self.to, _WANT))
-        out: dict[int, Ints] = {}
-        for c in _WANT:
-            arrays = [np.frombuffer(p[c], dtype=np.int64) for p in parts if len(p[c])]
-            out[c] = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+            out.append(columns.fetch(self.hist.db, "5m", oid, self.split, self.to))
         return out
+
+    def stream(self, entries: list[str]) -> Iterator[tuple[str, dict[int, Ints]]]:
+        """(entry, columns) in order; decoding overlaps the caller's work (columns.stream)."""
+        return columns.stream(entries, self.fetch, _WANT)
 
 
 def _open_history(path: Path) -> History:
@@ -246,13 +251,10 @@ def _direction(
     cap: int | None,
     covered_s: float,
 ) -> dict[str, Any]:
-    everything = np.ones(len(d.ms), dtype=bool)
-    o = needs.stats(d, office, meters)
-    a = needs.stats(d, everything, meters)
+    w = needs.window_stats(d, office, meters)
+    o, a = w["office"], w["all"]
     out = {
-        "office": o,
-        "outside": needs.stats(d, ~office, meters),
-        "all": a,
+        **w,
         "volume_bytes": int(d.delivered.sum()),
         "monthly_volume_bytes": int(round(int(d.delivered.sum()) * needs.MONTH_S / covered_s)) if covered_s else 0,
         "dropped_bytes": int(d.dropped.sum()),
@@ -308,6 +310,11 @@ def _link_ends(link_id: str) -> tuple[str, str]:
     return a, b
 
 
+def _capacity(info: dict[str, Any]) -> float | None:
+    cap = info.get("capacity_mbps")
+    return float(cap) if isinstance(cap, (int, float)) and not isinstance(cap, bool) and cap > 0 else None
+
+
 def _links(reader: _Reader | None, entries: list[dict[str, Any]], meta: Any, notes: list[str]) -> list[dict[str, Any]]:
     declared: dict[str, dict[str, Any]] = {}
     if meta is not None and not isinstance(meta, dict):
@@ -317,12 +324,19 @@ def _links(reader: _Reader | None, entries: list[dict[str, Any]], meta: Any, not
         if isinstance(info, dict):
             declared[str(lid)] = info
     seen = {e["opd"] for e in entries if e["kind"] == LINK_KIND}
+    # each link's figures as its buckets arrive: a year of 60 links' columns would be 300 MB at once
+    figures: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for lid, cols in reader.stream(sorted(seen)) if reader is not None else ():
+        cap = _capacity(declared.get(lid, {}))
+        figures[lid] = (
+            needs.link_direction(cols[_MS], cols[_UP], cap),
+            needs.link_direction(cols[_MS], cols[_DOWN], cap),
+        )
     out = []
     for lid in sorted(set(declared) | seen):
         info = declared.get(lid, {})
         a, b = _link_ends(lid)
-        cap = info.get("capacity_mbps")
-        cap = float(cap) if isinstance(cap, (int, float)) and not isinstance(cap, bool) and cap > 0 else None
+        cap = _capacity(info)
         row: dict[str, Any] = {
             "id": lid,
             "a": str(info.get("a", a)),
@@ -330,10 +344,8 @@ def _links(reader: _Reader | None, entries: list[dict[str, Any]], meta: Any, not
             "capacity_mbps": cap,
             "uplink": info.get("uplink") is True,
         }
-        if lid in seen and reader is not None:
-            cols = reader.read(lid)
-            row["a_to_b"] = needs.link_direction(cols[_MS], cols[_UP], cap)
-            row["b_to_a"] = needs.link_direction(cols[_MS], cols[_DOWN], cap)
+        if lid in figures:
+            row["a_to_b"], row["b_to_a"] = figures[lid]
         else:
             empty = np.zeros(0, dtype=np.int64)
             row["a_to_b"] = row["b_to_a"] = needs.link_direction(empty, empty, cap)
@@ -407,9 +419,9 @@ def _build(
         known.setdefault(pid, {"opd": pid, "kind": "policy", "name": p.name})
     empty = {c: np.zeros(0, dtype=np.int64) for c in _WANT}
     in_history = {e["opd"] for e in entries}
+    read = reader.stream([o for o in sorted(known) if o in in_history]) if reader is not None else iter(())
     opds = []
-    for oid in sorted(known):
-        cols = reader.read(oid) if reader is not None and oid in in_history else empty
+    for oid, cols in itertools.chain(read, ((o, empty) for o in sorted(known) if o not in in_history)):
         if not len(cols[_T]) and oid not in policies:
             continue  # a deleted OPD or old subnet with nothing in this period
         opds.append(_opd(known[oid], cols, policies.get(oid), timelines.get(oid), windows, frm, to, step))
