@@ -230,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     hs.add_argument("--days", type=_days, default=30, help="how many days up to --end (default 30, at most 400)")
     hs.add_argument("--state-dir", type=Path, default=Path("state"), help="default ./state")
     hs.add_argument("--seed", type=_seed, default=1, help="the same seed makes the same history (default 1)")
-    hs.add_argument("--end", metavar="DATE", help="the last moment simulated (default now)")
+    hs.add_argument(
+        "--end", metavar="DATE", help="where the simulated history ends (default now); a date is local midnight"
+    )
     hs.add_argument("--force", action="store_true", help="replace a measured history (it is moved aside, not deleted)")
 
     b = sub.add_parser("bench", help="benchmarks (see bench/)")
@@ -419,11 +421,14 @@ def run_report(args: argparse.Namespace) -> int:
 def run_history(args: argparse.Namespace) -> int:
     import time
 
-    from controller.api.history import HistoryError, parse_time
+    from controller.api.history import HistoryError
+    from controller.api.store import load_settings
+    from controller.report.data import parse_when
     from controller.report.simulate import simulate
 
     try:
-        end = parse_time(args.end, "end", time.time()) if args.end else time.time()
+        zone = load_settings(args.state_dir).office_hours.timezone  # a date is the offices' midnight
+        end = parse_when(args.end, "end", time.time(), zone) if args.end else time.time()
     except HistoryError as exc:
         raise _flagged(exc, {"end": "--end"}) from None
     t0 = time.monotonic()

@@ -410,3 +410,50 @@ def test_get_report_with_a_damaged_state_is_503(tmp_path: Path) -> None:
 @pytest.mark.skipif(HTML, reason="controller.report.html is here: html works")
 def test_get_report_html_without_the_renderer_is_400(tmp_path: Path) -> None:
     assert_error(Env(tmp_path).call("GET", "/v1/report?format=html"), 400, "format", "not available")
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["history", "simulate", "--days", "0"], "--days: 0 days is outside 1-400"),
+        (["history", "simulate", "--days", "a month"], "--days: not a whole number"),
+        (["history", "simulate", "--seed", "x"], "--seed: not a whole number"),
+        (["report", "--format", "pdf"], "--format: invalid choice"),
+        (["report", "--lang", "fr"], "--lang: invalid choice"),
+        (["bench", "reports"], "invalid choice"),
+    ],
+)
+def test_bad_report_and_simulate_flags(capsys: pytest.CaptureFixture[str], argv: list[str], words: str) -> None:
+    with pytest.raises(SystemExit) as ei:
+        cli.build_parser().parse_args(argv)
+    assert ei.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1, err
+
+
+def test_simulate_end_is_local_midnight_and_a_bad_one_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    assert cli.main(["history", "simulate", "--state-dir", str(state), "--days", "1", "--end", "soon"]) == 2
+    assert "--end: 'soon' is not a time" in capsys.readouterr().err
+    assert cli.main(["history", "simulate", "--state-dir", str(state), "--days", "1", "--end", "2026-12-01"]) == 0
+    h = History(state / HISTORY_FILE, reader=True)
+    try:
+        last = max(h.columns("5m", "dinkes", 0, 2e9, [0])[0])
+    finally:
+        h.close()
+    assert last / 1000 == END - 8 * 3600 - 300  # the last bucket starts at 23:55 WITA
+
+
+def test_a_damaged_block_in_the_history_is_named(tmp_path: Path) -> None:
+    start = END - 2 * DAY
+    state = state_with(
+        tmp_path, {"dinkes": policy("dinkes", 20_000, 10_000, "10.10.7.0/24")}, {"dinkes": rows(start, 600, 1e6)}
+    )
+    h = History(state / HISTORY_FILE)
+    h.db.execute("UPDATE blocks SET data = substr(data, 1, 60) || x'00ff00ff' || substr(data, 65)")
+    h.close()
+    with pytest.raises(KendaliError) as err:
+        data.build(state, start, END, END)
+    assert HISTORY_FILE in str(err.value) and "damaged" in str(err.value)

@@ -22,6 +22,8 @@ import itertools
 import json
 import math
 import sqlite3
+import struct
+import zlib
 import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
@@ -382,7 +384,7 @@ def build(state_dir: str | Path, frm: float, to: float, now: float) -> dict[str,
         notes.append(f"no usage history in {state} yet: every figure of use is zero")
     try:
         return _build(state, hist, settings, policies, timelines, windows, frm, to, now, step, zone, notes)
-    except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+    except (sqlite3.Error, zlib.error, struct.error, ValueError, KeyError, TypeError) as exc:
         # a damaged block or table: say which file, never a traceback
         raise KendaliError(f"the usage history cannot be read ({exc}); is it damaged?", str(path)) from None
     finally:

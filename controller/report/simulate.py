@@ -129,6 +129,8 @@ def simulate(state_dir: Path, days: int, end: float, seed: int = 1, force: bool 
     rng = np.random.default_rng(seed)
     end = end // STEP_S * STEP_S
     start = end - days * 86400
+    if start < 0:
+        raise KendaliError(f"{days} days before --end is before 1970", "--end")
     t_s = np.arange(start, end, STEP_S, dtype=np.int64)
     zone = zoneinfo.ZoneInfo(settings.office_hours.timezone)
     oh = settings.office_hours
