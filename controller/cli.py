@@ -1,4 +1,4 @@
-"""`kendali` command line: controller, token, lab, demo, bench.
+"""`kendali` command line: controller, token, report, history, lab, demo, bench.
 
 Bad flags or files end with one line naming the problem and exit code 2, never a traceback.
 """
@@ -51,6 +51,26 @@ def _audit_seconds(text: str) -> float:
     if text.strip() in ("0", "0.0"):
         return 0.0
     return _seconds(text)
+
+
+def _days(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
+    if not 1 <= v <= 400:
+        raise argparse.ArgumentTypeError(f"{v} days is outside 1-400 (the 5-minute history keeps 400)")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"{v} is outside 0-2^63")
+    return v
 
 
 def _existing_file(text: str) -> Path:
@@ -183,9 +203,44 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--policies", type=_existing_file, default=None)
     d.add_argument("--quick", action="store_true", help="reachability only")
 
+    r = sub.add_parser("report", help="the usage report of a state dir: needs, cost per OPD (html, json or csv)")
+    r.add_argument("--state-dir", type=Path, default=Path("state"), help="the controller's (default ./state)")
+    r.add_argument(
+        "--from",
+        dest="frm",
+        metavar="DATE",
+        help="start: a date or time (local to the settings' time zone unless it has an offset), "
+        "unix seconds or now-30d (default: 30 days before --to)",
+    )
+    r.add_argument(
+        "--to", metavar="DATE", help="end, exclusive (default: now); a month: --from 2026-11-01 --to 2026-12-01"
+    )
+    r.add_argument("--format", choices=["html", "json", "csv"], default="html", help="default html")
+    r.add_argument("--lang", choices=["id", "en"], default="id", help="html language: id (default) or en")
+    r.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write here (default: stdout for json and csv, report-<from>-<to>.html for html)",
+    )
+
+    h = sub.add_parser("history", help="usage history tools")
+    hsub = h.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    hs = hsub.add_parser("simulate", help="fill a state dir with simulated usage for demonstrations (marked SIMULATED)")
+    hs.add_argument("--days", type=_days, default=30, help="how many days up to --end (default 30, at most 400)")
+    hs.add_argument("--state-dir", type=Path, default=Path("state"), help="default ./state")
+    hs.add_argument("--seed", type=_seed, default=1, help="the same seed makes the same history (default 1)")
+    hs.add_argument(
+        "--end", metavar="DATE", help="where the simulated history ends (default now); a date is local midnight"
+    )
+    hs.add_argument("--force", action="store_true", help="replace a measured history (it is moved aside, not deleted)")
+
     b = sub.add_parser("bench", help="benchmarks (see bench/)")
     b.add_argument(
-        "which", nargs="?", default="compile", choices=["compile", "reach", "meters", "failover", "load", "stats"]
+        "which",
+        nargs="?",
+        default="compile",
+        choices=["compile", "reach", "meters", "failover", "load", "stats", "report"],
     )
     b.add_argument("--json", type=_writable_file, help="also write the figures as JSON here")
     return ap
@@ -238,6 +293,7 @@ def run_controller(args: argparse.Namespace) -> int:
     from controller.api import history
 
     history.check(args.state_dir / history.HISTORY_FILE)  # a bad usage.sqlite is one line, before any switch
+    store_mod.load_settings(args.state_dir)  # so is a damaged settings.json (the report's settings)
     ofp_opts = ["--ofp-listen-host", args.ofp_bind, "--ofp-tcp-listen-port", str(args.ofp_port)]
     _check_free(args.ofp_bind, args.ofp_port, "--ofp-port")
     _check_free(args.rest_bind, args.rest_port, "--rest-port")
@@ -321,6 +377,74 @@ def run_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flagged(exc: Exception, flags: dict[str, str]) -> KendaliError:
+    """A HistoryError (problem, field) as a KendaliError naming the command-line flag."""
+    field = getattr(exc, "field", "")
+    return KendaliError(getattr(exc, "problem", str(exc)), "", flags.get(field, field))
+
+
+def run_report(args: argparse.Namespace) -> int:
+    import time
+
+    from controller.api.history import HistoryError
+    from controller.report import data
+
+    if not args.state_dir.is_dir():
+        raise KendaliError("no such state directory (give the controller's --state-dir)", str(args.state_dir))
+    now = time.time()
+    try:
+        frm, to = data.period_of(args.state_dir, args.frm, args.to, now)
+    except HistoryError as exc:
+        raise _flagged(exc, {"from": "--from", "to": "--to"}) from None
+    if args.format == "html":
+        try:
+            data.html_renderer()  # before the work: say at once that html cannot be made here
+        except data.Unavailable as exc:
+            raise KendaliError(str(exc), "", "--format") from None
+    doc = data.build(args.state_dir, frm, to, now)
+    text = data.render(doc, args.format, args.lang)
+    out = args.out
+    if out is None and args.format == "html":
+        out = Path(data.file_name(doc, "html"))
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return 0
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise KendaliError(f"cannot write the report: {exc.strerror}", str(out), "--out") from None
+    print(out)
+    return 0
+
+
+def run_history(args: argparse.Namespace) -> int:
+    import time
+
+    from controller.api.history import HistoryError
+    from controller.api.store import load_settings
+    from controller.report.data import parse_when
+    from controller.report.simulate import simulate
+
+    try:
+        zone = load_settings(args.state_dir).office_hours.timezone  # a date is the offices' midnight
+        end = parse_when(args.end, "end", time.time(), zone) if args.end else time.time()
+    except HistoryError as exc:
+        raise _flagged(exc, {"end": "--end"}) from None
+    t0 = time.monotonic()
+    made = simulate(args.state_dir, args.days, end, args.seed, args.force)
+    if made["moved"]:
+        print(f"kendali: the measured history was moved aside to {made['moved']}", file=sys.stderr)
+    outgrow, idle = (", ".join(made["roles"][k]) or "-" for k in ("outgrow", "idle"))
+    print(
+        f"simulated {made['days']} days of usage for {made['opds']} OPDs and {made['links']} links in "
+        f"{args.state_dir} ({time.monotonic() - t0:.1f} s; outgrowing their caps: {outgrow}; "
+        f"barely using theirs: {idle}).\n"
+        f"Every report of it says SIMULATED: kendali report --state-dir {args.state_dir}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -328,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_controller(args)
         if args.command == "token":
             return run_token(args)
+        if args.command == "report":
+            return run_report(args)
+        if args.command == "history":
+            return run_history(args)
         if args.command == "lab":
             from controller.lab.mininet_lab import lab_main
 

@@ -1,4 +1,4 @@
-"""Regenerate the field tables of docs/policies.md and docs/topology.md from the definitions.
+"""Regenerate the field tables of docs/policies.md, docs/topology.md and docs/report.md from the definitions.
 
     python -m controller.docs          # rewrite the tables in place
     python -m controller.docs --check  # only say which table is stale; exit 1 if one is
@@ -15,12 +15,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from controller.core import policy, topology
+from controller.core import policy, settings, topology
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 TABLES: dict[str, Callable[[], str]] = {
     "policies.md": policy.fields_markdown,
     "topology.md": topology.fields_markdown,
+    "report.md": settings.fields_markdown,
 }
 _BLOCK = re.compile(r"(<!-- fields: [^\n]*-->\n)(.*?)(<!-- /fields -->)", re.S)
 

@@ -7,7 +7,7 @@ import pytest
 
 from controller.api import openapi as api_doc
 from controller.api.openapi import Op, fail, ok, openapi
-from controller.core import policy, topology
+from controller.core import policy, settings, topology
 
 
 def _refs(node: object) -> list[str]:
@@ -43,6 +43,7 @@ def test_openapi_document() -> None:
     assert schemas["Policy"] is not policy.SCHEMA  # a copy: callers cannot corrupt SCHEMA
     assert schemas["PolicyBody"] == policy.BODY_SCHEMA
     assert schemas["TopologyFile"] == topology.SCHEMA
+    assert schemas["Settings"] == settings.SCHEMA
     assert set(doc["paths"]) == {
         "/v1/policies",
         "/v1/policies/{id}",
@@ -53,6 +54,8 @@ def test_openapi_document() -> None:
         "/v1/usage/{opd}",
         "/metrics",
         "/v1/events",
+        "/v1/settings",
+        "/v1/report",
     }
     one = doc["paths"]["/v1/policies/{id}"]
     assert set(one) >= {"get", "put", "delete"}

@@ -194,6 +194,8 @@ def test_topology_health_openapi(env: Env) -> None:
         "/v1/usage/{opd}",
         "/metrics",
         "/v1/events",
+        "/v1/settings",
+        "/v1/report",
     }
 
 

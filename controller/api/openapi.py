@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller import __version__
-from controller.api import events_api, usage_api
+from controller.api import events_api, report_api, usage_api
 from controller.core import policy, topology
 
 JSON = "application/json"
@@ -69,6 +69,10 @@ PARAMS: dict[str, dict[str, Any]] = {
 # Usage telemetry and events describe their replies next to their handlers (controller.api.usage_api, events_api).
 _USAGE = usage_api.OPENAPI_PATHS
 _EVENTS = events_api.OPENAPI_PATHS["/v1/events"]["get"]
+# Usage telemetry describes its replies next to its handlers (controller.api.usage_api); so do
+# the report and its settings (controller.api.report_api).
+_USAGE = usage_api.OPENAPI_PATHS
+_REPORT = report_api.OPENAPI_PATHS
 
 _BAD = fail("Invalid request; error.field names the offending field")
 _UNSAVED = fail("Could not save; nothing changed")
@@ -125,6 +129,26 @@ PATHS: dict[str, dict[str, Op]] = {
     },
     "/v1/events": {
         "get": Op("getEvents", _EVENTS["summary"], _EVENTS["responses"], extra={"parameters": _EVENTS["parameters"]}),
+    },
+    "/v1/report": {
+        "get": Op(
+            "getReport",
+            _REPORT["/v1/report"]["get"]["summary"],
+            _REPORT["/v1/report"]["get"]["responses"],
+            extra={"parameters": _REPORT["/v1/report"]["get"]["parameters"]},
+        ),
+    },
+    "/v1/settings": {
+        "get": Op(
+            "getSettings", _REPORT["/v1/settings"]["get"]["summary"], _REPORT["/v1/settings"]["get"]["responses"]
+        ),
+        "put": Op(
+            "putSettings",
+            _REPORT["/v1/settings"]["put"]["summary"],
+            _REPORT["/v1/settings"]["put"]["responses"],
+            write=True,
+            body=_REPORT["/v1/settings"]["put"]["body"],
+        ),
     },
 }
 
@@ -210,4 +234,5 @@ def openapi() -> dict[str, Any]:
     }
     doc["components"]["schemas"].update(usage_api.OPENAPI_SCHEMAS)  # type: ignore[index]
     doc["components"]["schemas"].update(events_api.OPENAPI_SCHEMAS)  # type: ignore[index]
+    doc["components"]["schemas"].update(report_api.OPENAPI_SCHEMAS)  # type: ignore[index]
     return copy.deepcopy(doc)

@@ -9,6 +9,9 @@
     GET    /v1/openapi.json       the OpenAPI 3.1 document (controller.api.openapi.openapi() + with_access())
     GET    /v1/events             recent events and policy/settings changes (controller.api.events_api)
     GET    /, /static/<file>      the web console (controller.api.static; no token: the page asks for one)
+    GET    /v1/report             the usage report (controller.api.report_api): json, csv or html
+    GET    /v1/settings           the report's settings (controller.api.report_api)
+    PUT    /v1/settings           replace them (audited, action "settings")
 
 Every other request needs ``Authorization: Bearer <token>`` (access.py decides): a read
 token for GET, a write token for PUT and DELETE (403 otherwise). A failure answers 401
@@ -39,11 +42,11 @@ from typing import Any, Protocol
 
 from webob import Request, Response
 
-from controller.api import events_api, usage_api
+from controller.api import events_api, report_api, usage_api
 from controller.api.access import Access, Denied, Keyring
 from controller.api.openapi import openapi
 from controller.api.static import StaticFiles
-from controller.api.store import PolicyStore
+from controller.api.store import PolicyStore, SettingsFile
 from controller.api.tokens import make_entry
 from controller.core.policy import Policy, PolicyError, validate
 
@@ -208,8 +211,10 @@ class RestApp:
         open_reads: bool = False,
         max_body: int = 65536,
         open_metrics: bool = False,
+        offload: report_api.Offload | None = None,
     ) -> None:
         self.store = store
+        self.offload = offload  # runs slow work (the report) off the event loop: eventlet.tpool.execute
         self.open_metrics = open_metrics  # --open-metrics: a Prometheus without a token may scrape
         self.on_change = on_change
         self.view = view
@@ -217,6 +222,7 @@ class RestApp:
         self.open_reads = open_reads  # not offered on the command line; reads need a token
         self.max_body = max_body
         self.static = StaticFiles()
+        self.settings_file = SettingsFile(store.state_dir)
         # (path regex, {method: handler}); handlers take (request, **path params).
         self.routes: list[tuple[re.Pattern[str], dict[str, Callable[..., Response]]]] = [
             (re.compile(r"^/v1/policies$"), {"GET": self.list_policies}),
@@ -234,6 +240,17 @@ class RestApp:
             ),
             (re.compile(r"^/metrics$"), {"GET": lambda req, who: usage_api.metrics(req, self.view)}),
             (re.compile(r"^/v1/events$"), {"GET": lambda req, who: events_api.events(req, self.view, self.store)}),
+            (
+                re.compile(r"^/v1/report$"),
+                {"GET": lambda req, who: report_api.report(req, self.store.state_dir, self.offload)},
+            ),
+            (
+                re.compile(r"^/v1/settings$"),
+                {
+                    "GET": lambda req, who: report_api.get_settings(req, self.settings_file),
+                    "PUT": lambda req, who: report_api.put_settings(req, self.read_json(req), self.settings_file, who),
+                },
+            ),
         ]
 
     # --- WSGI ------------------------------------------------------------------------------
@@ -378,6 +395,8 @@ def make_app(
     open_reads: bool = False,
     max_body: int = 65536,
     open_metrics: bool = False,
+    offload: report_api.Offload | None = None,
 ) -> RestApp:
-    """The WSGI app (serve it with server.serve). ``tokens``: an Access, or {name: secret} write tokens."""
-    return RestApp(store, on_change, view, tokens, open_reads, max_body, open_metrics)
+    """The WSGI app (serve it with server.serve). ``tokens``: an Access, or {name: secret} write tokens.
+    ``offload(fn, *args)``: where slow work runs (the controller: eventlet.tpool.execute); default in place."""
+    return RestApp(store, on_change, view, tokens, open_reads, max_body, open_metrics, offload)

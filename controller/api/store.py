@@ -3,7 +3,9 @@
 Layout of the state directory (mode 0700)::
 
     policies.json   the accepted policies; replaced atomically on every change
-    audit.jsonl     one JSON line per accepted change: time, who (token name), action, id, before, after
+    settings.json   the report's settings (budget, uplink, office hours, holidays; SettingsFile)
+    audit.jsonl     one JSON line per accepted change: time, who (token name), action, id, before, after;
+                    action put, delete or seed (a policy, id = its id) or settings (id "settings")
     tokens.json     the API tokens, hashed (see tokens.py); 0600
     token           state dirs from before named tokens: the one generated token, now migrated into tokens.json
 
@@ -26,7 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from controller.core import settings as settings_mod
 from controller.core.policy import Policy, PolicyError, check_overlap, validate
+from controller.core.settings import Settings, SettingsError
 from controller.errors import KendaliError
 
 log = logging.getLogger("kendali.store")
@@ -34,6 +38,8 @@ log = logging.getLogger("kendali.store")
 FORMAT = "kendali-policies/1"
 STATE_FILE = "policies.json"
 AUDIT_FILE = "audit.jsonl"
+SETTINGS_FILE = "settings.json"
+SETTINGS_FORMAT = "kendali-settings/1"
 
 
 def ensure_state_dir(state_dir: Path) -> Path:
@@ -84,6 +90,140 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def append_audit(path: Path, entries: list[dict[str, Any]]) -> None:
+    """Append lines to the audit log (0600), fsync'd; never glued to a torn last line."""
+    with open(path, "ab") as f:
+        os.fchmod(f.fileno(), 0o600)
+        if f.tell() > 0:
+            # A crash mid-append may have left a line without its newline; do not glue to it.
+            with open(path, "rb") as r:
+                r.seek(-1, os.SEEK_END)
+                if r.read(1) != b"\n":
+                    f.write(b"\n")
+        for e in entries:
+            f.write((json.dumps(e, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    """The audit log, oldest first; a torn or foreign line (crash while appending, a hand edit) is skipped."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            out.append(entry)
+    return out
+
+
+_FIX = "; fix it, or restore it from a backup (the change history is in audit.jsonl)"
+
+
+def _read_json(path: Path) -> Any:
+    """A state file's JSON, or KendaliError naming it."""
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise KendaliError(f"cannot read: {exc.strerror}", where) from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise KendaliError("is not UTF-8 text" + _FIX, where) from None
+    except json.JSONDecodeError as exc:
+        raise KendaliError(f"not valid JSON ({exc.msg})" + _FIX, where, f"line {exc.lineno}") from None
+
+
+def load_policies(path: Path) -> dict[str, Policy]:
+    """The policies of a policies.json (read-only: for the report); KendaliError naming the file and field."""
+    where = str(path)
+    doc = _read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("policies"), list):
+        raise KendaliError(f"not a Kendali policy state file (expected format {FORMAT!r})" + _FIX, where)
+    out: dict[str, Policy] = {}
+    for i, item in enumerate(doc["policies"]):
+        if isinstance(item, dict) and item.get("id") in out:
+            raise KendaliError(f"duplicate id {item['id']!r}" + _FIX, where, f"policies.{i}.id")
+        try:
+            p = validate(item, others=out)
+        except PolicyError as exc:
+            raise KendaliError(exc.problem + _FIX, where, f"policies.{i}.{exc.field}") from None
+        out[p.id] = p
+    return out
+
+
+def load_settings(state_dir: Path) -> Settings:
+    """The settings in ``state_dir/settings.json``; the defaults when there is none.
+    A damaged file is a KendaliError naming it and the field."""
+    path = Path(state_dir) / SETTINGS_FILE
+    if not path.exists():
+        return settings_mod.DEFAULT
+    doc = _read_json(path)
+    where = str(path)
+    if not isinstance(doc, dict) or doc.get("format") != SETTINGS_FORMAT or "settings" not in doc:
+        raise KendaliError(
+            f"not a Kendali settings file (expected format {SETTINGS_FORMAT!r} and 'settings'); fix it, "
+            "or delete it to use the defaults",
+            where,
+        )
+    try:
+        return settings_mod.validate(doc["settings"])
+    except SettingsError as exc:
+        fld = "settings" if exc.field == "(body)" else f"settings.{exc.field}"
+        raise KendaliError(
+            f"{exc.problem}; fix it (PUT /v1/settings) or delete the file to use the defaults", where, fld
+        ) from None
+
+
+class SettingsFile:
+    """The report's settings in ``state_dir/settings.json``; each accepted change audited."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / SETTINGS_FILE
+        self.audit_path = self.state_dir / AUDIT_FILE
+        self.lock = threading.RLock()
+
+    def get(self) -> Settings:
+        """Read at every call: a file edited by hand takes effect at once. KendaliError if damaged."""
+        return load_settings(self.state_dir)
+
+    def put(self, new: Settings, who: str) -> bool:
+        """Save ``new``; False if it equals the saved settings (nothing written, nothing audited).
+        A damaged file is replaced (its content cannot be the "before" of the audit line: null).
+        Raises OSError when it cannot be saved: then nothing changed."""
+        with self.lock:
+            try:
+                before: Settings | None = self.get()
+            except KendaliError:
+                before = None
+            if before == new and self.path.exists():
+                return False
+            ensure_state_dir(self.state_dir)
+            doc = {"format": SETTINGS_FORMAT, "saved": _now(), "settings": new.to_dict()}
+            atomic_write(self.path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+            entry = {
+                "time": _now(),
+                "who": who,
+                "action": "settings",
+                "id": "settings",
+                "before": before.to_dict() if before is not None else None,
+                "after": new.to_dict(),
+            }
+            try:
+                append_audit(self.audit_path, [entry])
+            except OSError:
+                log.exception("could not append to %s", self.audit_path)
+            return True
+
+
 class PolicyStore:
     """Accepted policies, persisted in ``state_dir/policies.json``, audited in ``audit.jsonl``.
 
@@ -106,30 +246,7 @@ class PolicyStore:
     # --- reading -----------------------------------------------------------------------------
 
     def _load(self) -> dict[str, Policy]:
-        where = str(self.path)
-        hint = "; fix it, or restore it from a backup (the change history is in audit.jsonl)"
-        try:
-            raw = self.path.read_bytes()
-        except OSError as exc:
-            raise KendaliError(f"cannot read: {exc.strerror}", where) from None
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise KendaliError("is not UTF-8 text" + hint, where) from None
-        except json.JSONDecodeError as exc:
-            raise KendaliError(f"not valid JSON ({exc.msg})" + hint, where, f"line {exc.lineno}") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("policies"), list):
-            raise KendaliError(f"not a Kendali policy state file (expected format {FORMAT!r})" + hint, where)
-        out: dict[str, Policy] = {}
-        for i, item in enumerate(doc["policies"]):
-            if isinstance(item, dict) and item.get("id") in out:
-                raise KendaliError(f"duplicate id {item['id']!r}" + hint, where, f"policies.{i}.id")
-            try:
-                p = validate(item, others=out)
-            except PolicyError as exc:
-                raise KendaliError(exc.problem + hint, where, f"policies.{i}.{exc.field}") from None
-            out[p.id] = p
-        return out
+        return load_policies(self.path)
 
     def _clean_tmp(self) -> None:
         # Leftovers of a crash in the middle of atomic_write: never the live file.
@@ -153,17 +270,7 @@ class PolicyStore:
 
     def audit(self) -> list[dict[str, Any]]:
         """The audit log, oldest first; a torn last line (crash while appending) is skipped."""
-        try:
-            lines = self.audit_path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in lines:
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return out
+        return read_audit(self.audit_path)
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -173,18 +280,7 @@ class PolicyStore:
         self._exists = True
 
     def _audit(self, entries: list[dict[str, Any]]) -> None:
-        with open(self.audit_path, "ab") as f:
-            os.fchmod(f.fileno(), 0o600)
-            if f.tell() > 0:
-                # A crash mid-append may have left a line without its newline; do not glue to it.
-                with open(self.audit_path, "rb") as r:
-                    r.seek(-1, os.SEEK_END)
-                    if r.read(1) != b"\n":
-                        f.write(b"\n")
-            for e in entries:
-                f.write((json.dumps(e, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+        append_audit(self.audit_path, entries)
 
     def _commit(self, new: dict[str, Policy], entries: list[dict[str, Any]]) -> None:
         self._save(new)  # raises -> nothing changed

@@ -23,6 +23,7 @@ import dataclasses
 import datetime
 import difflib
 import functools
+import keyword
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -52,6 +53,9 @@ class Spec:
     min_items: int | None = None  # minItems
     max_items: int | None = None  # maxItems
     item_doc: str = ""  # items.description, for a list of plain values
+    item_choices: tuple[str, ...] = ()  # items.enum, for a list of plain values
+    item_pattern: str | None = None  # items.pattern, for a list of strings
+    nullable: bool = False  # null is a value of its own (not "leave it out"): type [..., "null"]
     examples: tuple[Any, ...] = ()  # examples
     # What to do about a broken rule, by JSON Schema keyword, e.g. {"pattern": "use 1-32
     # lowercase letters ..."}; appended to the error after "; " (after ": " for pattern).
@@ -60,13 +64,18 @@ class Spec:
 
 @dataclass(frozen=True)
 class Field:
-    """One declared field of a dataclass: its name, its Python type (None stripped), its Spec."""
+    """One declared field of a dataclass: its name, its Python type (None stripped), its Spec.
+
+    ``name`` is the name in the file; ``attr`` the Python attribute: the same, except that a
+    Python keyword is written with a trailing underscore (attribute ``not_``, field ``not``).
+    """
 
     name: str
     hint: Any
     spec: Spec
     required: bool
     default: Any
+    attr: str = ""
 
 
 @functools.cache  # a class's fields never change; get_type_hints costs ~0.3 ms a call
@@ -87,7 +96,8 @@ def fields(cls: type) -> tuple[Field, ...]:
         else:
             default, has_default = None, False
         required = spec.required if spec.required is not None else not has_default
-        out.append(Field(f.name, _without_none(base), spec, required, default))
+        name = f.name[:-1] if f.name.endswith("_") and keyword.iskeyword(f.name[:-1]) else f.name
+        out.append(Field(name, _without_none(base), spec, required, default, f.name))
     return tuple(out)
 
 
@@ -166,8 +176,14 @@ def _property(hint: Any, spec: Spec) -> dict[str, Any]:
         "maxItems": spec.max_items,
     }
     out.update({k: v for k, v in rules.items() if v is not None})
+    if spec.item_choices:
+        out["items"] = {**out["items"], "enum": list(spec.item_choices)}
+    if spec.item_pattern:
+        out["items"] = {**out["items"], "pattern": spec.item_pattern}
     if spec.item_doc:
         out["items"] = {**out["items"], "description": spec.item_doc}
+    if spec.nullable:
+        out["type"] = [out["type"], "null"]
     out["description"] = spec.doc
     if spec.examples:
         out["examples"] = list(spec.examples)
@@ -182,7 +198,7 @@ def to_dict(obj: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     cls: type = type(obj)
     for f in fields(cls):
-        value = getattr(obj, f.name)
+        value = getattr(obj, f.attr)
         if not f.required and value == f.default:
             continue
         out[f.name] = _json(value)
@@ -206,7 +222,8 @@ def markdown_table(cls: type) -> str:
     """The docs' field table: one row per field, nested ones as ``switches[].name``."""
     rows = ["| field | type | required | bounds | meaning |", "|---|---|---|---|---|"]
     for path, f in _walk(cls, ""):
-        cells = [f"`{path}`", _type_words(f.hint), "yes" if f.required else "no", _bounds(f.spec), f.spec.doc]
+        kind = _type_words(f.hint) + (" or null" if f.spec.nullable else "")
+        cells = [f"`{path}`", kind, "yes" if f.required else "no", _bounds(f.spec), f.spec.doc]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows) + "\n"
 
@@ -242,10 +259,13 @@ def _bounds(spec: Spec) -> str:
     if low or spec.maximum is not None:
         high = "" if spec.maximum is None else _num(spec.maximum)
         out.append(f"{low}..{high} {spec.unit}".strip())
-    if spec.choices:
-        out.append("one of " + ", ".join(f"`{c}`" for c in spec.choices))
-    if spec.pattern:
-        out.append(f"`{spec.pattern}`")
+    if spec.choices or spec.item_choices:
+        out.append(
+            ("one of " if spec.choices else "each one of ")
+            + ", ".join(f"`{c}`" for c in spec.choices or spec.item_choices)
+        )
+    if spec.pattern or spec.item_pattern:
+        out.append(f"`{spec.pattern or spec.item_pattern}`")
     if spec.min_items is not None and spec.max_items is not None:
         out.append(f"{spec.min_items}..{spec.max_items} items")
     elif spec.min_items is not None:
@@ -329,7 +349,9 @@ def explain(error: ValidationError, root: type, top: str, hints: Mapping[str, st
     rule: Any = error.validator_value  # e.g. the minimum, the pattern, the required names
     found, here = at(root, path)
     spec = found or Spec("")
-    leaf = str(path[-1]) if path else ""
+    # the field's name; a list entry is named after its list ("not entry" for holidays.not.0)
+    names = [str(p) for p in path if not isinstance(p, int)]
+    leaf = (names[-1] + (" entry" if isinstance(path[-1], int) else "")) if names else ""
 
     def where(*extra: Any) -> str:
         return ".".join(str(p) for p in path + list(extra)) or top
@@ -351,7 +373,7 @@ def explain(error: ValidationError, root: type, top: str, hints: Mapping[str, st
         problem = f"unknown field; allowed fields: {', '.join(allowed)}"
         return where(name), f"{problem} ({hint})" if hint else problem
     if kind == "type":
-        return said(_wrong_type(str(rule), inst, spec))
+        return said(_wrong_type(rule, inst, spec))
     if kind in ("minimum", "maximum", "exclusiveMinimum"):
         word = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than"}[kind]
         got = _num(inst) if isinstance(inst, (int, float)) else repr(inst)
@@ -383,8 +405,10 @@ _TYPE_WORDS = {
 }
 
 
-def _wrong_type(expected: str, inst: Any, spec: Spec) -> str:
-    problem = f"must be {_TYPE_WORDS.get(expected, expected)}, not {kind_of(inst)}"
+def _wrong_type(rule: Any, inst: Any, spec: Spec) -> str:
+    allowed = [str(r) for r in rule] if isinstance(rule, list) else [str(rule)]  # ["number", "null"]: nullable
+    expected = allowed[0]
+    problem = f"must be {' or '.join(_TYPE_WORDS.get(a, a) for a in allowed)}, not {kind_of(inst)}"
     if not isinstance(inst, (dict, list)):
         problem += f" ({short(inst)})"
     if inst is None:
