@@ -414,7 +414,7 @@ def run_report(args: argparse.Namespace) -> int:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise KendaliError(f"cannot write the report: {exc.strerror}", str(out), "--out") from None
-    print(out)
+    print(out.resolve())
     return 0
 
 

@@ -194,6 +194,8 @@ def report_doc(simulated: bool = True, n_opds: int = 20, days: int = 30, seed: i
             }
         )
     opds.sort(key=lambda o: o["down"]["volume_bytes"], reverse=True)
+    subnets = [o for o in opds if o["kind"] != "policy"]  # as data.build: not in the ranking or the cost
+    opds = [o for o in opds if o["kind"] == "policy"]
     caps = [float((o["cap_kbps"]["down"] or 0) + (o["cap_kbps"]["up"] or 0)) for o in opds]
     uses = [float(o["down"]["volume_bytes"] + o["up"]["volume_bytes"]) for o in opds]
     by_cap = _largest_remainder(caps, BUDGET)
@@ -253,6 +255,7 @@ def report_doc(simulated: bool = True, n_opds: int = 20, days: int = 30, seed: i
             "measured": {"peak_bps": 960_000_000, "p95_bps": 870_000_000} if opds else None,
         },
         "opds": opds,
+        "subnets": subnets,
         "links": links,
         "notes": [] if opds else ["no usage history in the period"],
     }

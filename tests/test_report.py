@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import copy
 import csv
-import importlib.util
 import io
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ from tests.test_rest import Env, assert_error
 
 END = 1_796_083_200.0  # 2026-12-01 00:00 UTC, 08:00 WITA
 DAY = 86400
-HTML = importlib.util.find_spec("controller.report.html") is not None
 
 
 def report_schema() -> dict[str, Any]:
@@ -98,10 +97,12 @@ def test_office_hours_are_busier_and_the_series_is_hourly(doc: dict[str, Any]) -
 
 def test_links_and_the_uplink(doc: dict[str, Any]) -> None:
     links = {link["id"]: link for link in doc["links"]}
-    up = links["link:core~isp"]
-    assert up["uplink"] and up["capacity_mbps"] == 1000
+    assert not any(link["uplink"] for link in doc["links"])  # the uplink is the ISP subnet, not a link
     assert doc["uplink"]["purchased_mbps"] == 1000  # from the topology's uplink: the settings say null
-    assert doc["uplink"]["measured"]["p95_bps"] == max(up["a_to_b"]["p95_bps"], up["b_to_a"]["p95_bps"])
+    # what came from the ISP is what the OPDs downloaded, all of it through the uplink
+    assert "isp" not in {o["opd"] for o in doc["opds"] + doc["subnets"]}
+    p95 = doc["uplink"]["measured"]["p95_bps"]
+    assert max(o["down"]["all"]["p95_bps"] for o in doc["opds"]) < p95 <= doc["uplink"]["sum_p95_down_bps"]
     assert doc["uplink"]["ratio_down"] == round(doc["uplink"]["sum_p95_down_bps"] / 1e9, 4)
     edge = links["link:sw-inspektorat~dist-penajam"]
     assert edge["a_to_b"]["p95_util"] < 0.01  # the idle OPD's access link
@@ -171,14 +172,18 @@ def rows(start: float, n: int, down_bps: float, up_bps: float = 0.0, dropped_bps
     ]
 
 
-def state_with(tmp_path: Path, policies: dict[str, Policy], history: dict[str, list[tuple]]) -> Path:
+def state_with(
+    tmp_path: Path, policies: dict[str, Policy], history: dict[str, list[tuple]], subnets: tuple[str, ...] = ("dc",)
+) -> Path:
+    """A state dir; history entries in ``subnets`` are declared subnets, the others OPDs (deleted
+    ones if they have no policy)."""
     state = tmp_path / "state"
     store = PolicyStore(state)
     store.seed(policies)
     if history:
         h = History(state / HISTORY_FILE)
         for opd, r in history.items():
-            h.import_buckets("5m", opd, "policy" if opd in policies else "subnet", opd.title(), r)
+            h.import_buckets("5m", opd, "subnet" if opd in subnets else "policy", opd.title(), r)
         h.close()
     return state
 
@@ -252,12 +257,16 @@ def test_deleted_opds_and_subnets_with_use_in_the_period_are_in_it(tmp_path: Pat
     )
     doc = data.build(state, start, END, END)
     got = {o["opd"]: o for o in doc["opds"]}
-    assert set(got) == {"dinkes", "gone", "dc"}  # "old" has nothing in this period
-    assert got["dc"]["kind"] == "subnet" and got["dc"]["cap_kbps"] == {"down": None, "up": None}
+    assert set(got) == {"dinkes", "gone"}  # "old" has nothing in this period
+    # a declared subnet without a policy is listed apart: its traffic also counts in the OPDs' meters
+    assert [(o["opd"], o["kind"], o["cap_kbps"]) for o in doc["subnets"]] == [
+        ("dc", "subnet", {"down": None, "up": None})
+    ]
+    assert "cost" not in doc["subnets"][0]
     assert (
         got["gone"]["cost"]["by_cap_idr"] == 0 and got["dinkes"]["cost"]["by_cap_idr"] == doc["summary"]["budget_idr"]
     )
-    assert [o["opd"] for o in doc["opds"]] == ["dc", "gone", "dinkes"]  # by volume
+    assert [o["opd"] for o in doc["opds"]] == ["gone", "dinkes"]  # by volume
     assert any("covers" in n for n in doc["notes"])
 
 
@@ -357,10 +366,27 @@ def test_kendali_report_of_a_missing_state_dir(tmp_path: Path, capsys: pytest.Ca
     assert not (tmp_path / "nope").exists()
 
 
-@pytest.mark.skipif(HTML, reason="controller.report.html is here: html works")
-def test_html_without_the_renderer_says_so(month: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kendali_report_writes_the_html_of_the_state_dir(
+    month: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["report", "--state-dir", str(month), "--from", "2026-11-24", "--to", "2026-12-01"]) == 0
+    out = tmp_path / "report-2026-11-24-2026-12-01.html"
+    assert str(out) in capsys.readouterr().out
+    text = out.read_text(encoding="utf-8")
+    assert "SIMULATED" in text and "Disdukcapil" in text and "Rp2.300.000.000" in text
+    assert cli.main(["report", "--state-dir", str(month), "--lang", "en", "--out", str(tmp_path / "en.html")]) == 0
+    assert "IDR" in (tmp_path / "en.html").read_text(encoding="utf-8")
+
+
+def test_html_without_its_libraries_says_so(
+    month: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "controller.report.html", None)  # as if matplotlib were missing
     assert cli.main(["report", "--state-dir", str(month)]) == 2
-    assert "--format: html is not available" in capsys.readouterr().err
+    assert "--format: html cannot be made here" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 # ---- GET /v1/report ------------------------------------------------------------------------------------
@@ -407,9 +433,15 @@ def test_get_report_with_a_damaged_state_is_503(tmp_path: Path) -> None:
     assert_error(env.call("GET", "/v1/report"), 503, None, STATE_FILE)
 
 
-@pytest.mark.skipif(HTML, reason="controller.report.html is here: html works")
-def test_get_report_html_without_the_renderer_is_400(tmp_path: Path) -> None:
-    assert_error(Env(tmp_path).call("GET", "/v1/report?format=html"), 400, "format", "not available")
+def test_get_report_html(tmp_path: Path, month: Path) -> None:
+    env = Env(tmp_path)
+    shutil.copy(month / HISTORY_FILE, tmp_path / "state" / HISTORY_FILE)
+    from webob import Request
+
+    grafana = {"Authorization": f"Bearer {Env.tokens['grafana']}"}
+    resp = Request.blank("/v1/report?from=now-7d&format=html&lang=en", headers=grafana).get_response(env.app)
+    assert resp.status_int == 200 and resp.content_type == "text/html"
+    assert "SIMULATED" in resp.text and "Disdukcapil" in resp.text
 
 
 @pytest.mark.parametrize(

@@ -35,9 +35,18 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-@pytest.fixture(scope="module")
-def doc() -> dict:
-    return report_doc(simulated=True)
+@pytest.fixture(scope="module", params=["fixture", "simulated-month"])
+def doc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The crafted document, and the one `kendali report` makes of a simulated month."""
+    if request.param == "fixture":
+        return report_doc(simulated=True)
+    from controller.report import data
+    from controller.report.simulate import simulate
+
+    end = 1_796_083_200.0  # 2026-12-01 08:00 WITA
+    state = tmp_path_factory.mktemp("month") / "state"
+    simulate(state, 30, end, seed=7)
+    return data.build(state, end - 30 * 86400, end, end)
 
 
 def open_report(browser: Any, html: str, outside: list[str]) -> Any:

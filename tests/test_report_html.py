@@ -107,6 +107,16 @@ def test_no_cap_and_no_history() -> None:
     assert STRINGS["id"]["no_cap"] in html
 
 
+def test_counted_subnets_are_listed_apart_from_the_opds(doc: dict, html_id: str, html_en: str) -> None:
+    assert doc["subnets"] and all(s["kind"] == "subnet" for s in doc["subnets"])
+    for html, lang in ((html_id, "id"), (html_en, "en")):
+        section = html[html.index('id="subnets"') : html.index('id="use"')]
+        assert STRINGS[lang]["subnets_note"].replace("'", "&#39;") in section
+        assert all(s["name"] in section for s in doc["subnets"])
+    without = dict(doc, subnets=[])
+    assert 'id="subnets"' not in render(without, "id")
+
+
 def test_a_document_without_opds_says_so_plainly() -> None:
     d = report_doc(simulated=False, n_opds=0)
     for lang in ("id", "en"):

@@ -380,6 +380,10 @@ class KendaliApp(app_manager.OSKenApp):
     def _serve_rest(self) -> None:
         s = self.settings
         assert s.store is not None
-        wsgi = rest.make_app(s.store, self.policies_changed, self, s.access, open_metrics=s.open_metrics)
+        from eventlet import tpool  # a year's report reads SQLite for seconds: an OS thread, not the loop
+
+        wsgi = rest.make_app(
+            s.store, self.policies_changed, self, s.access, open_metrics=s.open_metrics, offload=tpool.execute
+        )
         cert, key = s.rest_tls or (None, None)
         server.serve(wsgi, s.rest_host, s.rest_port, cert, key)

@@ -101,7 +101,7 @@ def period_of(state_dir: str | Path, frm: str | None, to: str | None, now: float
 
 
 class Unavailable(Exception):
-    """The html report cannot be made by this build (controller.report.html is missing or broken)."""
+    """The html report cannot be made here (a library it needs is missing)."""
 
 
 def render(doc: dict[str, Any], fmt: str, lang: str = "id") -> str:
@@ -118,13 +118,10 @@ def render(doc: dict[str, Any], fmt: str, lang: str = "id") -> str:
 def html_renderer() -> Any:
     """controller.report.html.render, imported only when html is asked for (it brings matplotlib)."""
     import importlib
-    import importlib.util
 
-    if importlib.util.find_spec("controller.report.html") is None:
-        raise Unavailable("html is not available in this build (controller.report.html is missing); use json or csv")
     try:
         module = importlib.import_module("controller.report.html")
-    except ImportError as exc:
+    except ImportError as exc:  # an install without the plotting or template libraries
         raise Unavailable(f"html cannot be made here ({exc}); use json or csv") from None
     return module.render
 
@@ -415,8 +412,11 @@ def _build(
         split = datetime.datetime.fromtimestamp(reader.split, zone).date().isoformat()
         notes.append(f"5-minute history is kept 400 days: before {split} the samples are hourly")
 
+    # The ISP hand-off is counted like a subnet; it is the uplink, not an OPD (see _uplink).
+    uplink_meta = meta_json(hist, "uplink") if hist is not None else None
+    isp = uplink_meta.get("subnet") if isinstance(uplink_meta, dict) else None
     # every OPD with a policy now, and every counted OPD or subnet with buckets in the period
-    known = {e["opd"]: e for e in entries if e["kind"] in OPD_KINDS}
+    known = {e["opd"]: e for e in entries if e["kind"] in OPD_KINDS and e["opd"] != isp}
     for pid, p in policies.items():
         known.setdefault(pid, {"opd": pid, "kind": "policy", "name": p.name})
     empty = {c: np.zeros(0, dtype=np.int64) for c in _WANT}
@@ -428,6 +428,10 @@ def _build(
             continue  # a deleted OPD or old subnet with nothing in this period
         opds.append(_opd(known[oid], cols, policies.get(oid), timelines.get(oid), windows, frm, to, step))
     opds.sort(key=lambda o: (-o["down"]["volume_bytes"], o["opd"]))
+    # Declared subnets without a policy (a server farm) are listed apart: their traffic also
+    # passes the OPDs' own meters, so in the ranking or the cost split it would count twice.
+    subnets = [o for o in opds if o["kind"] != "policy"]
+    opds = [o for o in opds if o["kind"] == "policy"]
 
     budget = settings.annual_budget_idr
     means = [
@@ -453,13 +457,14 @@ def _build(
         notes.append(f"history covers {covered / 86400:.1f} of {days:.1f} days")
 
     links = _links(reader, entries, meta_json(hist, "links") if hist is not None else None, notes)
-    uplink = _uplink(settings, links, opds, notes)
+    isp_cols = next(iter(reader.stream([isp]))) if reader is not None and isp and isp in in_history else None
+    uplink = _uplink(settings, links, opds, notes, uplink_meta, isp_cols[1] if isp_cols else None)
 
     actions = []
     for o in opds:
         mine = {o["down"]["recommendation"]["action"], o["up"]["recommendation"]["action"]}
         actions.append("raise" if "raise" in mine else "lower" if "lower" in mine else "keep")
-    for o in opds:
+    for o in opds + subnets:
         del o["covered_s"]
     return {
         "format": FORMAT,
@@ -487,6 +492,7 @@ def _build(
         },
         "uplink": uplink,
         "opds": opds,
+        "subnets": subnets,
         "links": links,
         "notes": notes,
     }
@@ -498,19 +504,37 @@ def _mean(o: dict[str, Any], direction: str) -> float:
 
 
 def _uplink(
-    settings: Settings, links: list[dict[str, Any]], opds: list[dict[str, Any]], notes: list[str]
+    settings: Settings,
+    links: list[dict[str, Any]],
+    opds: list[dict[str, Any]],
+    notes: list[str],
+    meta: Any = None,
+    isp_cols: dict[int, Ints] | None = None,
 ) -> dict[str, Any]:
+    """Bought against needed. What is bought: the settings' uplink_mbps, else the declared
+    topology's uplink (history meta "uplink"). What went through it: the ISP subnet's own
+    counters (its "up" is what came from the ISP: the regency's download), or, in a history
+    that marks a link as the uplink (simulated), that link."""
     up_link = next((link for link in links if link["uplink"]), None)
-    purchased = settings.uplink_mbps
+    declared = _capacity(meta) if isinstance(meta, dict) else None
+    purchased = settings.uplink_mbps or declared
     if purchased is None and up_link is not None:
         purchased = up_link["capacity_mbps"]
     if purchased is None:
         notes.append("the purchased uplink capacity is unknown: set uplink_mbps (PUT /v1/settings)")
+    ways: tuple[dict[str, Any], ...] = ()
+    if isp_cols is not None:
+        cap = float(purchased) if purchased else None
+        ways = (
+            needs.link_direction(isp_cols[_MS], isp_cols[_UP], cap),
+            needs.link_direction(isp_cols[_MS], isp_cols[_DOWN], cap),
+        )
+    elif up_link is not None:
+        ways = (up_link["a_to_b"], up_link["b_to_a"])
     down = sum(o["down"]["all"]["p95_bps"] or 0 for o in opds)
     up = sum(o["up"]["all"]["p95_bps"] or 0 for o in opds)
     measured = None
-    if up_link is not None:
-        ways = (up_link["a_to_b"], up_link["b_to_a"])
+    if ways:
         peaks = [w["peak_bps"] for w in ways if w["peak_bps"] is not None]
         p95s = [w["p95_bps"] for w in ways if w["p95_bps"] is not None]
         measured = {"peak_bps": max(peaks) if peaks else None, "p95_bps": max(p95s) if p95s else None}

@@ -73,6 +73,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "total": "Jumlah",
         "no_cap": "tanpa batas",
         "needs_section": "Kebutuhan per OPD",
+        "subnets_title": "Subnet lain yang dihitung (bukan OPD)",
+        "subnets_note": (
+            "Lalu lintas subnet ini juga melewati batas milik OPD, jadi tidak ikut peringkat maupun pembagian biaya."
+        ),
         "needs_intro": (
             "Laju dalam Mbit/s dari sampel 5 menit. Jam kerja: {days}, {start}–{end} {tz}, kecuali hari libur. "
             "p95: 95% waktu pemakaian di bawah angka ini (cara ISP menagih)."
@@ -209,6 +213,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "total": "Total",
         "no_cap": "no cap",
         "needs_section": "Needs per OPD",
+        "subnets_title": "Other counted subnets (not OPDs)",
+        "subnets_note": (
+            "Their traffic also passes the OPDs' own meters, so they are left out of the ranking and the cost split."
+        ),
         "needs_intro": (
             "Rates in Mbit/s from 5-minute samples. Office hours: {days}, {start}–{end} {tz}, holidays excepted. "
             "p95: use stays below this figure 95% of the time (how ISPs bill)."

@@ -11,7 +11,9 @@ what a month of PPU's intranet could look like, so the report has something to s
 - a few OPDs outgrow a cap (their demand is beyond it in office hours: the meter drops,
   TCP backs off, so a share of the excess is dropped), one barely uses its own;
 - the links of topologies/ppu.yaml carry the OPDs' traffic on the shortest path (by the
-  topology's path cost) to the core switch, where the ISP uplink is (link core~isp);
+  topology's path cost) to the core switch, where the ISP uplink is;
+- the ISP hand-off subnet counted as the controller counts it (its "up" is what came from
+  the ISP), and the meta "uplink" naming it;
 - 5-minute and hourly buckets (History.import_buckets), the meta "links" and
   ``simulated = 1``: every report built on it says SIMULATED.
 
@@ -50,7 +52,6 @@ OUTGROW = {"disdukcapil": "down", "pkm-penajam": "down", "bappeda": "up"}
 IDLE = "inspektorat"
 ALL_NIGHT = ("rsud", "pkm-")  # a hospital and the puskesmas work around the clock
 TCP_DROP = 0.3  # of the demand beyond the cap, the share that reaches the meter and is dropped
-UPLINK_ID = "link:core~isp"
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,23 @@ def simulate(state_dir: Path, days: int, end: float, seed: int = 1, force: bool 
             _write(hist, lid, "link", f"{a} – {b}", cols, start, end)
             meta[lid] = {"a": a, "b": b, "capacity_mbps": cap, "uplink": uplink}
         set_meta_json(hist, "links", meta)
+        if topo.uplink is not None:
+            isp = topo.uplink.subnet
+            total_down = sum((d for d, _ in per_opd.values()), np.zeros(n, dtype=np.int64))
+            total_up = sum((u for _, u in per_opd.values()), np.zeros(n, dtype=np.int64))
+            zero = np.zeros(n, dtype=np.int64)
+            # the ISP's "up" is what it sent: the regency's download
+            isp_cols = (t_s * 1000, np.full(n, STEP_S * 1000), total_down, total_down // 1000, zero, zero)
+            _write(
+                hist,
+                isp,
+                "subnet",
+                topo.subnets[isp].name,
+                isp_cols + (total_up, total_up // 1000, zero, zero),
+                start,
+                end,
+            )
+            set_meta_json(hist, "uplink", {"subnet": isp, "capacity_mbps": topo.uplink.capacity_mbps})
         hist.db.execute("INSERT OR REPLACE INTO meta VALUES ('simulated', '1')")
         hist.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
@@ -233,10 +251,7 @@ def _links(
             np.zeros(n, dtype=np.int64),
         )
         ends[frozenset((link.a, link.b))] = lid
-    total_down, total_up = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     for oid, (down, up) in per_opd.items():
-        total_down += down
-        total_up += up
         subnet = topo.subnets.get(oid)
         if subnet is None or subnet.switch not in g or core not in g:
             continue
@@ -247,8 +262,6 @@ def _links(
             toward_opd, toward_core = (links[lid][4], links[lid][5]) if a == x else (links[lid][5], links[lid][4])
             toward_opd += down
             toward_core += up
-    if topo.uplink is not None:
-        links[UPLINK_ID] = (core, topo.uplink.subnet, topo.uplink.capacity_mbps, True, total_up, total_down)
     return links
 
 
