@@ -119,6 +119,24 @@ def test_events_and_the_console_are_served_by_the_running_controller(ctl: Contro
         assert b"/static/console.js" in resp.read()
 
 
+def test_the_report_and_its_settings_are_served_by_the_running_controller(ctl: ControllerProcess) -> None:
+    # The report is built in an OS thread (eventlet.tpool): the loop keeps answering meanwhile.
+    doc = ctl.get("/v1/report?from=now-1d")
+    assert doc["format"] == "kendali-report/1" and not doc["simulated"]
+    assert {o["opd"] for o in doc["opds"]} == set(FILE_POLICIES)
+    assert sum(o["cost"]["by_cap_idr"] for o in doc["opds"]) == doc["summary"]["budget_idr"] == 2_300_000_000
+    status, body = ctl.request("PUT", "/v1/settings", {"annual_budget_idr": 1_000_000_001})
+    assert status == 200, body
+    doc = ctl.get("/v1/report?from=now-1d")
+    assert sum(o["cost"]["by_cap_idr"] for o in doc["opds"]) == 1_000_000_001
+    assert ctl.get("/v1/events?limit=5")["events"][0]["kind"] == "settings"
+    req = urllib.request.Request(ctl.url + "/v1/report?format=html&lang=en")
+    req.add_header("Authorization", f"Bearer {ctl.token}")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/html")
+        assert "Dinas Kesehatan" in resp.read().decode()
+
+
 def test_reads_need_a_token_except_health(ctl: ControllerProcess) -> None:
     assert raw(ctl, "GET", "/v1/health")[0] == 200
     for path in ("/v1/policies", "/v1/topology", "/v1/openapi.json"):
