@@ -235,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hs.add_argument("--force", action="store_true", help="replace a measured history (it is moved aside, not deleted)")
 
+    sh = sub.add_parser(
+        "screenshots", help="regenerate docs/report.png (a simulated month) and docs/console.png (the PPU lab; root)"
+    )
+    sh.add_argument("--out", type=Path, default=Path("docs"), help="where to write them (default docs/)")
+    sh.add_argument("--only", choices=["report", "console"], help="just one of them")
+
     b = sub.add_parser("bench", help="benchmarks (see bench/)")
     b.add_argument(
         "which",
@@ -464,6 +470,10 @@ def main(argv: list[str] | None = None) -> int:
             from controller.lab.demo import demo_main
 
             return demo_main(args)
+        if args.command == "screenshots":
+            from controller.lab.screenshots import screenshots_main
+
+            return screenshots_main(args)
         if args.command == "bench":
             from controller.lab.bench import bench_main
 

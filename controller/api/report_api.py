@@ -181,6 +181,33 @@ _LINK_WAY = _obj(
     {"peak_bps": _INT_OR_NULL, "p95_bps": _INT_OR_NULL, "peak_util": _NUM_OR_NULL, "p95_util": _NUM_OR_NULL}
 )
 _SERIES_LIST = {"type": "array", "items": _INT_OR_NULL}
+_OPD: dict[str, Any] = {
+    "opd": {"type": "string"},
+    "name": {"type": "string"},
+    "kind": {"enum": ["policy", "subnet"]},
+    "cap_kbps": _obj({"down": _INT_OR_NULL, "up": _INT_OR_NULL}),
+    "down": _DIRECTION,
+    "up": _DIRECTION,
+    "series": _obj(
+        {
+            "step_s": _INT,
+            "t": {"type": "array", "items": _INT},
+            "down_bps": _SERIES_LIST,
+            "up_bps": _SERIES_LIST,
+            "cap_down_kbps": _SERIES_LIST,
+            "cap_up_kbps": _SERIES_LIST,
+        }
+    ),
+}
+_COST = _obj(
+    {
+        "by_cap_idr": _INT,
+        "by_use_idr": _INT,
+        "cap_share": {"type": "number"},
+        "use_share": {"type": "number"},
+        "idr_per_mbps_used": _INT_OR_NULL,
+    }
+)
 REPORT_SCHEMA: dict[str, Any] = {
     **_obj(
         {
@@ -223,37 +250,12 @@ REPORT_SCHEMA: dict[str, Any] = {
                     },
                 }
             ),
-            "opds": {
+            "opds": {"type": "array", "items": _obj({**_OPD, "cost": _COST}), "description": "OPDs with a policy"},
+            "subnets": {
                 "type": "array",
-                "items": _obj(
-                    {
-                        "opd": {"type": "string"},
-                        "name": {"type": "string"},
-                        "kind": {"enum": ["policy", "subnet"]},
-                        "cap_kbps": _obj({"down": _INT_OR_NULL, "up": _INT_OR_NULL}),
-                        "down": _DIRECTION,
-                        "up": _DIRECTION,
-                        "cost": _obj(
-                            {
-                                "by_cap_idr": _INT,
-                                "by_use_idr": _INT,
-                                "cap_share": {"type": "number"},
-                                "use_share": {"type": "number"},
-                                "idr_per_mbps_used": _INT_OR_NULL,
-                            }
-                        ),
-                        "series": _obj(
-                            {
-                                "step_s": _INT,
-                                "t": {"type": "array", "items": _INT},
-                                "down_bps": _SERIES_LIST,
-                                "up_bps": _SERIES_LIST,
-                                "cap_down_kbps": _SERIES_LIST,
-                                "cap_up_kbps": _SERIES_LIST,
-                            }
-                        ),
-                    }
-                ),
+                "items": _obj(_OPD),
+                "description": "Declared subnets without a policy (a server farm): not in the ranking or the "
+                "cost split, since their traffic also passes the OPDs' own meters",
             },
             "links": {
                 "type": "array",
@@ -270,6 +272,11 @@ REPORT_SCHEMA: dict[str, Any] = {
                 ),
             },
             "notes": {"type": "array", "items": {"type": "string"}},
+            "notes_id": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The same notes in Indonesian, in the same order",
+            },
         },
         "The usage report (docs/report.md): needs and cost per OPD over a period",
     ),

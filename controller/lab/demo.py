@@ -2,7 +2,9 @@
 
 1. every host reaches every other host (routed between OPD subnets by the switches);
 2. several OPDs load the network at once and each holds its own cap;
-3. what the controller counted for those OPDs (GET /v1/usage) beside what their hosts received.
+3. what the controller counted for those OPDs (GET /v1/usage) beside what their hosts received;
+4. the html report of this run (``kendali report``: needs, cost per OPD), written to the
+   current directory: its path is printed last.
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ def demo_main(args: Any) -> int:
         flush=True,
     )
     # Polled every 2 s (default 10 s) so the usage table is fresh right after the traffic.
+    started = time.time()
     with ControllerProcess(topo_path, pol_path, keep_log=True, extra=["--stats-interval", "2"]) as ctl:
         with Lab(topo, controller_port=ctl.ofp_port, prefix="kd") as lab:
             took, matrix = lab.wait_reachable(timeout=90, wait_s=1.0)
@@ -181,6 +184,23 @@ def demo_main(args: Any) -> int:
                 f"for full segments); dropped: frames its meter dropped, TCP pushing above the cap; avg/cap: "
                 f"counted over the whole run ({t2 - t1:.0f} s, warm-up and the meter's full bucket included) over "
                 f"the cap.\nA running controller also keeps this as history (GET /v1/usage/<opd>?from=now-1h&step=1m)"
-                f" and exports it to Prometheus (GET /metrics)."
+                f" and exports it to Prometheus (GET /metrics).\n"
             )
+            out = write_report(ctl, started, Path(REPORT_FILE))
+            print(f"4. The report of this run (needs and cost per OPD; Indonesian; open it in a browser):\n\n{out}")
     return 0
+
+
+REPORT_FILE = "kendali-demo-report.html"
+
+
+def write_report(ctl: ControllerProcess, frm: float, out: Path) -> Path:
+    """The html report of the controller's own history since ``frm``, once the history holds
+    the cycle after the traffic (the controller writes one every --stats-interval)."""
+    from controller.report import data
+
+    time.sleep(3.0)  # the demo polls every 2 s: the last cycle is written
+    now = time.time()
+    doc = data.build(ctl.state_dir, frm, now, now)
+    out.write_text(data.render(doc, "html", "id"), encoding="utf-8")
+    return out.resolve()

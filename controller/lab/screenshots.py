@@ -115,3 +115,83 @@ def console_png(url: str, token: str, out: Path, timeout_s: float = 30.0) -> Pat
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KendaliError(f"cannot screenshot the console at {url}: {first}", "screenshots") from None
     return out
+
+
+# ---- `kendali screenshots`: both pictures, regenerated -------------------------------------------
+
+
+def report_of_a_simulated_month(out: Path, days: int = 30, seed: int = 7) -> Path:
+    """docs/report.png: the first page of the report of a simulated PPU month (as
+    `kendali history simulate` makes it: the page says SIMULATED)."""
+    import tempfile
+    import time
+
+    from controller.report import data
+    from controller.report.simulate import simulate
+
+    with tempfile.TemporaryDirectory(prefix="kendali-shot-") as tmp:
+        state = Path(tmp) / "state"
+        end = time.time()
+        simulate(state, days, end, seed=seed)
+        doc = data.build(state, end - days * 86400, end, end)
+        return report_png(data.render(doc, "html", "id"), out)
+
+
+def console_of_the_ppu_lab(out: Path) -> Path:
+    """docs/console.png: the console of a controller running the PPU lab, with a few OPDs
+    loaded, one link down (failed over) and a cap changed by a named token."""
+    from controller.api.tokens import TokenFile
+    from controller.core.policy import load_file
+    from controller.core.topology import DEFAULT_TOPOLOGY, load
+    from controller.lab import traffic
+    from controller.lab.demo import DEFAULT_POLICIES, DEMO_OPDS, _first_host
+    from controller.lab.labctl import ControllerProcess
+    from controller.lab.mininet_lab import Lab
+
+    topo = load(DEFAULT_TOPOLOGY)
+    policies = load_file(DEFAULT_POLICIES)
+    with ControllerProcess(DEFAULT_TOPOLOGY, DEFAULT_POLICIES, extra=["--stats-interval", "2"]) as ctl:
+        noc = TokenFile(ctl.state_dir).add("noc", "write")  # the running controller reads it at once
+        with Lab(topo, controller_port=ctl.ofp_port, prefix="ks") as lab:
+            _took, matrix = lab.wait_reachable(timeout=120, wait_s=1.0)
+            if not matrix.complete:
+                raise KendaliError("the PPU lab did not become reachable", "screenshots")
+            lab.link_down("dist-babulu", "dist-sepaku")  # the microwave hop: a failover to show
+            body = ctl.get("/v1/policies/dinkes")
+            status, answer = ctl.request("PUT", "/v1/policies/dinkes", dict(body, download_kbps=45000), token=noc)
+            if status != 200:
+                raise KendaliError(f"PUT /v1/policies/dinkes answered {status}: {answer}", "screenshots")
+            source = topo.subnets[topo.uplink.subnet].hosts[0].name if topo.uplink else topo.hosts[0].name
+            hosts = [_first_host(topo, policies[o]) for o in DEMO_OPDS if o in policies]
+            loads = [traffic.Load(source, h) for h in hosts if h]
+            # the picture is taken while the OPDs download: their bars show live rates
+            import threading
+
+            shot: dict[str, Any] = {}
+
+            def take() -> None:
+                import time
+
+                time.sleep(7.0)  # a few polls into the load
+                try:
+                    shot["path"] = console_png(ctl.url, noc, out)
+                except KendaliError as exc:
+                    shot["error"] = exc
+
+            t = threading.Thread(target=take)
+            t.start()
+            traffic.run(lab, loads, seconds=14, omit=1)
+            t.join()
+            if "error" in shot:
+                raise shot["error"]
+            return Path(shot["path"])
+
+
+def screenshots_main(args: Any) -> int:
+    """`kendali screenshots [--out DIR] [--only report|console]`."""
+    out = Path(args.out)
+    if args.only in (None, "report"):
+        print(report_of_a_simulated_month(out / "report.png"), flush=True)
+    if args.only in (None, "console"):
+        print(console_of_the_ppu_lab(out / "console.png"), flush=True)
+    return 0

@@ -10,6 +10,7 @@ Times are shown in the period's time zone (the settings' office-hours zone).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
@@ -405,5 +406,12 @@ class Fmt:
             return f"{names[idx[0]]}–{names[idx[-1]]}"
         return ", ".join(names[i] for i in idx)
 
-    def note(self, text: str) -> str:
-        return NOTES_ID.get(text, text) if self.lang == "id" else text
+    def notes(self, doc: dict[str, Any]) -> list[str]:
+        """The document's notes in this language (English where no translation came with them)."""
+        en = list(doc.get("notes") or [])
+        if self.lang == "id":
+            translated = doc.get("notes_id")
+            if isinstance(translated, list) and len(translated) == len(en):
+                return [str(x) for x in translated]
+            return [NOTES_ID.get(n, n) for n in en]
+        return en
