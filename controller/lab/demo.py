@@ -201,6 +201,7 @@ def write_report(ctl: ControllerProcess, frm: float, out: Path) -> Path:
 
     time.sleep(3.0)  # the demo polls every 2 s: the last cycle is written
     now = time.time()
-    doc = data.build(ctl.state_dir, frm, now, now)
+    # A bucket belongs to the period it starts in: from the start of the 5-minute bucket the run began in.
+    doc = data.build(ctl.state_dir, frm // 300 * 300, now, now)
     out.write_text(data.render(doc, "html", "id"), encoding="utf-8")
     return out.resolve()

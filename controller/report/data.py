@@ -485,9 +485,11 @@ def _build(
     covered = max((o["covered_s"] for o in opds), default=0.0)
     days = (to - frm) / 86400
     if hist is not None and covered < 0.95 * (to - frm):
+        unit, per, unit_id = ("days", 86400, "hari") if days >= 1 else ("hours", 3600, "jam")
+        span = (to - frm) / per
         notes.add(
-            f"history covers {covered / 86400:.1f} of {days:.1f} days",
-            f"riwayat mencakup {covered / 86400:.1f} dari {days:.1f} hari".replace(".", ","),
+            f"history covers {covered / per:.1f} of {span:.1f} {unit}",
+            f"riwayat mencakup {covered / per:.1f} dari {span:.1f} {unit_id}".replace(".", ","),
         )
 
     links = _links(reader, entries, meta_json(hist, "links") if hist is not None else None, notes)
