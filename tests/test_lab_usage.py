@@ -38,6 +38,7 @@ class Env:
     def __init__(self, ctl: Any, lab: Any) -> None:
         self.ctl = ctl
         self.lab = lab
+        self.started = time.time()
 
     def iface(self, host: str) -> tuple[int, int]:
         """(rx bytes, tx bytes) the host's own interface counted."""
@@ -152,6 +153,29 @@ def test_capped_and_uncapped_transfers_match_what_the_hosts_counted(env: Env) ->
     core_sent = summary["up" if links[lid]["a"] == "core" else "down"]["bytes"]
     assert links[lid]["capacity_mbps"] == 1000
     assert 0.95 * free_rx <= core_sent <= 1.1 * free_rx + 1e6, (core_sent, free_rx, lid)
+
+
+def test_the_report_of_the_run_shows_what_was_counted(env: Env, tmp_path: Path) -> None:
+    """What `kendali demo` ends with: the report of the controller's own history. Its figures
+    are the history's: an OPD's volume is what GET /v1/usage/{opd} summed over the period,
+    the ISP hand-off is the uplink (not an OPD), the uncapped subnet is listed apart."""
+    from controller.lab.demo import write_report
+    from controller.report import data
+
+    start = env.started // 300 * 300
+    out = write_report(env.ctl, env.started, tmp_path / "report.html")
+    assert "OPD C" in out.read_text(encoding="utf-8")
+    now = time.time()
+    doc = data.build(env.ctl.state_dir, start, now, now)
+    series = env.ctl.get(f"/v1/usage/opd-c?from={start}&to={now}&step=300")
+    opds = {o["opd"]: o for o in doc["opds"]}
+    assert opds["opd-c"]["down"]["volume_bytes"] == series["summary"]["down"]["bytes"] > 10e6
+    assert opds["opd-c"]["down"]["dropped_bytes"] == series["summary"]["down"]["dropped_bytes"] > 0
+    assert [s["opd"] for s in doc["subnets"]] == ["free"]
+    assert "isp" not in opds and doc["uplink"]["purchased_mbps"] == 1000
+    # everything the OPDs and the free subnet downloaded came from the ISP, through the uplink
+    assert doc["uplink"]["measured"]["peak_bps"] >= opds["opd-c"]["down"]["all"]["peak_bps"]
+    assert sum(o["cost"]["by_use_idr"] for o in doc["opds"]) == doc["summary"]["budget_idr"]
 
 
 def test_totals_survive_a_switch_reconnect(env: Env) -> None:

@@ -254,6 +254,18 @@ def test_links_go_to_the_history_as_bytes_each_way_since_the_ports_were_first_sa
     assert u.take_cycle(32.0).deltas == {}  # no links given: none written
 
 
+def test_a_host_port_goes_to_the_history_as_a_subnet_up_is_what_its_hosts_sent():
+    u = Usage()
+    isp = {"isp": ((1, 5), "subnet", "ISP hand-off")}
+    assert u.take_cycle(1.0, ports=isp).deltas == {}  # not sampled yet
+    u.port_samples(1, [PortSample(5, 0, 0, 0, 0, 1.0)], 1.0)
+    u.port_samples(1, [PortSample(5, 9_000, 400, 6, 4, 11.0)], 11.0)  # rx 9000: from the ISP
+    c = u.take_cycle(12.0, ports=isp)
+    assert c.deltas == {"isp": (9_000, 6, 0, 0, 400, 4, 0, 0)} and c.names == {"isp": ("subnet", "ISP hand-off")}
+    u.port_samples(1, [PortSample(5, 10_000, 400, 7, 4, 21.0)], 21.0)
+    assert u.take_cycle(22.0, ports=isp).deltas["isp"] == (1000, 1, 0, 0, 0, 0, 0, 0)
+
+
 # ---- totals only grow: random switch behaviour -------------------------------------------------
 
 EVENT = st.one_of(

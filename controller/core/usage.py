@@ -376,14 +376,22 @@ class Usage:
 
     # ---- history -------------------------------------------------------------------------
     def take_cycle(
-        self, now: float, links: Mapping[str, tuple[LinkKey, str]] | None = None, meta: Mapping[str, Any] | None = None
+        self,
+        now: float,
+        links: Mapping[str, tuple[LinkKey, str]] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        ports: Mapping[str, tuple[tuple[int, int], str, str]] | None = None,
     ) -> Cycle:
         """What changed since the previous cycle, and the state to resume from.
 
-        ``links`` (id -> (key, name)) are kept in the history too, as entries of kind "link": their
-        "up" is what the key's first end sent over it, "down" what the second end sent
-        (each end's port transmit counters), never a drop. Their totals are not saved: link
-        history starts again after a restart (port counters are not kept, see restore)."""
+        Port counters go to the history too (their totals are not saved: they start again
+        after a restart, see restore), never with a drop:
+
+        - ``links`` (id -> (key, name)), entries of kind "link": "up" is what the key's
+          first end sent over it, "down" what the second end sent (each end's transmit);
+        - ``ports`` (id -> ((dpid, port), kind, name)), a switch port facing hosts counted
+          as a subnet is (the ISP hand-off): "up" is what its hosts sent (the port's
+          receive), "down" what they were sent (its transmit)."""
         deltas, totals = {}, {}
         for opd, t in self.opds.items():
             vals = t.values()
@@ -399,18 +407,20 @@ class Usage:
         # Meters only: they make the OPDs' totals. Link totals start again after a restart.
         counters = [[d, m, list(v.values), v.age, v.at] for (d, m), v in self._meters.items()]
         names = {o: (self.counted[o].kind, self.names.get(o, o)) for o in self.counted}
+        entries: list[tuple[str, str, str, tuple[int, ...] | None]] = []
         for lid, ((d1, p1, d2, p2), lname) in (links or {}).items():
             a, b = self._port_totals.get((d1, p1)), self._port_totals.get((d2, p2))
-            sent: tuple[int, ...] | None = (a[1], a[3], 0, 0, b[1], b[3], 0, 0) if a and b else None
-            before = self._taken.get(lid)
-            if sent is None or before is None:
-                self._taken[lid] = sent or (0,) * len(CYCLE_FIELDS)
-                if sent is None:
-                    continue
-                before = (0,) * len(CYCLE_FIELDS)  # port totals count from our first sample
-            deltas[lid] = tuple(max(0, x - y) for x, y in zip(sent, before, strict=True))
-            self._taken[lid] = sent
-            names[lid] = ("link", lname)
+            entries.append((lid, "link", lname, (a[1], a[3], 0, 0, b[1], b[3], 0, 0) if a and b else None))
+        for pid, (port, kind, pname) in (ports or {}).items():
+            c = self._port_totals.get(port)
+            entries.append((pid, kind, pname, (c[0], c[2], 0, 0, c[1], c[3], 0, 0) if c else None))
+        for eid, kind, name, now_vals in entries:
+            if now_vals is None:
+                continue  # no sample of its ports yet
+            before = self._taken.get(eid, (0,) * len(CYCLE_FIELDS))  # port totals count from our first sample
+            deltas[eid] = tuple(max(0, x - y) for x, y in zip(now_vals, before, strict=True))
+            self._taken[eid] = now_vals
+            names[eid] = (kind, name)
         return Cycle(now, seconds, deltas, totals, counters, names, dict(meta or {}))
 
     def restore(

@@ -153,7 +153,8 @@ class Telemetry:
                     self.poller.poll(dp, now)
             if now >= self._next_cycle:
                 self._next_cycle = max(self._next_cycle + self.interval, now + self.interval / 2)
-                cycle = self.usage.take_cycle(now, *self._history_links())
+                links, meta = self._history_links()
+                cycle = self.usage.take_cycle(now, links, meta, self._history_ports())
                 if self.writer:
                     self.writer.put(cycle)
         except Exception:  # never let telemetry take the controller down
@@ -171,8 +172,24 @@ class Telemetry:
         meta: dict[str, Any] = {"links": info}
         topo = self.net.topology
         if topo and topo.uplink:
-            meta["uplink"] = {"subnet": topo.uplink.subnet, "capacity_mbps": topo.uplink.capacity_mbps}
+            meta["uplink"] = {"subnet": self._uplink_id(), "capacity_mbps": topo.uplink.capacity_mbps}
         return links, meta
+
+    def _uplink_id(self) -> str:
+        """The uplink subnet's id in the history (unless a policy has taken that id)."""
+        assert self.net.topology and self.net.topology.uplink
+        sid = self.net.topology.uplink.subnet
+        return f"{sid}.uplink" if sid in self.usage.counted else sid
+
+    def _history_ports(self) -> dict[str, tuple[tuple[int, int], str, str]]:
+        """The ISP hand-off's switch port, kept in the history under the uplink subnet's id: the
+        compiler counts no meters for it (it is not an OPD), so its port counters tell what
+        the regency took from the ISP and sent to it (the report's uplink figures)."""
+        topo, router = self.net.topology, self.net.uplink_router()
+        if not topo or not topo.uplink or router is None:
+            return {}
+        name = topo.subnets[topo.uplink.subnet].name
+        return {self._uplink_id(): ((router.dpid, router.port), "subnet", name)}
 
     def planned(self, compiler: Compiler, policies: Mapping[str, Any], now: float, compile_s: float) -> None:
         """After a compile: which meters count which OPD, and their names."""
