@@ -408,7 +408,7 @@ def run_report(args: argparse.Namespace) -> int:
         except data.Unavailable as exc:
             raise KendaliError(str(exc), "", "--format") from None
     doc = data.build(args.state_dir, frm, to, now)
-    text = data.render(doc, args.format, args.lang)
+    text = data.render(doc, args.format, args.lang, os.cpu_count() or 1)
     out = args.out
     if out is None and args.format == "html":
         out = Path(data.file_name(doc, "html"))

@@ -150,3 +150,7 @@ def test_bad_input_is_a_clear_error(doc: dict) -> None:
     broken = {k: v for k, v in doc.items() if k != "opds"}
     with pytest.raises(KendaliError, match="'opds' is missing"):
         render(broken, "id")
+
+
+def test_charts_drawn_by_two_processes_make_the_same_page(doc: dict, html_id: str) -> None:
+    assert render(doc, "id", workers=2) == html_id

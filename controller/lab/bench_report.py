@@ -125,7 +125,7 @@ def _measure(state: str, frm: float, to: float, now: float, out: Any) -> None:
     row["html_s"] = row["html_mb"] = None
     if importlib.util.find_spec("controller.report.html") is not None:
         t1 = time.perf_counter()
-        page = data.render(doc, "html", "id")
+        page = data.render(doc, "html", "id", os.cpu_count() or 1)
         row["html_s"] = time.perf_counter() - t1
         row["html_mb"] = len(page.encode()) / 2**20
     row["total_s"] = time.perf_counter() - t0

@@ -117,15 +117,16 @@ class Unavailable(Exception):
     """The html report cannot be made here (a library it needs is missing)."""
 
 
-def render(doc: dict[str, Any], fmt: str, lang: str = "id") -> str:
-    """The document as text: json (the dict as is), csv or html."""
+def render(doc: dict[str, Any], fmt: str, lang: str = "id", workers: int = 1) -> str:
+    """The document as text: json (the dict as is), csv or html (``workers``: processes that
+    draw its charts; the command line uses every core, the controller one)."""
     if fmt == "json":
         return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
     if fmt == "csv":
         from controller.report import csvout
 
         return csvout.render(doc)
-    return html_renderer()(doc, lang)
+    return html_renderer()(doc, lang, workers)
 
 
 def html_renderer() -> Any:

@@ -9,6 +9,7 @@ mailed, and prints on A4 (print CSS in the template).
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -59,18 +60,45 @@ def _check(doc: dict[str, Any]) -> None:
             raise KendaliError(f"report document: {key!r} is missing")
 
 
-def render(doc: dict[str, Any], lang: str = "id") -> str:
-    """The report document as one html page in Indonesian ("id") or English ("en")."""
+def _usage_svgs(opds: list[dict[str, Any]], lang: str, tz: str, frm: str, to: str, first: int) -> list[str]:
+    """The small multiples of a run of OPDs (numbered from ``first``): one canvas reused."""
+    f, t = Fmt(lang, tz), strings(lang)
+    with charts.style():
+        canvas = charts.UsageCanvas()
+        return [charts.usage(o, f, t, frm, to, str(first + i), canvas) for i, o in enumerate(opds)]
+
+
+def _usage_in_parallel(opds: list[dict[str, Any]], lang: str, tz: str, frm: str, to: str, workers: int) -> list[str]:
+    """The small multiples drawn by ``workers`` processes (forked: drawing 200 charts is most
+    of a year's report, and matplotlib holds one core)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    n = math.ceil(len(opds) / workers)
+    runs = [(opds[i : i + n], lang, tz, frm, to, i) for i in range(0, len(opds), n)]
+    with ProcessPoolExecutor(len(runs), mp_context=multiprocessing.get_context("fork")) as pool:
+        return [svg for part in pool.map(_usage_svgs, *zip(*runs, strict=True)) for svg in part]
+
+
+def render(doc: dict[str, Any], lang: str = "id", workers: int = 1) -> str:
+    """The report document as one html page in Indonesian ("id") or English ("en").
+
+    ``workers`` > 1 draws the OPDs' charts in that many forked processes: for the command
+    line, never inside the controller (forking a process with green threads and an event
+    loop is not safe)."""
     t = strings(lang)
     _check(doc)
     period = doc["period"]
-    f = Fmt(lang, period.get("timezone") or doc["settings"].get("office_hours", {}).get("timezone") or "UTC")
+    tz = period.get("timezone") or doc["settings"].get("office_hours", {}).get("timezone") or "UTC"
+    f = Fmt(lang, tz)
     opds = doc["opds"]
     summary = doc["summary"]
+    if workers > 1 and len(opds) >= 4 * workers:
+        usage_svgs = _usage_in_parallel(opds, lang, tz, period["from"], period["to"], workers)
+    else:
+        usage_svgs = _usage_svgs(opds, lang, tz, period["from"], period["to"], 0)
     with charts.style():
         ranking_svg = charts.ranking(opds, f, t, RANKING_TOP) if opds else None
-        canvas = charts.UsageCanvas()
-        usage_svgs = [charts.usage(o, f, t, period["from"], period["to"], str(i), canvas) for i, o in enumerate(opds)]
         topo_svg = charts.topology(doc["links"], t) if doc["links"] else None
         uplink_svg = charts.uplink(doc["uplink"], f, t) if opds or doc["uplink"].get("purchased_mbps") else None
 
