@@ -18,6 +18,8 @@ from controller.errors import KendaliError
 
 if TYPE_CHECKING:
     from controller.api.access import Access
+    from controller.core.sharing import Settings as SharingSettings
+    from controller.core.topology import Topology
 
 EXIT_USAGE = 2
 
@@ -150,6 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds between usage polls of each switch (meters, ports; default 10)",
     )
+    c.add_argument(
+        "--sharing",
+        action="store_true",
+        help="share the purchased uplink by need: guarantees, priorities and caps that follow demand "
+        "(docs/sharing.md; needs the topology's uplink with capacity_mbps); default: static caps",
+    )
+    c.add_argument(
+        "--sharing-period",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="with --sharing: seconds between reallocations (default 5)",
+    )
     c.add_argument("-v", "--verbose", action="store_true")
 
     t = sub.add_parser("token", help="REST API tokens: add, list, revoke (works while the controller runs)")
@@ -185,7 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks (see bench/)")
     b.add_argument(
-        "which", nargs="?", default="compile", choices=["compile", "reach", "meters", "failover", "load", "stats"]
+        "which",
+        nargs="?",
+        default="compile",
+        choices=["compile", "reach", "meters", "failover", "load", "stats", "sharing"],
     )
     b.add_argument("--json", type=_writable_file, help="also write the figures as JSON here")
     return ap
@@ -230,9 +248,13 @@ def run_controller(args: argparse.Namespace) -> int:
     log = logging.getLogger("kendali")
     # Everything that can be wrong with the files is found here, before any switch connects.
     topology = topo_mod.load(args.topology) if args.topology else None
+    from controller.core.controller import purchased_uplink_kbps
+
+    uplink_kbps = purchased_uplink_kbps(topology)  # the hook for a setting of what is bought now
+    sharing = _sharing_settings(args, topology, uplink_kbps)
     store = store_mod.PolicyStore(args.state_dir)
     if args.policies:
-        note = store.seed(policy.load_file(args.policies), str(args.policies))
+        note = store.seed(policy.load_file(args.policies, uplink_kbps), str(args.policies))
         if note:
             log.warning("%s", note)
     from controller.api import history
@@ -268,11 +290,30 @@ def run_controller(args: argparse.Namespace) -> int:
     app.SETTINGS.link_timeout = link_timeout
     app.SETTINGS.protect = not args.no_protect
     app.SETTINGS.stats_interval = args.stats_interval
+    app.SETTINGS.sharing = sharing
+    app.SETTINGS.uplink_kbps = uplink_kbps
     try:
         AppManager.run_apps(["os_ken.controller.ofp_handler", "controller.openflow.app"])
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _sharing_settings(
+    args: argparse.Namespace, topology: Topology | None, uplink_kbps: float | None
+) -> SharingSettings | None:
+    """--sharing's settings (None: static caps), or a clear error naming what is missing."""
+    if not args.sharing:
+        if args.sharing_period is not None:
+            raise KendaliError("only means something with --sharing", "--sharing-period")
+        return None
+    if uplink_kbps is None:
+        need = "the uplink (the ISP router's subnet) with capacity_mbps, what it buys: the capacity to share"
+        where = "needs a --topology that declares" if topology is None else f"{args.topology} must declare"
+        raise KendaliError(f"{where} {need} (docs/sharing.md)", "--sharing")
+    from controller.core.sharing import Settings
+
+    return Settings(period=args.sharing_period or 5.0)
 
 
 def _access(state_dir: Path) -> Access:
