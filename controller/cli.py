@@ -18,6 +18,8 @@ from controller.errors import KendaliError
 
 if TYPE_CHECKING:
     from controller.api.access import Access
+    from controller.core.sharing import Settings as SharingSettings
+    from controller.core.topology import Topology
 
 EXIT_USAGE = 2
 
@@ -170,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds between usage polls of each switch (meters, ports; default 10)",
     )
+    c.add_argument(
+        "--sharing",
+        action="store_true",
+        help="share the purchased uplink by need: guarantees, priorities and caps that follow demand "
+        "(docs/sharing.md; needs the topology's uplink with capacity_mbps); default: static caps",
+    )
+    c.add_argument(
+        "--sharing-period",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="with --sharing: seconds between reallocations (default 5)",
+    )
     c.add_argument("-v", "--verbose", action="store_true")
 
     t = sub.add_parser("token", help="REST API tokens: add, list, revoke (works while the controller runs)")
@@ -246,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         "which",
         nargs="?",
         default="compile",
-        choices=["compile", "reach", "meters", "failover", "load", "stats", "report"],
+        choices=["compile", "reach", "meters", "failover", "load", "stats", "report", "sharing"],
     )
     b.add_argument("--json", type=_writable_file, help="also write the figures as JSON here")
     return ap
@@ -291,15 +306,21 @@ def run_controller(args: argparse.Namespace) -> int:
     log = logging.getLogger("kendali")
     # Everything that can be wrong with the files is found here, before any switch connects.
     topology = topo_mod.load(args.topology) if args.topology else None
+    from controller.core.controller import purchased_uplink_kbps
+
+    # What is bought: the report settings' uplink_mbps (PUT /v1/settings) when set, else the
+    # topology's uplink; read at start (a damaged settings.json stops here, naming it).
+    bought = store_mod.load_settings(args.state_dir).uplink_mbps if args.state_dir.is_dir() else None
+    uplink_kbps = purchased_uplink_kbps(topology, bought)
+    sharing = _sharing_settings(args, topology, uplink_kbps)
     store = store_mod.PolicyStore(args.state_dir)
     if args.policies:
-        note = store.seed(policy.load_file(args.policies), str(args.policies))
+        note = store.seed(policy.load_file(args.policies, uplink_kbps), str(args.policies))
         if note:
             log.warning("%s", note)
     from controller.api import history
 
     history.check(args.state_dir / history.HISTORY_FILE)  # a bad usage.sqlite is one line, before any switch
-    store_mod.load_settings(args.state_dir)  # so is a damaged settings.json (the report's settings)
     ofp_opts = ["--ofp-listen-host", args.ofp_bind, "--ofp-tcp-listen-port", str(args.ofp_port)]
     _check_free(args.ofp_bind, args.ofp_port, "--ofp-port")
     _check_free(args.rest_bind, args.rest_port, "--rest-port")
@@ -330,11 +351,30 @@ def run_controller(args: argparse.Namespace) -> int:
     app.SETTINGS.link_timeout = link_timeout
     app.SETTINGS.protect = not args.no_protect
     app.SETTINGS.stats_interval = args.stats_interval
+    app.SETTINGS.sharing = sharing
+    app.SETTINGS.uplink_kbps = uplink_kbps
     try:
         AppManager.run_apps(["os_ken.controller.ofp_handler", "controller.openflow.app"])
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _sharing_settings(
+    args: argparse.Namespace, topology: Topology | None, uplink_kbps: float | None
+) -> SharingSettings | None:
+    """--sharing's settings (None: static caps), or a clear error naming what is missing."""
+    if not args.sharing:
+        if args.sharing_period is not None:
+            raise KendaliError("only means something with --sharing", "--sharing-period")
+        return None
+    if uplink_kbps is None:
+        need = "the uplink (the ISP router's subnet) with capacity_mbps, what it buys: the capacity to share"
+        where = "needs a --topology that declares" if topology is None else f"{args.topology} must declare"
+        raise KendaliError(f"{where} {need} (docs/sharing.md)", "--sharing")
+    from controller.core.sharing import Settings
+
+    return Settings(period=args.sharing_period or 5.0)
 
 
 def _access(state_dir: Path) -> Access:

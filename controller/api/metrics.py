@@ -11,6 +11,9 @@ Ethernet frames (what a meter sees), 4.6 % above TCP goodput for full-size segme
     kendali_opd_dropped_bytes_total{opd,direction}    dropped by the OPD's meters: demand above its cap
     kendali_opd_dropped_packets_total{opd,direction}
     kendali_opd_cap_bytes_per_second{opd,direction}   the policy's cap (capped OPDs only)
+    kendali_opd_allocation_bits_per_second{opd,direction}  with --sharing: the meter rate in force
+    kendali_opd_guarantee_bits_per_second{opd,direction}   with --sharing: the policy's guarantee
+    kendali_opd_demand_bits_per_second{opd,direction}      with --sharing: the estimated demand (frames)
     kendali_link_bytes_total{link,direction}          sent over the link (a_to_b, b_to_a)
     kendali_link_capacity_bytes_per_second{link}      declared capacity
     kendali_link_utilisation_ratio{link,direction}    over the last poll interval
@@ -72,6 +75,24 @@ class _UsageCollector:
             ),
         }
         cap = GaugeMetricFamily("kendali_opd_cap_bytes_per_second", "An OPD's cap from its policy", labels=od)
+        # Sharing (absent with static caps), in bit/s: the unit an uplink is bought in.
+        shared = {
+            "allocation_kbps": GaugeMetricFamily(
+                "kendali_opd_allocation_bits_per_second",
+                "With sharing on: an OPD's allocation in force (its aggregate meter's rate, payload like the cap)",
+                labels=od,
+            ),
+            "guarantee_kbps": GaugeMetricFamily(
+                "kendali_opd_guarantee_bits_per_second",
+                "With sharing on: an OPD's guarantee from its policy",
+                labels=od,
+            ),
+            "demand_bps": GaugeMetricFamily(
+                "kendali_opd_demand_bits_per_second",
+                "With sharing on: the demand sharing estimated for an OPD (whole frames, like the byte counters)",
+                labels=od,
+            ),
+        }
         for row in s.opds:
             for d in ("up", "down"):
                 v = row[d]
@@ -81,8 +102,12 @@ class _UsageCollector:
                 fams[("packets", True)].add_metric([row["opd"], d], v["dropped_packets"])
                 if v.get("cap_kbps"):
                     cap.add_metric([row["opd"], d], v["cap_kbps"] * 1000 / 8)
+                for key, fam in shared.items():
+                    if v.get(key) is not None:
+                        fam.add_metric([row["opd"], d], v[key] * (1 if key == "demand_bps" else 1000))
         yield from fams.values()
         yield cap
+        yield from (f for f in shared.values() if f.samples)
         lk = CounterMetricFamily(
             "kendali_link_bytes", "Bytes sent over an inter-switch link, each way", labels=["link", "direction"]
         )

@@ -212,9 +212,11 @@ class RestApp:
         max_body: int = 65536,
         open_metrics: bool = False,
         offload: report_api.Offload | None = None,
+        uplink_kbps: float | None = None,
     ) -> None:
         self.store = store
         self.offload = offload  # runs slow work (the report) off the event loop: eventlet.tpool.execute
+        self.uplink_kbps = uplink_kbps  # what the ISP uplink buys: guarantees must fit it (409)
         self.open_metrics = open_metrics  # --open-metrics: a Prometheus without a token may scrape
         self.on_change = on_change
         self.view = view
@@ -334,7 +336,7 @@ class RestApp:
     def put_policy(self, req: Request, who: str, id: str) -> Response:
         data = self.read_json(req)
         with self.store.lock:  # validate against, and write to, the same state
-            policy = validate(data, url_id=id, others=self.store.all())
+            policy = validate(data, url_id=id, others=self.store.all(), uplink_kbps=self.uplink_kbps)
             try:
                 created = self.store.put(policy, who)
             except OSError as exc:
@@ -396,7 +398,9 @@ def make_app(
     max_body: int = 65536,
     open_metrics: bool = False,
     offload: report_api.Offload | None = None,
+    uplink_kbps: float | None = None,
 ) -> RestApp:
     """The WSGI app (serve it with server.serve). ``tokens``: an Access, or {name: secret} write tokens.
-    ``offload(fn, *args)``: where slow work runs (the controller: eventlet.tpool.execute); default in place."""
-    return RestApp(store, on_change, view, tokens, open_reads, max_body, open_metrics, offload)
+    ``offload(fn, *args)``: where slow work runs (the controller: eventlet.tpool.execute); default in place.
+    ``uplink_kbps``: the purchased uplink, which the policies' guarantees must fit."""
+    return RestApp(store, on_change, view, tokens, open_reads, max_body, open_metrics, offload, uplink_kbps)

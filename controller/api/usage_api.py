@@ -106,6 +106,21 @@ _DIRECTION = {
             "type": ["number", "null"],
             "description": "bps over the meter rate (the cap plus frame overhead, 1514/1448): 1.0 is at the cap",
         },
+        "allocation_kbps": {
+            "type": ["integer", "null"],
+            "description": "Only with sharing on (kendali controller --sharing; absent with static caps): the "
+            "allocation in force, the rate of the OPD's aggregate meter on its Internet traffic, in the cap's unit. "
+            "null: no policy, or before its first period",
+        },
+        "guarantee_kbps": {
+            "type": ["integer", "null"],
+            "description": "Only with sharing on: the policy's guarantee (download_min_kbps, upload_min_kbps)",
+        },
+        "demand_bps": {
+            "type": ["integer", "null"],
+            "description": "Only with sharing on: the demand sharing estimated for its last period (the most "
+            "offered over its window, times a margin, probed up when held at its meter), whole frames like bps",
+        },
     },
 }
 _SERIES_DIRECTION = {

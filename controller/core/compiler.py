@@ -21,7 +21,7 @@ T_EGRESS   out port -> a fast-failover group whose first bucket is the port itse
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Protocol
@@ -57,6 +57,10 @@ MAX_DETOUR_VID = 4094
 # Cookie tag of the flow that delivers to a host at its own switch: after a controller
 # restart, these flows tell where the hosts are (see hosts_on_switch).
 HOST_TAG = 0x1
+# Cookie tag of an OPD's aggregate flows at the uplink switch when sharing is on: their
+# counters (what the OPD offers to or from the Internet, before its aggregate meter drops
+# anything) are read by this tag, and a meter re-size does not reset them.
+SHARE_TAG = 0x2
 # Control-plane policing, in packets per second per switch (Meter.pps). Ids at the top
 # of the OPD range (OPD n uses 2n+1 and 2n+2), clear of the aggregate bit.
 ARP_METER = Meter(0xFFF1, 200, 200, pps=True)
@@ -149,12 +153,34 @@ class Compiler:
             del self._meter_ids[opd]
 
     def compile(
-        self, net: Network, policies: dict[str, PolicyLike] | None = None, now: float = 0.0, protect: bool = True
+        self,
+        net: Network,
+        policies: dict[str, PolicyLike] | None = None,
+        now: float = 0.0,
+        protect: bool = True,
+        shares: Mapping[str, tuple[int, int]] | None = None,
     ) -> DesiredState:
+        """``shares``: None with sharing off (the output is then exactly the static caps');
+        with sharing on, OPD -> (download, upload) allocations in kbit/s (a policy's unit) for
+        the aggregate meters every policy's OPD then has at the uplink switch (an OPD not in
+        it: its caps)."""
         policies = policies or {}
         self.counted = counted_opds(net, policies, self.count)
         self.forget_meters(self.counted)
-        return _Build(net, policies, now, self, protect).run()
+        return _Build(net, policies, now, self, protect, shares).run()
+
+    def aggregate_meters(self, opd: str, policy: PolicyLike, down_kbps: int, up_kbps: int) -> tuple[Meter, Meter]:
+        """An OPD's aggregate (download, upload) meters at the uplink switch at these rates
+        (never above its caps; kbit/s of payload, as a cap), with a bucket as a cap's."""
+        ids = self.meter_ids(opd)
+        out = []
+        for mid, kbps, cap in (
+            (ids.download_id, down_kbps, policy.download_kbps),
+            (ids.upload_id, up_kbps, policy.upload_kbps),
+        ):
+            rate = meter_rate(max(1, min(kbps, cap)))
+            out.append(Meter(AGGREGATE_METER | mid, rate, meter_burst(rate, policy.burst_kbit)))
+        return out[0], out[1]
 
     def meter_plans(self) -> dict[str, MeterPlan]:
         """The meter ids of every OPD the last compile counted (read-only: allocates nothing)."""
@@ -248,9 +274,16 @@ def spanning_tree(g: nx.Graph) -> set[tuple[int, int]]:
 
 class _Build:
     def __init__(
-        self, net: Network, policies: dict[str, PolicyLike], now: float, comp: Compiler, protect: bool
+        self,
+        net: Network,
+        policies: dict[str, PolicyLike],
+        now: float,
+        comp: Compiler,
+        protect: bool,
+        shares: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         self.net = net
+        self.shares = shares
         self.policies = policies
         self.now = now
         self.comp = comp
@@ -480,6 +513,10 @@ class _Build:
         one switch, each switch caps its own share, and a second pair of meters at the
         uplink switch caps the OPD's Internet traffic (to and from the ISP router) in
         aggregate.
+
+        With sharing on (``shares`` given), every policy's OPD has that aggregate pair, at
+        its allocation: only Internet traffic is shared by need (the uplink is what is
+        scarce), while the edge meters stay at the caps, the ceiling on all of its traffic.
         """
         router = self.net.uplink_router()
         for opd in sorted(self.comp.counted):
@@ -546,13 +583,22 @@ class _Build:
                             goto=T_EGRESS,
                         ),
                     )
-            if len(switches) > 1 and router and router.dpid in self.state and pol.kind == "policy":
-                self._uplink_aggregate(router, nets, up, down)
+            if not router or router.dpid not in self.state or pol.kind != "policy":
+                continue
+            if self.shares is not None:
+                p = self.policies[opd]
+                down_kbps, up_kbps = self.shares.get(opd, (p.download_kbps, p.upload_kbps))
+                agg_down, agg_up = self.comp.aggregate_meters(opd, p, down_kbps, up_kbps)
+                self._uplink_aggregate(router, nets, agg_up, agg_down, SHARE_TAG)
+            elif len(switches) > 1:
+                agg_up = Meter(AGGREGATE_METER | up.meter_id, up.rate_kbps, up.burst_kbit)
+                agg_down = Meter(AGGREGATE_METER | down.meter_id, down.rate_kbps, down.burst_kbit)
+                self._uplink_aggregate(router, nets, agg_up, agg_down)
 
-    def _uplink_aggregate(self, router: HostEntry, nets: list[tuple[str, str]], up: Meter, down: Meter) -> None:
+    def _uplink_aggregate(
+        self, router: HostEntry, nets: list[tuple[str, str]], agg_up: Meter, agg_down: Meter, tag: int = 0
+    ) -> None:
         u = router.dpid
-        agg_up = Meter(AGGREGATE_METER | up.meter_id, up.rate_kbps, up.burst_kbit)
-        agg_down = Meter(AGGREGATE_METER | down.meter_id, down.rate_kbps, down.burst_kbit)
         self.state[u].add_meter(agg_up)
         self.state[u].add_meter(agg_down)
         for n in nets:
@@ -564,6 +610,7 @@ class _Build:
                     match(in_port=router.port, eth_type=ETH_IP, ipv4_dst=n),
                     meter=agg_down.meter_id,
                     goto=T_ROUTE,
+                    tag=tag,
                 ),
             )
             self.add(
@@ -575,6 +622,7 @@ class _Build:
                     meter=agg_up.meter_id,
                     metadata=(router.port, METADATA_MASK),
                     goto=T_EGRESS,
+                    tag=tag,
                 ),
             )
 

@@ -23,11 +23,12 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 
 from controller.core import frames
+from controller.core import sharing as sharing_mod
 from controller.core.arp import ArpResponder, Send
 from controller.core.compiler import GATEWAY_MAC, Compiler, PolicyLike, hosts_on_switch
 from controller.core.events import Events
@@ -45,6 +46,11 @@ RESTORE_MAX = 10.0  # after a restart, wait this long at most for the switches l
 SWITCH_SETTLE = 1.0  # after a switch is read back, only additions for this long (links rediscovered)
 MEMORY_EVERY = 1.0  # seconds between writes of network.json
 COMPILE_DELAY = 0.02  # let a burst of events (a switch's ports, many ARPs) land before compiling
+# Sharing hands out this share of the purchased uplink. Meters pass bursts (a bucket of one
+# second of rate, refilled whole at every re-size), so meters that add up to exactly what the
+# ISP's shaper passes keep its queue full. In the lab, an OPD back from idle then lost every
+# packet at the shaper (0 Mbit/s for 20 s with a 10 Mbit/s meter of its own).
+UPLINK_HEADROOM = 0.97
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,19 @@ class Config:
     keep_foreign: bool = False
     audit_interval: float = 5.0  # 0: no audit
     lldp_secret: bytes = b""
+    # Sharing the uplink by need (controller.core.sharing): None is static caps (the default).
+    sharing: sharing_mod.Settings | None = None
+    uplink_kbps: float | None = None  # what the ISP uplink buys (``purchased_uplink_kbps``)
+
+
+def purchased_uplink_kbps(topology: Topology | None, override_mbps: float | None = None) -> float | None:
+    """What the ISP uplink buys, kbit/s: ``override_mbps`` if given (the hook for a setting
+    that says what is bought now, e.g. the report settings' uplink_mbps), else the topology's
+    ``uplink.capacity_mbps``; None when neither says."""
+    if override_mbps:
+        return float(override_mbps) * 1000
+    up = topology.uplink if topology else None
+    return float(up.capacity_mbps) * 1000 if up and up.capacity_mbps else None
 
 
 @dataclass
@@ -136,6 +155,16 @@ class Controller:
         self._memory_saved: tuple[object, ...] | None = None
         self._memory_at = 0.0
         self.log = RateLimitedLog(LOG)
+        self.sharing = sharing_mod.Sharing(config.sharing) if config.sharing else None
+        self.desired: dict[int, SwitchState] = {}  # the last compile's, what share() re-sizes meters in
+        if self.sharing is not None:
+            if not config.uplink_kbps:
+                raise ValueError("sharing needs the purchased uplink (Config.uplink_kbps)")
+            # Start within the uplink: at the caps (65 Mbit/s of caps on 30 bought, in the lab)
+            # the ISP's shaper decides until the first period, and what it lets through looks
+            # like each OPD's demand. Measured in the lab: A, with a 10 Mbit/s guarantee, then got
+            # 5 for 20 s. With no demand known, every OPD starts with an even share of the uplink.
+            self._step(now, {})
         if self._restoring:
             LOG.info(
                 "restoring after a restart: waiting up to %.0f s for %d switches last seen; until then only "
@@ -436,7 +465,9 @@ class Controller:
         self._found = set()
         self.dirty = False
         t0 = time.perf_counter()
-        desired = self.compiler.compile(self.net, self.policies, now, protect=self.config.protect)
+        shares = self.sharing.rates() if self.sharing is not None else None
+        desired = self.compiler.compile(self.net, self.policies, now, protect=self.config.protect, shares=shares)
+        self.desired = desired
         self.last_compile_ms = (time.perf_counter() - t0) * 1000
         self.counters.compiles += 1
         out: list[Action] = []
@@ -450,6 +481,44 @@ class Controller:
         if sent:
             LOG.info("compiled %d flows in %.1f ms; sent %d changes", total_flows(desired), self.last_compile_ms, sent)
         return out
+
+    # ---- sharing the uplink by need ----------------------------------------------------------
+    def share(self, now: float, measured: Mapping[str, Mapping[str, sharing_mod.Measured]]) -> list[Action]:
+        """One sharing period (controller.core.sharing): ``measured`` per OPD and direction over
+        the period (from the aggregate flows' and meters' counters, see usage.share_take).
+        Re-sizes only the aggregate meters whose allocation changed, at the uplink switch, and
+        logs each change with its reason. Nothing with sharing off."""
+        if self.sharing is None:
+            return []
+        changes = self._step(now, measured)
+        router = self.net.uplink_router()
+        if not changes or router is None or router.dpid not in self.desired:
+            return []
+        state = self.desired[router.dpid]
+        for opd in sorted({c.opd for c in changes}):
+            policy = self.policies.get(opd)
+            down, up = self.sharing.rate(opd, "download"), self.sharing.rate(opd, "upload")
+            if policy is None or down is None or up is None:
+                continue
+            for m in self.compiler.aggregate_meters(opd, policy, down, up):
+                if m.meter_id in state.meters:  # else not compiled yet: the next compile has it
+                    state.meters[m.meter_id] = m
+        ch = self.recon.changes(router.dpid, state, self.additions_only(router.dpid, now))
+        if not ch:
+            return []
+        self.counters.changes_sent += ch.count()
+        return [SendChanges(router.dpid, ch)]
+
+    def _step(self, now: float, measured: Mapping[str, Mapping[str, sharing_mod.Measured]]) -> list[sharing_mod.Change]:
+        assert self.sharing is not None
+        policies = cast(Mapping[str, sharing_mod.SharedPolicy], self.policies)  # policy.Policy has every field
+        uplink = (self.config.uplink_kbps or 0) * UPLINK_HEADROOM
+        capacities = sharing_mod.constraints(self.net, policies, uplink)
+        changes = self.sharing.step(now, policies, measured, capacities)
+        for change in changes:
+            # At most one line per OPD and direction a period: hysteresis keeps them rare.
+            LOG.info("sharing: %s", change)
+        return changes
 
     def _update_order(self, around: set[int], lost: bool) -> list[int]:
         switches = sorted(self.net.ports)

@@ -523,6 +523,16 @@ class Sharing:
             if current and dropped > 0 and delivered >= s.held * seen.rate and dropped > s.dropping * delivered:
                 want = max(want, seen.rate * s.probe, low)
                 probed.add(opd)
+            elif dropped > 0 and dropped > s.dropping * delivered and seen.rate < low:
+                # Dropping below its guarantee: it asks for it. TCP at a floor meter spends the
+                # period in retransmission back-off and never looks held (lab: an OPD back from
+                # idle got 0.1 Mbit/s for 20 s at 64 kbit/s, even after a 10 Mbit/s period).
+                want = max(want, low)
+                probed.add(opd)
+            if opd in probed:
+                # A probe counts as demand for the whole window: TCP needs a period or two to grow
+                # into a raised meter, and meanwhile must not lose it as "uses less".
+                seen.offered[-1] = max(seen.offered[-1], min(want, cap) / s.margin)
             want = min(want, cap)
             demand[opd] = want
             # Lowering: keep up to `lower_share` of the way down, if nobody needs the room.

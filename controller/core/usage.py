@@ -26,6 +26,12 @@ meter or port of one switch), comparing each sample with the one before:
 
 Totals therefore only ever grow and never count a frame twice; what can be lost is the
 traffic between a counter's last sample and its restart (at most one poll interval).
+
+With sharing on (controller.core.sharing) demand is counted apart, from counters a meter
+re-size does not reset: each OPD's aggregate flows at the uplink switch (tagged
+compiler.SHARE_TAG) count what the OPD offers to or from the Internet before its aggregate
+meter; that meter's drops are what it did not get. ``share_take`` turns those running
+totals into rates between two polls of the uplink switch.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import Any
 
 from controller.core.compiler import AGGREGATE_METER, FRAME_OVERHEAD, Counted, MeterPlan
 from controller.core.graph import LinkKey
+from controller.core.sharing import Measured
 
 WRAP = 1 << 64
 DIRECTIONS = ("up", "down")
@@ -73,6 +80,21 @@ class PortSample:
     @property
     def values(self) -> tuple[int, ...]:
         return (self.rx_bytes, self.tx_bytes, self.rx_packets, self.tx_packets)
+
+
+@dataclass(frozen=True)
+class FlowSample:
+    """One flow's counters as a switch reported them (the aggregate flows sharing reads)."""
+
+    key: tuple[Any, ...]  # what identifies the flow entry on its switch (table, priority, match)
+    meter_id: int  # the meter it sends its frames to: whose traffic it counts
+    packets: int
+    bytes: int
+    age: float | None = None
+
+    @property
+    def values(self) -> tuple[int, ...]:
+        return (self.bytes, self.packets)
 
 
 @dataclass
@@ -211,6 +233,10 @@ class Usage:
         self._resets: dict[tuple[int, int], list[float]] = {}  # (dpid, meter id) -> when we (re)made it
         self._taken: dict[str, tuple[int, ...]] = {}  # OPD -> values at the last cycle
         self._last_cycle: float | None = None
+        # Sharing: (OPD, "up"/"down") -> [bytes offered to its aggregate meter, bytes it dropped]
+        self._flows: dict[tuple[Any, ...], _Last] = {}  # (dpid, flow key)
+        self.share_totals: dict[tuple[str, str], list[int]] = {}
+        self._share_prev: tuple[float, dict[tuple[str, str], tuple[int, int]]] | None = None
 
     # ---- what the compiler counts ------------------------------------------------------
     def plan(
@@ -259,6 +285,7 @@ class Usage:
             t.dropped[direction][0] += dbytes
             t.dropped[direction][1] += dpkts
             if aggregate:
+                self.share_totals.setdefault((opd, direction), [0, 0])[1] += dbytes
                 if direction == "up":
                     t.after_edge[0] += dbytes
                     t.after_edge[1] += dpkts
@@ -266,6 +293,41 @@ class Usage:
                 t.passed[direction][0] += max(0, nbytes - dbytes)
                 t.passed[direction][1] += max(0, npkts - dpkts)
             t.settle()
+
+    def flow_samples(self, dpid: int, samples: Iterable[FlowSample], asked_at: float) -> None:
+        """The aggregate flows' counters (sharing): what each OPD offered its aggregate meter."""
+        for s in samples:
+            owner = self._owner.get(s.meter_id)
+            if owner is None or not owner[2]:
+                continue
+            key = (dpid, *s.key)
+            prev = self._flows.get(key)
+            if prev is not None and asked_at <= prev.at:
+                continue
+            d = delta(prev, s.values, s.age, asked_at)
+            self._flows[key] = _Last(s.values, s.age, asked_at)
+            if d is not None:
+                self.share_totals.setdefault((owner[0], owner[1]), [0, 0])[0] += d[0]
+
+    def share_take(self, at: float) -> dict[str, dict[str, Measured]] | None:
+        """What sharing measured per OPD and direction ("download"/"upload") since the previous
+        take, from the running totals that the uplink switch's poll asked at ``at`` brought:
+        delivered = offered - dropped by the aggregate meter. None at the first take (a
+        baseline) or if no time has passed."""
+        now = {k: (v[0], v[1]) for k, v in self.share_totals.items()}
+        prev, self._share_prev = self._share_prev, (at, now)
+        if prev is None or at <= prev[0]:
+            return None
+        since, before = prev
+        span = at - since
+        out: dict[str, dict[str, Measured]] = {}
+        for (opd, d), (offered, dropped) in now.items():
+            b = before.get((opd, d), (0, 0))
+            rate_in, rate_drop = max(0, offered - b[0]) * 8 / span, max(0, dropped - b[1]) * 8 / span
+            # The two counters come from one poll; a drop count a little ahead of the flow's is not negative delivery.
+            got = Measured(max(0.0, rate_in - rate_drop), rate_drop, since)
+            out.setdefault(opd, {})["download" if d == "down" else "upload"] = got
+        return out
 
     def port_samples(self, dpid: int, samples: Iterable[PortSample], asked_at: float) -> None:
         for s in samples:
@@ -349,6 +411,22 @@ class Usage:
             )
             out.append(item)
         return out
+
+    @staticmethod
+    def add_shares(rows: list[dict[str, Any]], shares: Mapping[str, Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+        """``view`` rows with sharing's figures per direction (``shares``: sharing.Sharing.shares;
+        None: sharing is off, the rows stay as they are): ``allocation_kbps`` (the meter rate in
+        force, a policy's unit like cap_kbps), ``guarantee_kbps`` and ``demand_bps`` (the demand
+        sharing estimated, whole frames like bps); null for an OPD sharing has no figures of."""
+        if shares is None:
+            return rows
+        for row in rows:
+            for d, direction in (("down", "download"), ("up", "upload")):
+                s = shares.get(row["opd"], {}).get(direction)
+                row[d]["allocation_kbps"] = round(s.rate_kbps) if s else None
+                row[d]["guarantee_kbps"] = round(s.min_kbps) if s else None
+                row[d]["demand_bps"] = round(s.demand_kbps * 1000 * FRAME_OVERHEAD) if s else None
+        return rows
 
     def links(self, links: Mapping[LinkKey, float | None], now: float) -> dict[LinkKey, dict[str, Any]]:
         """Per link (key -> capacity in Mbit/s): bytes each way (sent by each end's port) and the

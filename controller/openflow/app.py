@@ -27,7 +27,7 @@ from controller import COOKIE, COOKIE_MASK
 from controller.api import memory, rest, server
 from controller.api.access import Access
 from controller.api.store import PolicyStore
-from controller.core import views
+from controller.core import sharing, views
 from controller.core.controller import COMPILE_DELAY, Action, Config, Controller, PacketOut, ReadState, SendChanges
 from controller.core.policy import Policy
 from controller.core.state import Flow
@@ -56,6 +56,8 @@ class Settings:
     audit_interval: float = 5.0
     lldp_secret: bytes = b""
     stats_interval: float = 10.0  # usage telemetry: seconds between polls of each switch
+    sharing: sharing.Settings | None = None  # sharing the uplink by need; None: static caps
+    uplink_kbps: float | None = None  # what the ISP uplink buys (controller.purchased_uplink_kbps)
 
 
 SETTINGS = Settings()
@@ -69,6 +71,10 @@ class EventCompile(os_event.EventBase):
     """The compile delay after a change has passed."""
 
 
+class EventShare(os_event.EventBase):
+    """A sharing period is due (posted every --sharing-period): poll the uplink switch."""
+
+
 class EventPolicies(os_event.EventBase):
     def __init__(self, policies: dict[str, Policy]) -> None:
         super().__init__()
@@ -77,7 +83,7 @@ class EventPolicies(os_event.EventBase):
 
 class KendaliApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
-    _EVENTS = [EventTick, EventCompile, EventPolicies]
+    _EVENTS = [EventTick, EventCompile, EventPolicies, EventShare]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -85,7 +91,15 @@ class KendaliApp(app_manager.OSKenApp):
         remembered = memory.load(s.state_dir) if s.state_dir else {}
         secret = s.lldp_secret or (memory.lldp_secret(s.state_dir) if s.state_dir else b"kendali-test-only")
         config = Config(
-            s.topology, s.lldp_interval, s.link_timeout, s.protect, s.keep_foreign, s.audit_interval, secret
+            s.topology,
+            s.lldp_interval,
+            s.link_timeout,
+            s.protect,
+            s.keep_foreign,
+            s.audit_interval,
+            secret,
+            s.sharing,
+            s.uplink_kbps,
         )
         self.core = Controller(config, s.store.all() if s.store else {}, remembered, time.time())
         self.datapaths: dict[int, Any] = {}
@@ -94,6 +108,13 @@ class KendaliApp(app_manager.OSKenApp):
         self.telemetry = stats.Telemetry(
             self.core.net, self.datapaths, s.stats_interval, s.state_dir, self.core.policies
         )
+        t = s.topology
+        if self.core.sharing is not None and t is not None and t.uplink is not None:
+            # The uplink switch's polls also read the aggregate flows; a period's step runs
+            # when the poll it asked for is answered.
+            self.telemetry.share_dpid = t.switches[t.uplink.switch].dpid
+            self.telemetry.sharing = self.core.sharing
+        self._share_asked: float | None = None
         self._compiles = self._failovers = 0
         # dpid -> {xid: part} of the read-back and audit requests in flight
         self._reads: dict[int, dict[int, str]] = {}
@@ -106,6 +127,8 @@ class KendaliApp(app_manager.OSKenApp):
     def start(self) -> Any:
         thread = super().start()
         self._own = [hub.spawn(self._ticker)]
+        if self.core.sharing is not None:
+            self._own.append(hub.spawn(self._sharer))
         if self.settings.store is not None:
             self._own.append(hub.spawn(self._serve_rest))
         s, t = self.settings, self.settings.topology
@@ -117,6 +140,12 @@ class KendaliApp(app_manager.OSKenApp):
             "on" if s.protect else "off",
             f"{s.audit_interval:g} s" if s.audit_interval else "never",
         )
+        if s.sharing is not None:
+            LOG.info(
+                "sharing the uplink by need: %.0f Mbit/s purchased, reallocated every %g s",
+                (s.uplink_kbps or 0) / 1000,
+                s.sharing.period,
+            )
         return thread
 
     def stop(self) -> None:
@@ -132,6 +161,12 @@ class KendaliApp(app_manager.OSKenApp):
             if not self._tick_pending:  # never pile ticks up behind a busy loop
                 self._tick_pending = True
                 self.send_event(self.name, EventTick())
+
+    def _sharer(self) -> None:
+        assert self.core.sharing is not None
+        while True:
+            hub.sleep(self.core.sharing.settings.period)
+            self.send_event(self.name, EventShare())
 
     def _post_compile(self) -> None:
         self.send_event(self.name, EventCompile())
@@ -158,6 +193,24 @@ class KendaliApp(app_manager.OSKenApp):
         self._compile_scheduled = False
         if self.core.dirty:
             self._do(self.core.compile(time.time()))
+
+    @set_ev_cls(EventShare)
+    def _share_due(self, ev: EventShare) -> None:
+        now = time.time()
+        dpid = self.telemetry.share_dpid
+        if dpid is not None and self.telemetry.poll(dpid, now):
+            self._share_asked = now
+
+    def _stats(self, msg: Any, kind: str) -> None:
+        """A stats reply for telemetry; the one that completes sharing's poll runs the period."""
+        asked = self.telemetry.reply(msg, kind)
+        if asked is None or self._share_asked is None or msg.datapath.id != self.telemetry.share_dpid:
+            return
+        if asked >= self._share_asked:
+            self._share_asked = None
+            measured = self.telemetry.usage.share_take(asked)
+            if measured is not None:  # the first poll is the baseline
+                self._do(self.core.share(asked, measured))
 
     @set_ev_cls(EventPolicies)
     def _policies(self, ev: EventPolicies) -> None:
@@ -264,6 +317,7 @@ class KendaliApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev: Any) -> None:
         if self._reply(ev) != "flows":
+            self._stats(ev.msg, "flow")  # sharing's aggregate flows, if it asked
             return
         ofp = ev.msg.datapath.ofproto
         ours: list[Flow] = []
@@ -300,11 +354,11 @@ class KendaliApp(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
     def _meter_stats(self, ev: Any) -> None:
-        self.telemetry.reply(ev.msg, "meter")
+        self._stats(ev.msg, "meter")
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     def _port_stats(self, ev: Any) -> None:
-        self.telemetry.reply(ev.msg, "port")
+        self._stats(ev.msg, "port")
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev: Any) -> None:
@@ -368,7 +422,7 @@ class KendaliApp(app_manager.OSKenApp):
 
     def health(self) -> dict:
         c = self.core
-        return views.health(
+        out = views.health(
             c.net,
             policies=len(c.policies),
             uptime_s=time.time() - self.started,
@@ -376,6 +430,8 @@ class KendaliApp(app_manager.OSKenApp):
             counters=c.counters,
             repairs=c.recon.repairs,
         )
+        out["sharing"] = c.sharing is not None  # the uplink shared by need (--sharing), or static caps
+        return out
 
     def _serve_rest(self) -> None:
         s = self.settings
@@ -383,7 +439,13 @@ class KendaliApp(app_manager.OSKenApp):
         from eventlet import tpool  # a year's report reads SQLite for seconds: an OS thread, not the loop
 
         wsgi = rest.make_app(
-            s.store, self.policies_changed, self, s.access, open_metrics=s.open_metrics, offload=tpool.execute
+            s.store,
+            self.policies_changed,
+            self,
+            s.access,
+            open_metrics=s.open_metrics,
+            offload=tpool.execute,
+            uplink_kbps=s.uplink_kbps,
         )
         cert, key = s.rest_tls or (None, None)
         server.serve(wsgi, s.rest_host, s.rest_port, cert, key)

@@ -3,7 +3,9 @@ controller.core.usage. Decides nothing about what the counters mean.
 
 A poll asks a switch for two things: every meter's counters (what each OPD sent and had
 dropped) and every port's (link bytes). Flows are not asked for: their counters die with
-each replaced flow, a meter's do not.
+each replaced flow, a meter's do not. With sharing on, the uplink switch is also asked for
+the OPDs' aggregate flows (cookie tag compiler.SHARE_TAG): what each OPD offers to or from
+the Internet, counted before its aggregate meter, whose re-sizes do not reset them.
 """
 
 from __future__ import annotations
@@ -15,20 +17,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller import COOKIE
 from controller.api.history import HISTORY_FILE, History, Writer
 from controller.api.metrics import Metrics, Snapshot
 from controller.core import views
-from controller.core.compiler import Compiler, Counted, counted_opds
+from controller.core.compiler import SHARE_TAG, Compiler, Counted, counted_opds
 from controller.core.graph import LinkKey, Network
 from controller.core.state import Changes
-from controller.core.usage import MeterSample, PollSchedule, PortSample, Usage
+from controller.core.usage import FlowSample, MeterSample, PollSchedule, PortSample, Usage
 
 LOG = logging.getLogger("kendali.stats")
 
 
-def requests(dp: Any) -> list[Any]:
+def requests(dp: Any, flows: bool = False) -> list[Any]:
+    """A poll's requests; ``flows``: also the aggregate flows sharing counts demand with."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
-    return [parser.OFPMeterStatsRequest(dp, 0, ofp.OFPM_ALL), parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY)]
+    out = [parser.OFPMeterStatsRequest(dp, 0, ofp.OFPM_ALL), parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY)]
+    if flows:
+        out.append(
+            parser.OFPFlowStatsRequest(
+                dp,
+                0,
+                ofp.OFPTT_ALL,
+                ofp.OFPP_ANY,
+                ofp.OFPG_ANY,
+                COOKIE | SHARE_TAG,
+                0xFFFFFFFF_FFFFFFFF,
+                parser.OFPMatch(),
+            )
+        )
+    return out
 
 
 def _age(stat: Any) -> float:
@@ -48,6 +66,17 @@ def meter_samples(msg: Any) -> list[MeterSample]:
         )
         for s in msg.body
     ]
+
+
+def flow_samples(msg: Any) -> list[FlowSample]:
+    """An OFPFlowStatsReply's metered flows: each keyed by table, priority and match."""
+    out = []
+    for s in msg.body:
+        meter = next((i.meter_id for i in s.instructions if type(i).__name__ == "OFPInstructionMeter"), None)
+        if meter is not None:
+            key = (s.table_id, s.priority, tuple(sorted(s.match.items())))
+            out.append(FlowSample(key, meter, s.packet_count, s.byte_count, _age(s)))
+    return out
 
 
 def port_samples(msg: Any) -> list[PortSample]:
@@ -75,11 +104,11 @@ class Poller:
         self._polls: dict[int, _Poll] = {}  # dpid -> its outstanding poll
         self._xids: set[tuple[int, int]] = set()  # (dpid, xid) of the requests still expected
 
-    def poll(self, dp: Any, now: float) -> None:
+    def poll(self, dp: Any, now: float, flows: bool = False) -> None:
         old = self._polls.pop(dp.id, None)
         for x in old.waiting if old else ():  # never answered in full: the new poll covers it
             self._xids.discard((dp.id, x))
-        msgs = requests(dp)
+        msgs = requests(dp, flows)
         xids = {dp.set_xid(m) for m in msgs}  # recorded before sending: a reply may come at once
         self._polls[dp.id] = _Poll(now, set(xids))
         self._xids |= {(dp.id, x) for x in xids}
@@ -128,6 +157,10 @@ class Telemetry:
         self.poller = Poller()
         self.metrics = Metrics(self.snapshot)
         self.failovers = 0
+        # Sharing (None: off): the uplink switch, whose polls also read the aggregate flows,
+        # and the sharing core whose figures /v1/usage and /metrics show.
+        self.share_dpid: int | None = None
+        self.sharing: Any = None
         self._next_cycle = time.time() + interval
         self.path = state_dir / HISTORY_FILE if state_dir else None
         self.writer: Writer | None = None
@@ -148,9 +181,7 @@ class Telemetry:
         (each at its own phase, every interval) and hand a cycle to the history writer."""
         try:
             for dpid in self.schedule.due(list(self.datapaths), now):
-                dp = self.datapaths.get(dpid)
-                if dp is not None:
-                    self.poller.poll(dp, now)
+                self.poll(dpid, now)
             if now >= self._next_cycle:
                 self._next_cycle = max(self._next_cycle + self.interval, now + self.interval / 2)
                 links, meta = self._history_links()
@@ -159,6 +190,14 @@ class Telemetry:
                     self.writer.put(cycle)
         except Exception:  # never let telemetry take the controller down
             LOG.exception("usage poll failed")
+
+    def poll(self, dpid: int, now: float) -> bool:
+        """Poll one switch now (the schedule's, or sharing's every period); False if it is gone."""
+        dp = self.datapaths.get(dpid)
+        if dp is None:
+            return False
+        self.poller.poll(dp, now, flows=dpid == self.share_dpid)
+        return True
 
     def _history_links(self) -> tuple[dict[str, tuple[LinkKey, str]], dict[str, Any]]:
         """The links to keep in the history (by id) and the facts the report needs about them."""
@@ -209,20 +248,25 @@ class Telemetry:
         if ch.meters_add or ch.meters_mod:
             self.usage.meters_reset(dpid, [m.meter_id for m in ch.meters_add + ch.meters_mod], now)
 
-    def reply(self, msg: Any, kind: str) -> None:
-        """A meter ("meter") or port ("port") stats reply."""
+    def reply(self, msg: Any, kind: str) -> float | None:
+        """A meter ("meter"), port ("port") or flow ("flow") stats reply. Returns when the
+        poll was asked if this reply completes it (else None)."""
         now = time.time()
         got = self.poller.reply(msg, now)
         if got is None:
-            return
+            return None
         asked_at, took = got
         dpid = msg.datapath.id
         if kind == "meter":
             self.usage.meter_samples(dpid, meter_samples(msg), asked_at)
+        elif kind == "flow":
+            self.usage.flow_samples(dpid, flow_samples(msg), asked_at)
         else:
             self.usage.port_samples(dpid, port_samples(msg), asked_at)
-        if took is not None:
-            self.metrics.poll_seconds.observe(took)
+        if took is None:
+            return None
+        self.metrics.poll_seconds.observe(took)
+        return asked_at
 
     def forget(self, dpid: int) -> None:
         self.poller.forget(dpid)
@@ -237,7 +281,10 @@ class Telemetry:
 
     def usage_view(self) -> dict[str, Any]:
         now = time.time()
-        return {"interval_s": self.interval, "at": now, "opds": self.usage.view(now)}
+        return {"interval_s": self.interval, "at": now, "opds": self._rows(now)}
+
+    def _rows(self, now: float) -> list[dict[str, Any]]:
+        return self.usage.add_shares(self.usage.view(now), self.sharing.shares if self.sharing else None)
 
     def history(self, opd: str, frm: float, to: float, step: int | None, now: float) -> dict[str, Any] | None:
         """One OPD's series; None if never counted. SQLite reads run in an OS thread (eventlet.tpool)."""
@@ -263,7 +310,7 @@ class Telemetry:
         declared = {s["dpid"] for s in switches}
         switches += [{"dpid": d, "name": None, "connected": True} for d in sorted(self.datapaths) if d not in declared]
         return Snapshot(
-            self.usage.view(now),
+            self._rows(now),
             links,
             switches,
             len(self.net.links),
