@@ -16,7 +16,6 @@ Errors are the policy API's: ``{"error": {"status", "field", "problem"}}``.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from datetime import datetime
@@ -25,6 +24,7 @@ from typing import Any
 from webob import Request, Response
 
 from controller.api.history import HistoryError, parse_time
+from controller.api.replies import HttpError, json_response
 from controller.api.store import PolicyStore
 from controller.core.events import MAX_EVENTS
 
@@ -35,16 +35,10 @@ PARAMS = ("since", "limit")
 _POLICY_FIELDS = ("download_kbps", "upload_kbps", "name", "subnets")
 
 
-def _error(status: int, problem: str, field: str | None = None) -> Exception:
-    from controller.api.rest import HttpError  # rest imports this module: import at call time
-
-    return HttpError(status, problem, field)
-
-
 def _one(req: Request, name: str) -> str | None:
     values = req.GET.getall(name)
     if len(values) > 1:
-        raise _error(400, f"query parameter {name!r} is given {len(values)} times; give it once", name)
+        raise HttpError(400, f"query parameter {name!r} is given {len(values)} times; give it once", name)
     return values[0] if values else None
 
 
@@ -52,18 +46,18 @@ def parse_query(req: Request, now: float) -> tuple[float | None, int]:
     """(since, limit) from the query string; HttpError 400 naming the parameter otherwise."""
     unknown = sorted(set(req.GET) - set(PARAMS))
     if unknown:
-        raise _error(400, f"unknown query parameter {unknown[0]!r}; use since and limit", unknown[0])
+        raise HttpError(400, f"unknown query parameter {unknown[0]!r}; use since and limit", unknown[0])
     since_text, limit_text = _one(req, "since"), _one(req, "limit")
     since = None
     if since_text is not None:
         try:
             since = parse_time(since_text, "since", now)
         except HistoryError as exc:
-            raise _error(400, exc.problem, exc.field) from None
+            raise HttpError(400, exc.problem, exc.field) from None
     limit = DEFAULT_LIMIT
     if limit_text is not None:
         if not re.fullmatch(r"[0-9]{1,7}", limit_text) or not 1 <= int(limit_text) <= MAX_LIMIT:
-            raise _error(400, f"{limit_text[:40]!r} is not a whole number from 1 to {MAX_LIMIT}", "limit")
+            raise HttpError(400, f"{limit_text[:40]!r} is not a whole number from 1 to {MAX_LIMIT}", "limit")
         limit = int(limit_text)
     return since, limit
 
@@ -165,15 +159,7 @@ def events(req: Request, view: Any, store: PolicyStore) -> Response:
     since, limit = parse_query(req, time.time())
     own = getattr(view, "recent_events", None)  # a view without it (a test's fake): the audit log only
     core = own(since, limit) if own is not None else []
-    body = {"events": merged(core, store.audit(), since, limit)}
-    resp = Response(
-        status=200,
-        body=(json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode(),
-        content_type="application/json",
-        charset="utf-8",
-    )
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    return json_response(200, {"events": merged(core, store.audit(), since, limit)})
 
 
 # ---- OpenAPI 3.1 fragments (merged into GET /v1/openapi.json) ------------------------------------

@@ -15,7 +15,6 @@ Errors are the policy API's: ``{"error": {"status", "field", "problem"}}``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -25,29 +24,13 @@ from typing import Any
 from webob import Request, Response
 
 from controller.api.history import HistoryError
+from controller.api.replies import HttpError, json_response
 from controller.api.store import SettingsFile
 from controller.core import settings as settings_mod
 from controller.core.settings import SettingsError
 from controller.errors import KendaliError
 
 log = logging.getLogger("kendali.rest")
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    resp = Response(
-        status=status,
-        body=(json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode(),
-        content_type="application/json",
-        charset="utf-8",
-    )
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
-
-
-def _error(status: int, problem: str, field: str | None = None) -> Exception:
-    from controller.api.rest import HttpError  # rest imports this module: import at call time
-
-    return HttpError(status, problem, field)
 
 
 MEDIA = {"json": "application/json", "csv": "text/csv", "html": "text/html"}
@@ -63,13 +46,13 @@ def report(req: Request, state_dir: Path, offload: Offload | None = None) -> Res
 
     unknown = sorted(set(req.GET) - {"from", "to", "format", "lang"})
     if unknown:
-        raise _error(400, f"unknown query parameter {unknown[0]!r}; use from, to, format and lang", unknown[0])
+        raise HttpError(400, f"unknown query parameter {unknown[0]!r}; use from, to, format and lang", unknown[0])
     fmt = req.GET.get("format", "json")
     if fmt not in data.FORMATS:
-        raise _error(400, f"{fmt[:40]!r} is not a format; use json, csv or html", "format")
+        raise HttpError(400, f"{fmt[:40]!r} is not a format; use json, csv or html", "format")
     lang = req.GET.get("lang", "id")
     if lang not in data.LANGS:
-        raise _error(400, f"{lang[:40]!r} is not a language of the report; use id or en", "lang")
+        raise HttpError(400, f"{lang[:40]!r} is not a language of the report; use id or en", "lang")
     now = time.time()
     try:
         frm, to = data.period_of(state_dir, req.GET.get("from"), req.GET.get("to"), now)
@@ -78,11 +61,11 @@ def report(req: Request, state_dir: Path, offload: Offload | None = None) -> Res
         # the work (seconds for a year of history) off the event loop, rendering included
         text = (offload or _inline)(_make, state_dir, frm, to, now, fmt, lang)
     except HistoryError as exc:
-        raise _error(400, exc.problem, exc.field) from None
+        raise HttpError(400, exc.problem, exc.field) from None
     except data.Unavailable as exc:
-        raise _error(400, str(exc), "format") from None
+        raise HttpError(400, str(exc), "format") from None
     except KendaliError as exc:  # a damaged state file: the controller's problem, not the request's
-        raise _error(503, f"the report cannot be made: {exc}") from None
+        raise HttpError(503, f"the report cannot be made: {exc}") from None
     resp = Response(status=200, body=text.encode("utf-8"), content_type=MEDIA[fmt], charset="utf-8")
     resp.headers["Cache-Control"] = "no-store"
     if fmt == "csv":
@@ -109,25 +92,25 @@ def _name(frm: float, to: float, state_dir: Path, fmt: str) -> str:
 
 def get_settings(req: Request, file: SettingsFile) -> Response:
     try:
-        return _json(file.get().to_dict())
+        return json_response(200, file.get().to_dict())
     except KendaliError as exc:
-        raise _error(503, str(exc)) from None
+        raise HttpError(503, str(exc)) from None
 
 
 def put_settings(req: Request, body: Any, file: SettingsFile, who: str) -> Response:
     try:
         new = settings_mod.validate(body)
     except SettingsError as exc:
-        raise _error(400, exc.problem, exc.field) from None
+        raise HttpError(400, exc.problem, exc.field) from None
     with file.lock:
         try:
             changed = file.put(new, who)
         except OSError as exc:
             log.error("cannot save the settings: %s", exc)
-            raise _error(503, f"could not save the settings ({exc.strerror or exc}); nothing was changed") from None
+            raise HttpError(503, f"could not save the settings ({exc.strerror or exc}); nothing was changed") from None
     if changed:
         log.info("settings changed by token %r", who)
-    return _json(new.to_dict())
+    return json_response(200, new.to_dict())
 
 
 # ---- OpenAPI 3.1 fragments (merged into GET /v1/openapi.json) ------------------------------------

@@ -45,6 +45,7 @@ from webob import Request, Response
 from controller.api import events_api, report_api, usage_api
 from controller.api.access import Access, Denied, Keyring
 from controller.api.openapi import openapi
+from controller.api.replies import HttpError, json_response
 from controller.api.static import StaticFiles
 from controller.api.store import PolicyStore, SettingsFile
 from controller.api.tokens import make_entry
@@ -69,28 +70,10 @@ OnChange = Callable[[dict[str, Policy]], None]
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
-class HttpError(Exception):
-    def __init__(self, status: int, problem: str, field: str | None = None, headers: Mapping[str, str] | None = None):
-        super().__init__(problem)
-        self.status = status
-        self.problem = problem
-        self.field = field
-        self.headers = dict(headers or {})
-
-
-def _json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
-    text = json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n"
-    resp = Response(status=status, body=text.encode("utf-8"), content_type="application/json", charset="utf-8")
-    resp.headers["Cache-Control"] = "no-store"
-    for k, v in (headers or {}).items():
-        resp.headers[k] = v
-    return resp
-
-
 def error_response(
     status: int, problem: str, field: str | None = None, headers: Mapping[str, str] | None = None
 ) -> Response:
-    return _json_response(status, {"error": {"status": status, "field": field, "problem": problem}}, headers)
+    return json_response(status, {"error": {"status": status, "field": field, "problem": problem}}, headers)
 
 
 class _DuplicateKey(ValueError):
@@ -325,13 +308,13 @@ class RestApp:
     # --- handlers ----------------------------------------------------------------------------
 
     def list_policies(self, req: Request, who: str) -> Response:
-        return _json_response(200, {"policies": [p.to_dict() for p in self.store.all().values()]})
+        return json_response(200, {"policies": [p.to_dict() for p in self.store.all().values()]})
 
     def get_policy(self, req: Request, who: str, id: str) -> Response:
         p = self.store.get(id)
         if p is None:
             raise HttpError(404, f"no policy {id!r}; GET /v1/policies lists them", "id")
-        return _json_response(200, p.to_dict())
+        return json_response(200, p.to_dict())
 
     def put_policy(self, req: Request, who: str, id: str) -> Response:
         data = self.read_json(req)
@@ -346,7 +329,7 @@ class RestApp:
             log.info("policy %s %s by token %r", id, "created" if created else "replaced", who)
             self._applied()
         headers = {"Location": f"/v1/policies/{policy.id}"} if created else {}
-        return _json_response(201 if created else 200, policy.to_dict(), headers)
+        return json_response(201 if created else 200, policy.to_dict(), headers)
 
     def delete_policy(self, req: Request, who: str, id: str) -> Response:
         with self.store.lock:
@@ -377,7 +360,7 @@ class RestApp:
         except Exception as exc:
             log.exception("%s not available", what)
             raise HttpError(503, f"{what} not available right now: {exc}") from None
-        return _json_response(200, body)
+        return json_response(200, body)
 
     def topology(self, req: Request, who: str) -> Response:
         return self._view("topology", self.view.topology)
@@ -386,7 +369,7 @@ class RestApp:
         return self._view("health", self.view.health)
 
     def openapi(self, req: Request, who: str) -> Response:
-        return _json_response(200, with_access(openapi()))
+        return json_response(200, with_access(openapi()))
 
 
 def make_app(

@@ -9,13 +9,13 @@ Errors are the policy API's: ``{"error": {"status", "field", "problem"}}``.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Protocol
 
 from webob import Request, Response
 
 from controller.api.history import HistoryError, parse_duration, parse_time
+from controller.api.replies import HttpError, json_response
 
 DEFAULT_RANGE_S = 86400
 
@@ -33,49 +33,32 @@ class UsageView(Protocol):
     def metrics(self) -> tuple[bytes, str]: ...
 
 
-def _json(body: Any) -> Response:
-    resp = Response(
-        status=200,
-        body=(json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode(),
-        content_type="application/json",
-        charset="utf-8",
-    )
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
-
-
-def _error(status: int, problem: str, field: str | None = None) -> Exception:
-    from controller.api.rest import HttpError  # rest imports this module: import at call time
-
-    return HttpError(status, problem, field)
-
-
 def _has(view: Any, what: str) -> Any:
     fn = getattr(view, what, None)
     if fn is None:
-        raise _error(503, "usage is not collected by this controller")
+        raise HttpError(503, "usage is not collected by this controller")
     return fn
 
 
 def usage(req: Request, view: Any) -> Response:
-    return _json(_has(view, "usage")())
+    return json_response(200, _has(view, "usage")())
 
 
 def usage_of(req: Request, view: Any, opd: str) -> Response:
     now = time.time()
     unknown = sorted(set(req.GET) - {"from", "to", "step"})
     if unknown:
-        raise _error(400, f"unknown query parameter {unknown[0]!r}; use from, to and step", unknown[0])
+        raise HttpError(400, f"unknown query parameter {unknown[0]!r}; use from, to and step", unknown[0])
     try:
         to = parse_time(req.GET["to"], "to", now) if "to" in req.GET else now
         frm = parse_time(req.GET["from"], "from", now) if "from" in req.GET else to - DEFAULT_RANGE_S
         step = parse_duration(req.GET["step"], "step") if "step" in req.GET else None
         body = _has(view, "usage_history")(opd, frm, to, step, now)
     except HistoryError as exc:
-        raise _error(400, exc.problem, exc.field) from None
+        raise HttpError(400, exc.problem, exc.field) from None
     if body is None:
-        raise _error(404, f"no usage recorded for OPD {opd!r}; GET /v1/usage lists them", "opd")
-    return _json(body)
+        raise HttpError(404, f"no usage recorded for OPD {opd!r}; GET /v1/usage lists them", "opd")
+    return json_response(200, body)
 
 
 def metrics(req: Request, view: Any) -> Response:
