@@ -593,7 +593,7 @@ def test_a_returning_sender_that_learns_its_rate_gets_its_guarantee_within_two_p
 
 def test_an_opd_passing_more_than_its_allocation_asks_for_its_guarantee_at_once() -> None:
     """Back from idle behind its reserve, A's flow shares the ISP's shaper with B's and C's (the
-    lab: 3.4-4.8 Mbit/s of its 10 guaranteed, no drops at its meter): its demand is hidden, and
+    lab: 3.4-4.8 Mbit/s of its 10 guaranteed, well under its meter): its demand is hidden, and
     what it passes beyond its allocation is enough to give it its guarantee at the next period."""
     payload = 30_000
     pols = {

@@ -544,8 +544,9 @@ class Sharing:
             elif current and seen.rate > seen.alloc + _EPS and delivered > seen.alloc * s.margin + _EPS:
                 # It passed more than its allocation: it grows into its meter's reserve (back from
                 # idle). Its demand is hidden: with the room given to others the ISP's shaper shares
-                # the uplink until this period's reallocation (lab: 3.4-4.8 Mbit/s of A's 10 for
-                # 20 s). It asks for its guarantee at once, and more as a held OPD would.
+                # the uplink until this period's reallocation (lab: A averaged 3.4-4.8 Mbit/s of
+                # its 10, well under its meter, for the rest of the phase). It asks for its
+                # guarantee at once, and more as a held OPD would.
                 want = max(want, delivered * s.probe, low)
                 probed.add(opd)
                 grown.add(opd)
