@@ -76,12 +76,6 @@ def test_an_idle_opds_share_is_absorbed_within_two_periods(run: tuple) -> None:
     assert b > before * 1.2, f"B before {before / MBIT:.1f}, after {b / MBIT:.1f}\n{show(s, tl)}"
 
 
-@pytest.mark.xfail(
-    reason="seen in 4 of 4 runs on 2026-12-01: the meter is raised to the guarantee within 1-2 periods, but the "
-    "returning TCP flow, after 5-10 s behind the 64 kbit/s floor meter, passed 0.0-0.1 Mbit/s for the rest of the "
-    "phase, even at its 10 Mbit/s meter (docs/sharing.md, 'Measured')",
-    strict=False,
-)
 def test_a_returning_opd_gets_its_guarantee_back_within_two_periods(run: tuple) -> None:
     from controller.lab.bench_sharing import mean_between
 
