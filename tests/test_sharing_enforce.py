@@ -204,11 +204,14 @@ def test_usage_and_metrics_show_allocation_guarantee_and_demand_only_with_sharin
     assert "allocation_kbps" not in Usage.add_shares(copy.deepcopy(rows), None)[0]["down"]
     shown = {r["opd"]: r for r in Usage.add_shares(rows, c.sharing.shares)}
     a = shown["opd-a"]["down"]
-    assert a["allocation_kbps"] == c.sharing.rate("opd-a", "download")
+    assert a["meter_kbps"] == c.sharing.rate("opd-a", "download")
+    assert a["allocation_kbps"] == round(c.sharing.shares["opd-a"]["download"].in_force_kbps)
+    assert a["meter_kbps"] >= a["allocation_kbps"]  # the meter: the allocation, or the reserve when higher
     assert a["guarantee_kbps"] == POLICIES["opd-a"].download_min_kbps
     assert a["demand_bps"] > a["allocation_kbps"] * 1000  # saturated: it asks for more than it gets
     text = Metrics(lambda: Snapshot(list(shown.values()))).exposition()[0].decode()
     assert gauge(text, "allocation", "opd-a") == a["allocation_kbps"] * 1000
+    assert gauge(text, "meter", "opd-a") == a["meter_kbps"] * 1000
     assert gauge(text, "guarantee", "opd-a") == 10_000_000
     assert gauge(text, "demand", "opd-a") == a["demand_bps"]
     static = Metrics(lambda: Snapshot(u.view(1.0))).exposition()[0].decode()

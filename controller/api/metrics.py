@@ -11,7 +11,8 @@ Ethernet frames (what a meter sees), 4.6 % above TCP goodput for full-size segme
     kendali_opd_dropped_bytes_total{opd,direction}    dropped by the OPD's meters: demand above its cap
     kendali_opd_dropped_packets_total{opd,direction}
     kendali_opd_cap_bytes_per_second{opd,direction}   the policy's cap (capped OPDs only)
-    kendali_opd_allocation_bits_per_second{opd,direction}  with --sharing: the meter rate in force
+    kendali_opd_allocation_bits_per_second{opd,direction}  with --sharing: its share of the uplink in force
+    kendali_opd_meter_bits_per_second{opd,direction}       with --sharing: its Internet meter's rate
     kendali_opd_guarantee_bits_per_second{opd,direction}   with --sharing: the policy's guarantee
     kendali_opd_demand_bits_per_second{opd,direction}      with --sharing: the estimated demand (frames)
     kendali_link_bytes_total{link,direction}          sent over the link (a_to_b, b_to_a)
@@ -79,7 +80,12 @@ class _UsageCollector:
         shared = {
             "allocation_kbps": GaugeMetricFamily(
                 "kendali_opd_allocation_bits_per_second",
-                "With sharing on: an OPD's allocation in force (its aggregate meter's rate, payload like the cap)",
+                "With sharing on: an OPD's share of the purchased uplink in force (payload, like the cap)",
+                labels=od,
+            ),
+            "meter_kbps": GaugeMetricFamily(
+                "kendali_opd_meter_bits_per_second",
+                "With sharing on: the rate of an OPD's Internet meter (its allocation, or its reserve when higher)",
                 labels=od,
             ),
             "guarantee_kbps": GaugeMetricFamily(

@@ -92,8 +92,13 @@ _DIRECTION = {
         "allocation_kbps": {
             "type": ["integer", "null"],
             "description": "Only with sharing on (kendali controller --sharing; absent with static caps): the "
-            "allocation in force, the rate of the OPD's aggregate meter on its Internet traffic, in the cap's unit. "
-            "null: no policy, or before its first period",
+            "allocation in force: its share of the purchased uplink, in the cap's unit (the allocations add up "
+            "to at most the uplink). null: no policy, or before its first period",
+        },
+        "meter_kbps": {
+            "type": ["integer", "null"],
+            "description": "Only with sharing on: the rate of the OPD's aggregate meter on its Internet traffic: "
+            "its allocation, or more while it is quiet or below its guarantee (room to come back, docs/sharing.md)",
         },
         "guarantee_kbps": {
             "type": ["integer", "null"],

@@ -48,8 +48,9 @@ MEMORY_EVERY = 1.0  # seconds between writes of network.json
 COMPILE_DELAY = 0.02  # let a burst of events (a switch's ports, many ARPs) land before compiling
 # Sharing hands out this share of the purchased uplink. Meters pass bursts (a bucket of one
 # second of rate, refilled whole at every re-size), so meters that add up to exactly what the
-# ISP's shaper passes keep its queue full. In the lab, an OPD back from idle then lost every
-# packet at the shaper (0 Mbit/s for 20 s with a 10 Mbit/s meter of its own).
+# ISP's shaper passes would keep its queue full; the 3 % leaves it room to drain. (A returning
+# OPD's starvation, first blamed on the shaper, was BBR pacing at what it learned behind a tiny
+# meter: docs/sharing.md, "Coming back".)
 UPLINK_HEADROOM = 0.97
 
 

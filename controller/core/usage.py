@@ -415,15 +415,18 @@ class Usage:
     @staticmethod
     def add_shares(rows: list[dict[str, Any]], shares: Mapping[str, Mapping[str, Any]] | None) -> list[dict[str, Any]]:
         """``view`` rows with sharing's figures per direction (``shares``: sharing.Sharing.shares;
-        None: sharing is off, the rows stay as they are): ``allocation_kbps`` (the meter rate in
-        force, a policy's unit like cap_kbps), ``guarantee_kbps`` and ``demand_bps`` (the demand
-        sharing estimated, whole frames like bps); null for an OPD sharing has no figures of."""
+        None: sharing is off, the rows stay as they are): ``allocation_kbps`` (its share of the
+        uplink in force, a policy's unit like cap_kbps), ``meter_kbps`` (its Internet meter's rate:
+        the allocation, or more while it keeps room to come back: its reserve),
+        ``guarantee_kbps`` and ``demand_bps`` (the demand sharing estimated, whole frames like
+        bps); null for an OPD sharing has no figures of."""
         if shares is None:
             return rows
         for row in rows:
             for d, direction in (("down", "download"), ("up", "upload")):
                 s = shares.get(row["opd"], {}).get(direction)
-                row[d]["allocation_kbps"] = round(s.rate_kbps) if s else None
+                row[d]["allocation_kbps"] = round(s.in_force_kbps) if s else None
+                row[d]["meter_kbps"] = round(s.rate_kbps) if s else None
                 row[d]["guarantee_kbps"] = round(s.min_kbps) if s else None
                 row[d]["demand_bps"] = round(s.demand_kbps * 1000 * FRAME_OVERHEAD) if s else None
         return rows
