@@ -14,6 +14,7 @@ Bounds are generous (a shared two-CPU machine); what was measured is printed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -78,17 +79,40 @@ def wait_meter(bridge: str, kbps: int, timeout: float = 15.0) -> float:
     return time.monotonic() - t0
 
 
-def roles(bridge: str) -> dict[int, str]:
-    """OpenFlow port of each controller -> the role Open vSwitch gives its connection."""
+def _ovs_rows(table: str, columns: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        ["ovs-vsctl", "--format=json", f"--columns={columns}", "list", table],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    doc = json.loads(out)
+    return [dict(zip(doc["headings"], row, strict=True)) for row in doc["data"]]
 
-    def vsctl(*args: str) -> str:
-        return subprocess.run(["ovs-vsctl", *args], capture_output=True, text=True, check=True).stdout.strip()
 
-    out = {}
-    for uuid in re.findall(r"[0-9a-f-]{36}", vsctl("get", "bridge", bridge, "controller")):
-        target = vsctl("get", "controller", uuid, "target").strip('"')
-        out[int(target.rsplit(":", 1)[1])] = vsctl("get", "controller", uuid, "role")
+def roles(bridges: list[str]) -> dict[str, dict[int, str]]:
+    """bridge -> {OpenFlow port of each controller: the role Open vSwitch gives its connection}."""
+    ctl = {r["_uuid"][1]: r for r in _ovs_rows("controller", "_uuid,target,role")}
+    out: dict[str, dict[int, str]] = {}
+    for br in _ovs_rows("bridge", "name,controller"):
+        if br["name"] not in bridges:
+            continue
+        refs = br["controller"]
+        uuids = [refs[1]] if refs[0] == "uuid" else [u for _, u in refs[1]]
+        out[br["name"]] = {int(ctl[u]["target"].rsplit(":", 1)[1]): ctl[u]["role"] for u in uuids if u in ctl}
     return out
+
+
+def wait_roles(bridges: list[str], want: dict[int, str], timeout: float = 12.0) -> None:
+    """Every bridge gives each controller port its wanted role (Open vSwitch writes the role into
+    its database every few seconds: this waits for that, it is not a measure of the takeover)."""
+    t0 = time.monotonic()
+    while True:
+        got = roles(bridges)
+        if len(got) == len(bridges) and all(r.get(p) == w for r in got.values() for p, w in want.items()):
+            return
+        assert time.monotonic() - t0 < timeout, got
+        time.sleep(0.2)
 
 
 def put(ctl: Any, kbps: int) -> int:
@@ -105,7 +129,7 @@ def test_a_policy_put_on_the_follower_is_enforced(env: Env) -> None:
     assert follower.get("/v1/policies/opd1")["download_kbps"] == 5000
 
 
-def test_kill_9_of_the_leader_loses_no_probe_and_the_other_takes_writes(env: Env) -> None:
+def test_kill_9_of_the_leader_loses_no_probe_and_the_other_leads_within_ttl_plus_1_s(env: Env) -> None:
     from controller.lab.bench_failover import ProbeStream
 
     leader = env.pair.leader()
@@ -114,19 +138,28 @@ def test_kill_9_of_the_leader_loses_no_probe_and_the_other_takes_writes(env: Env
     stream.at(2.0)
     t_kill = time.monotonic()
     leader.stop(kill=True)
-    writes_at = None
-    while time.monotonic() - t_kill < 15:
-        if put(other, 6000) in (200, 201):
-            writes_at = time.monotonic() - t_kill
-            break
-        time.sleep(0.05)
+    # Any node takes a write at once (it goes into etcd); what needs the new leader is enforcing it.
+    assert put(other, 6000) in (200, 201)
+    from controller.core.compiler import meter_rate
+
+    bridges = [env.bridge(s) for s in ("r1", "r2", "r3", "r4")]
+    leader_at = enforced_at = None
+    while time.monotonic() - t_kill < 20 and enforced_at is None:
+        t = time.monotonic() - t_kill
+        if leader_at is None and (env.pair.health(other) or {}).get("ha", {}).get("role") == "leader":
+            leader_at = t
+        if meter_rate(6000) in meter_rates(env.bridge("r1")):
+            enforced_at = t
+        time.sleep(0.01)
     res = stream.finish()
-    print(f"takeover: REST write accepted {writes_at} s after kill -9; probes {res}")
+    print(f"takeover: leader {leader_at} s, the write enforced on the switch {enforced_at} s after kill -9; {res}")
     assert res["lost"] == 0, f"{res}\n{other.log_tail(30)}"
-    assert writes_at is not None and writes_at <= TTL + 1.0, other.log_tail(30)
+    assert leader_at is not None and leader_at <= TTL + 1.0, other.log_tail(30)
+    # The new leader reads every switch back and sends only additions until they settle (1 s,
+    # controller.core.controller.SWITCH_SETTLE): the new cap is a change, so it comes after.
+    assert enforced_at is not None and enforced_at <= TTL + 3.0, other.log_tail(30)
     assert env.pair.leader(timeout=1) is other
-    wait_meter(env.bridge("r1"), 6000)
-    assert all(r == "master" for r in [roles(env.bridge(s)).get(other.ofp_port) for s in ("r1", "r2", "r3", "r4")])
+    wait_roles(bridges, {other.ofp_port: "master"})
     leader.start()  # the same node again: it joins as follower
     time.sleep(2 * TTL)
     assert env.pair.health(leader)["ha"]["role"] == "follower"  # type: ignore[index]
@@ -152,9 +185,7 @@ def test_a_leader_paused_past_its_lease_is_refused_and_rejoins_as_follower(env: 
 
     rates = meter_rates(env.bridge("r1"))
     assert meter_rate(7000) in rates and meter_rate(6000) not in rates, rates  # the old cap never came back
-    for s in ("r1", "r2", "r3", "r4"):
-        r = roles(env.bridge(s))
-        assert r.get(new.ofp_port) == "master" and r.get(old.ofp_port) == "slave", (s, r)
+    wait_roles([env.bridge(s) for s in ("r1", "r2", "r3", "r4")], {new.ofp_port: "master", old.ofp_port: "slave"})
     h = env.pair.health(old)
     assert h is not None and h["ha"]["role"] == "follower" and h["ha"]["leader"] == new.node, h
     assert old.proc.poll() is None, old.log_tail()

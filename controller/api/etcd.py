@@ -17,7 +17,7 @@ write is a transaction that succeeds only if the document is still the one it wa
 checked against (its mod revision), so two nodes accepting writes at once cannot lose one.
 
 Talks to etcd's JSON gateway (/v3/, etcd >= 3.4; Debian's etcd-server is 3.4) through
-etcd3gw. No eventlet here: the controller hands each request to an OS thread (``offload``).
+etcd3gw. No eventlet here (the controller gives etcd3gw a green session: controller.openflow.ha).
 """
 
 from __future__ import annotations
@@ -122,9 +122,6 @@ class Etcd:
             for s, h, p in self.endpoints
         ]
         self._current = 0
-        # Where each request runs. The controller's eventlet patches threads only, not sockets:
-        # there it is eventlet.tpool.execute (an OS thread; the loop goes on meanwhile).
-        self.offload: Callable[..., Any] = lambda fn, *args: fn(*args)
 
     def _call(self, fn: Callable[[etcd3gw.Etcd3Client], T]) -> T:
         problems = []
@@ -133,7 +130,7 @@ class Etcd:
             k = (self._current + i) % n
             c = self.clients[k]
             try:
-                out = self.offload(fn, c)
+                out = fn(c)
             except (etcd_errors.Etcd3Exception, requests.RequestException, ValueError) as exc:
                 # not answering, or answering an error (an etcd member without quorum): the next one
                 problems.append(f"{c.host}:{c.port}: {_short(exc)}")

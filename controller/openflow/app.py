@@ -10,6 +10,7 @@ switches; controller.openflow.ofmsg does the encoding.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -112,7 +113,10 @@ class KendaliApp(app_manager.OSKenApp):
             s.sharing,
             s.uplink_kbps,
         )
-        self.core = Controller(config, s.store.all() if s.store else {}, remembered, time.time())
+        # A follower (--etcd) keeps a core for the graph and the REST reads, but never audits:
+        # what it would repair is the leader's to repair.
+        follower = dataclasses.replace(config, audit_interval=0.0) if self.ha is not None else config
+        self.core = Controller(follower, s.store.all() if s.store else {}, remembered, time.time())
         self.datapaths: dict[int, Any] = {}
         # Usage telemetry (controller.openflow.stats): polled from this loop's tick, replies
         # counted by controller.core.usage, history written by its own OS thread.
@@ -208,7 +212,7 @@ class KendaliApp(app_manager.OSKenApp):
     @set_ev_cls(EventCompile)
     def _compile(self, ev: EventCompile) -> None:
         self._compile_scheduled = False
-        if self.core.dirty:
+        if self.core.dirty and (self.ha is None or self.ha.leading()):  # a follower's would go nowhere
             self._do(self.core.compile(time.time()))
 
     @set_ev_cls(EventShare)
@@ -298,7 +302,7 @@ class KendaliApp(app_manager.OSKenApp):
                 dp.send_msg(barrier)
             elif isinstance(a, ReadState):
                 self._read(dp, a.parts)
-        if self.core.dirty and not self._compile_scheduled:
+        if self.core.dirty and not self._compile_scheduled and leading:
             self._compile_scheduled = True
             hub.spawn_after(COMPILE_DELAY, self._post_compile)
 

@@ -9,12 +9,15 @@ The watch keeps the policies, settings and tokens in step with etcd
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
-from eventlet import tpool
+import requests
+from eventlet.green.http import client as green_http
 from os_ken.lib import hub
 
 from controller.api import etcd as e
@@ -35,9 +38,11 @@ class Ha:
         self._posted = (False, 0)  # (leading, generation) last posted to the app
         self._memory: bytes | None = None  # the leader's network.json, to write at the next wake
         self._on_role: Callable[[bool, int, dict[str, Any] | None], None] | None = None
-        # eventlet here patches threads, not sockets: etcd's HTTP runs in OS threads, the
-        # loop goes on meanwhile (REST writes through the store do the same).
-        etcd.offload = tpool.execute
+        # The controller's eventlet patches threads, not sockets: etcd3gw's requests would block
+        # the whole loop, and in OS threads (tpool) urllib3's pool locks, made green, hung the
+        # process in the lab. So etcd3gw posts through eventlet's green http.client instead.
+        for c in etcd.clients:
+            c.session = GreenSession()  # type: ignore[assignment]
 
     def leading(self) -> bool:
         return self.election.leading(time.monotonic())
@@ -146,9 +151,7 @@ class Ha:
             try:
                 if start is None:
                     start = self.shared.resync()
-                stream = self.etcd.watch(e.PREFIX, start, read_timeout=max(30.0, 3 * self.election.ttl))
-                while True:
-                    kv = tpool.execute(next, stream)  # each wait for the stream in an OS thread
+                for kv in self.etcd.watch(e.PREFIX, start, read_timeout=max(30.0, 3 * self.election.ttl)):
                     if kv is not None:
                         start = kv.mod_revision + 1
                         self.shared.apply(kv)
@@ -160,9 +163,81 @@ class Ha:
             hub.sleep(self.election.every)
 
 
-def _json(data: bytes) -> dict[str, Any] | None:
-    import json
+class GreenResponse:
+    """What etcd3gw and controller.api.etcd read of a requests.Response."""
 
+    def __init__(self, conn: Any, resp: Any, stream: bool) -> None:
+        self.status_code = int(resp.status)
+        self.reason = str(resp.reason)
+        self._conn, self._resp = conn, resp
+        self.content = b""
+        if not stream:
+            try:
+                self.content = resp.read()
+            finally:
+                conn.close()
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            self._conn.close()
+            raise requests.exceptions.HTTPError(f"{self.status_code} {self.reason}")
+
+    def iter_lines(self) -> Iterator[bytes]:
+        try:
+            while True:
+                line = self._resp.readline()  # http.client undoes the chunking
+                if not line:
+                    return
+                yield line.rstrip(b"\r\n")
+        except TimeoutError as exc:
+            raise requests.exceptions.ReadTimeout(str(exc)) from None
+        except OSError as exc:
+            raise requests.exceptions.ConnectionError(str(exc)) from None
+        finally:
+            self._conn.close()
+
+
+class GreenSession:
+    """The one requests.Session method etcd3gw uses (``post``), on eventlet's green http.client:
+    one connection per request (a few a second, on a LAN), errors as requests' exceptions."""
+
+    verify: Any = True
+    cert: Any = None
+
+    def post(
+        self, url: str, data: Any = None, json: Any = None, timeout: Any = None, stream: bool = False, **_: Any
+    ) -> GreenResponse:
+        u = urlsplit(url)
+        connect_t, read_t = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        cls = green_http.HTTPSConnection if u.scheme == "https" else green_http.HTTPConnection
+        conn = cls(u.hostname, u.port, timeout=connect_t)
+        body = data if data is not None else _dumps(json)
+        try:
+            conn.connect()
+            conn.sock.settimeout(read_t)
+            conn.request("POST", u.path or "/", body=body, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            return GreenResponse(conn, resp, stream)
+        except TimeoutError as exc:
+            conn.close()
+            raise requests.exceptions.Timeout(str(exc) or "timed out") from None
+        except OSError as exc:
+            conn.close()
+            raise requests.exceptions.ConnectionError(str(exc)) from None
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc)
+
+
+def _json(data: bytes) -> dict[str, Any] | None:
     try:
         doc = json.loads(data)
     except ValueError:
