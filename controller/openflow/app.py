@@ -115,8 +115,9 @@ class KendaliApp(app_manager.OSKenApp):
         )
         # A follower (--etcd) keeps a core for the graph and the REST reads, but never audits:
         # what it would repair is the leader's to repair.
-        follower = dataclasses.replace(config, audit_interval=0.0) if self.ha is not None else config
-        self.core = Controller(follower, s.store.all() if s.store else {}, remembered, time.time())
+        self._follower_config = dataclasses.replace(config, audit_interval=0.0)
+        first = self._follower_config if self.ha is not None else config
+        self.core = Controller(first, s.store.all() if s.store else {}, remembered, time.time())
         self.datapaths: dict[int, Any] = {}
         # Usage telemetry (controller.openflow.stats): polled from this loop's tick, replies
         # counted by controller.core.usage, history written by its own OS thread.
@@ -248,6 +249,7 @@ class KendaliApp(app_manager.OSKenApp):
             self._ask_role(dp)  # first: a switch handles our messages in order
         was, self._leading = self._leading, ev.leading
         if was and not ev.leading:
+            self.core.config = self._follower_config  # it keeps the graph; it no longer audits
             LOG.warning("stepped down: nothing more is sent to the switches")
         if ev.leading and not was and self.ha is not None and self.ha.leading():
             self._take_over(ev.memory or {})
