@@ -18,8 +18,10 @@ from controller.errors import KendaliError
 
 if TYPE_CHECKING:
     from controller.api.access import Access
+    from controller.api.tokens import TokenFile
     from controller.core.sharing import Settings as SharingSettings
     from controller.core.topology import Topology
+    from controller.openflow.ha import Ha
 
 EXIT_USAGE = 2
 
@@ -72,6 +74,24 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if not 0 <= v < 2**63:
         raise argparse.ArgumentTypeError(f"{v} is outside 0-2^63")
+    return v
+
+
+def _node_id(text: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use 1-63 letters, digits, '.', '_' or '-' (e.g. kendali-a)")
+    return text
+
+
+def _ttl(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r} (etcd's leases are)") from None
+    if not 2 <= v <= 60:
+        raise argparse.ArgumentTypeError(f"{v} s is outside 2-60 (etcd's shortest lease is 2 s)")
     return v
 
 
@@ -185,6 +205,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="with --sharing: seconds between reallocations (default 5)",
     )
+    c.add_argument(
+        "--etcd",
+        metavar="URL[,URL...]",
+        help="high availability: keep policies, settings and tokens in this etcd cluster and elect one "
+        "leader among the controllers that share it (docs/ha.md); default: the state dir alone",
+    )
+    c.add_argument(
+        "--node-id",
+        type=_node_id,
+        default=None,
+        metavar="NAME",
+        help="with --etcd: this controller's name among the others (default: the host name)",
+    )
+    c.add_argument(
+        "--etcd-ttl",
+        type=_ttl,
+        default=None,
+        metavar="SECONDS",
+        help="with --etcd: the leader's lease; a dead leader is replaced this long after it died (default 2)",
+    )
     c.add_argument("-v", "--verbose", action="store_true")
 
     t = sub.add_parser("token", help="REST API tokens: add, list, revoke (works while the controller runs)")
@@ -199,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("name")
     for tp in (ta, tl, tr):
         tp.add_argument("--state-dir", type=Path, default=Path("state"), help="the controller's (default ./state)")
+        tp.add_argument("--etcd", metavar="URL[,URL...]", help="the controllers' etcd (kendali controller --etcd)")
 
     lab = sub.add_parser("lab", help="Mininet lab of a topology file")
     lab.add_argument("--topology", type=_existing_file, default=DEFAULT_TOPOLOGY)
@@ -210,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the controller already listening on this port (default: start one)",
     )
     lab.add_argument("--standalone", action="store_true", help="no controller: Open vSwitch's own RSTP")
+    lab.add_argument(
+        "--ha",
+        action="store_true",
+        help="a local etcd and two controllers (--etcd), every switch connected to both (docs/ha.md)",
+    )
     lab.add_argument("--script", type=_existing_file, help="run this Mininet CLI script instead of the CLI")
     lab.add_argument("--no-cli", dest="cli", action="store_false", help="bring up, check reachability, tear down")
 
@@ -308,12 +354,13 @@ def run_controller(args: argparse.Namespace) -> int:
     topology = topo_mod.load(args.topology) if args.topology else None
     from controller.core.controller import purchased_uplink_kbps
 
+    ha = _ha(args)  # with --etcd: the state dir is now etcd's mirror
     # What is bought: the report settings' uplink_mbps (PUT /v1/settings) when set, else the
     # topology's uplink; read at start (a damaged settings.json stops here, naming it).
     bought = store_mod.load_settings(args.state_dir).uplink_mbps if args.state_dir.is_dir() else None
     uplink_kbps = purchased_uplink_kbps(topology, bought)
     sharing = _sharing_settings(args, topology, uplink_kbps)
-    store = store_mod.PolicyStore(args.state_dir)
+    store = ha.shared.store if ha is not None else store_mod.PolicyStore(args.state_dir)
     if args.policies:
         note = store.seed(policy.load_file(args.policies, uplink_kbps), str(args.policies))
         if note:
@@ -324,7 +371,7 @@ def run_controller(args: argparse.Namespace) -> int:
     ofp_opts = ["--ofp-listen-host", args.ofp_bind, "--ofp-tcp-listen-port", str(args.ofp_port)]
     _check_free(args.ofp_bind, args.ofp_port, "--ofp-port")
     _check_free(args.rest_bind, args.rest_port, "--rest-port")
-    access = _access(args.state_dir)
+    access = _access(args.state_dir, ha.shared.tokens if ha is not None else None)
     for noisy in ("os_ken", "os_ken.base.app_manager", "os_ken.controller"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -353,6 +400,7 @@ def run_controller(args: argparse.Namespace) -> int:
     app.SETTINGS.stats_interval = args.stats_interval
     app.SETTINGS.sharing = sharing
     app.SETTINGS.uplink_kbps = uplink_kbps
+    app.SETTINGS.ha = ha
     try:
         AppManager.run_apps(["os_ken.controller.ofp_handler", "controller.openflow.app"])
     except KeyboardInterrupt:
@@ -377,12 +425,39 @@ def _sharing_settings(
     return Settings(period=args.sharing_period or 5.0)
 
 
-def _access(state_dir: Path) -> Access:
+def _ha(args: argparse.Namespace) -> Ha | None:
+    """With --etcd: this node's election and shared state (etcd must answer now); else None."""
+    if not args.etcd:
+        for flag, value in (("--node-id", args.node_id), ("--etcd-ttl", args.etcd_ttl)):
+            if value is not None:
+                raise KendaliError("only means something with --etcd", flag)
+        return None
+    import socket
+
+    from controller.api.etcd import Etcd, EtcdUnavailable
+    from controller.api.etcdstore import EtcdPolicyStore, EtcdTokenFile, Shared
+    from controller.core.election import DEFAULT_TTL, Election
+    from controller.openflow.ha import Ha
+
+    node = args.node_id or _node_id(socket.gethostname().split(".")[0] or "kendali")
+    ttl = float(args.etcd_ttl or DEFAULT_TTL)
+    etcd = Etcd(args.etcd, timeout=max(0.5, ttl / 2))
+    try:
+        store = EtcdPolicyStore(args.state_dir, etcd, node)
+        tokens = EtcdTokenFile(args.state_dir, etcd)
+        tokens.sync()
+    except EtcdUnavailable as exc:
+        raise KendaliError(f"{exc.strerror}; a controller needs etcd to start (docs/ha.md)", "--etcd") from None
+    shared = Shared(store, tokens)  # the app hooks its policies_changed in (Ha.start)
+    return Ha(etcd, Election(node, ttl), shared)
+
+
+def _access(state_dir: Path, tokens: TokenFile | None = None) -> Access:
     """The controller's token check; at the very first start it makes a write token and prints it once."""
     from controller.api.access import Access, Keyring
     from controller.api.tokens import FIRST_NAME, TokenFile
 
-    env_secret, generated = TokenFile(state_dir).first_start(os.environ)
+    env_secret, generated = (tokens or TokenFile(state_dir)).first_start(os.environ)
     if generated:
         print(
             f"kendali: REST API write token {FIRST_NAME!r} (shown once, stored hashed in {state_dir}/tokens.json; "
@@ -395,9 +470,17 @@ def _access(state_dir: Path) -> Access:
 def run_token(args: argparse.Namespace) -> int:
     from controller.api.tokens import ENV_NAME, TokenFile, check_name
 
+    def token_file(create: bool = True) -> TokenFile:
+        if not args.etcd:
+            return TokenFile(args.state_dir, create=create)
+        from controller.api.etcd import Etcd
+        from controller.api.etcdstore import EtcdTokenFile
+
+        return EtcdTokenFile(args.state_dir, Etcd(args.etcd), create=create)
+
     if args.action == "add":
         check_name(args.name)  # before a state dir is made for it
-        secret = TokenFile(args.state_dir).add(args.name, args.role)
+        secret = token_file().add(args.name, args.role)
         print(secret, flush=True)  # alone on stdout: TOKEN=$(kendali token add noc --role write)
         print(
             f"kendali: token {args.name!r} ({args.role}) added in {args.state_dir}; its secret is shown above, "
@@ -405,7 +488,7 @@ def run_token(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
-    files = TokenFile(args.state_dir, create=False)
+    files = token_file(create=False)
     if args.action == "revoke":
         files.revoke(args.name)
         print(

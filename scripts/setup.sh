@@ -10,8 +10,12 @@ need_pkgs=()
 # its postinst does not start it (no systemd here) and nothing else needs it running.
 # chromium: Debian's, headless, for the tests that render the report and the console
 # (Playwright drives it; its own browser download needs the Internet).
+# etcd-server: Debian's etcd 3.4, the shared state and leader election of `--etcd` (issue 10);
+# `kendali lab --ha` and the HA tests start their own on a temp dir and free ports. The
+# postinst may try to start a system service (refused here: no systemd); nothing uses one.
 for cmd_pkg in ovs-vsctl:openvswitch-switch mn:mininet iperf3:iperf3 ethtool:ethtool ping:iputils-ping ip:iproute2 \
-               killall:psmisc prometheus:prometheus chromium:chromium; do
+               killall:psmisc prometheus:prometheus chromium:chromium \
+               etcd:etcd-server; do
   command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || need_pkgs+=("${cmd_pkg##*:}")
 done
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)

@@ -207,7 +207,7 @@ class RestApp:
         self.open_reads = open_reads  # not offered on the command line; reads need a token
         self.max_body = max_body
         self.static = StaticFiles()
-        self.settings_file = SettingsFile(store.state_dir)
+        self.settings_file: SettingsFile = store.settings_file()  # with --etcd: kept in etcd
         # (path regex, {method: handler}); handlers take (request, **path params).
         self.routes: list[tuple[re.Pattern[str], dict[str, Callable[..., Response]]]] = [
             (re.compile(r"^/v1/policies$"), {"GET": self.list_policies}),

@@ -143,8 +143,11 @@ def _read_json(path: Path) -> Any:
 
 def load_policies(path: Path) -> dict[str, Policy]:
     """The policies of a policies.json (read-only: for the report); KendaliError naming the file and field."""
-    where = str(path)
-    doc = _read_json(path)
+    return parse_policies(_read_json(path), str(path))
+
+
+def parse_policies(doc: Any, where: str) -> dict[str, Policy]:
+    """The policies of a policies document (parsed JSON; a file's or etcd's), or KendaliError naming ``where``."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("policies"), list):
         raise KendaliError(f"not a Kendali policy state file (expected format {FORMAT!r})" + _FIX, where)
     out: dict[str, Policy] = {}
@@ -272,11 +275,19 @@ class PolicyStore:
         """The audit log, oldest first; a torn last line (crash while appending) is skipped."""
         return read_audit(self.audit_path)
 
+    def settings_file(self) -> SettingsFile:
+        """Where the report's settings of this state are kept (with --etcd: in etcd, see api.etcdstore)."""
+        return SettingsFile(self.state_dir)
+
+    def document(self, policies: Mapping[str, Policy]) -> bytes:
+        """policies.json's content for ``policies``."""
+        doc = {"format": FORMAT, "saved": _now(), "policies": [policies[k].to_dict() for k in sorted(policies)]}
+        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
     # --- writing -----------------------------------------------------------------------------
 
     def _save(self, policies: Mapping[str, Policy]) -> None:
-        doc = {"format": FORMAT, "saved": _now(), "policies": [policies[k].to_dict() for k in sorted(policies)]}
-        atomic_write(self.path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        atomic_write(self.path, self.document(policies))
         self._exists = True
 
     def _audit(self, entries: list[dict[str, Any]]) -> None:

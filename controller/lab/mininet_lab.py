@@ -226,12 +226,14 @@ class Lab:
         rstp: bool = True,
         flat: bool | None = None,
         controller_ip: str = "127.0.0.1",
+        more_controller_ports: tuple[int, ...] = (),
         admin_edge: bool = True,
         log_level: str = "output",  # "output" lets CLI/script results through, hides info chatter
     ) -> None:
         self.topology = topology if isinstance(topology, Topology) else load(topology)
         self.controller_port = controller_port
         self.controller_ip = controller_ip
+        self.more_controller_ports = tuple(more_controller_ports)  # a pair (--etcd): every switch to each
         self.prefix = prefix or ""
         self.standalone = standalone
         self.rstp = rstp and standalone
@@ -303,9 +305,10 @@ class Lab:
                 listenPort=None,
             )  # no ptcp:6654+ listeners: they could steal a controller's port
             if not self.standalone:
-                self.net.addController(
-                    "c0", controller=_make_controller_class(), ip=self.controller_ip, port=self.controller_port
-                )
+                for i, port in enumerate((self.controller_port, *self.more_controller_ports)):
+                    self.net.addController(
+                        f"c{i}", controller=_make_controller_class(), ip=self.controller_ip, port=port
+                    )
             self.net.build()
             self.timings["build_s"] = time.monotonic() - t0
             t1 = time.monotonic()
@@ -630,11 +633,23 @@ def lab_main(args: Any) -> int:
     """
     path = getattr(args, "topology", None) or DEFAULT_TOPOLOGY
     ctl = None
+    pair: Any = None
+    more: tuple[int, ...] = ()
     try:
         topology = load(path)
         standalone = bool(getattr(args, "standalone", False))
         port = getattr(args, "controller_port", None)
-        if port is None and not standalone:
+        if getattr(args, "ha", False):
+            if standalone or port is not None:
+                raise KendaliError("--ha starts its own etcd and two controllers", "--ha")
+            from controller.lab.hapair import HaPair
+
+            pair = HaPair(path, getattr(args, "policies", None), keep_log=True).start()
+            port, more = pair.ctls[0].ofp_port, (pair.ctls[1].ofp_port,)
+            print(f"kendali lab: etcd {pair.etcd.url} (data {pair.etcd.dir})")
+            for c in pair.ctls:
+                print(f"kendali lab: controller {c.node}: REST {c.url}/v1/ (token {c.token}), log {c.log_path}")
+        elif port is None and not standalone:
             # No controller named: bring our own, so the lab works on its own.
             from controller.lab.labctl import ControllerProcess
 
@@ -642,12 +657,17 @@ def lab_main(args: Any) -> int:
             port = ctl.ofp_port
             print(f"kendali lab: controller started: REST {ctl.url}/v1/ (token {ctl.token}), log {ctl.log_path}")
         lab = Lab(
-            topology, controller_port=int(port or 6653), prefix=getattr(args, "prefix", None), standalone=standalone
+            topology,
+            controller_port=int(port or 6653),
+            prefix=getattr(args, "prefix", None),
+            standalone=standalone,
+            more_controller_ports=more,
         )
         print(
             f"kendali lab: bringing up {topology.name} ({len(topology.switches)} switches, "
             f"{len(topology.hosts)} hosts)"
             + ("" if lab.standalone else f", controller 127.0.0.1:{lab.controller_port}")
+            + "".join(f" and 127.0.0.1:{p}" for p in more)
         )
         with lab:
             print(
@@ -672,3 +692,5 @@ def lab_main(args: Any) -> int:
     finally:
         if ctl is not None:
             ctl.cleanup()
+        if pair is not None:
+            pair.cleanup()

@@ -10,6 +10,8 @@ switches; controller.openflow.ofmsg does the encoding.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -58,6 +60,7 @@ class Settings:
     stats_interval: float = 10.0  # usage telemetry: seconds between polls of each switch
     sharing: sharing.Settings | None = None  # sharing the uplink by need; None: static caps
     uplink_kbps: float | None = None  # what the ISP uplink buys (controller.purchased_uplink_kbps)
+    ha: Any = None  # controller.openflow.ha.Ha with --etcd: only the leader sends to switches
 
 
 SETTINGS = Settings()
@@ -75,6 +78,14 @@ class EventShare(os_event.EventBase):
     """A sharing period is due (posted every --sharing-period): poll the uplink switch."""
 
 
+class EventRole(os_event.EventBase):
+    """This node became the leader (with the last leader's network memory) or stopped being it."""
+
+    def __init__(self, leading: bool, generation: int, memory: dict[str, Any] | None) -> None:
+        super().__init__()
+        self.leading, self.generation, self.memory = leading, generation, memory
+
+
 class EventPolicies(os_event.EventBase):
     def __init__(self, policies: dict[str, Policy]) -> None:
         super().__init__()
@@ -83,14 +94,15 @@ class EventPolicies(os_event.EventBase):
 
 class KendaliApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
-    _EVENTS = [EventTick, EventCompile, EventPolicies, EventShare]
+    _EVENTS = [EventTick, EventCompile, EventPolicies, EventShare, EventRole]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         s = self.settings = SETTINGS
-        remembered = memory.load(s.state_dir) if s.state_dir else {}
+        self.ha = s.ha
+        remembered = memory.load(s.state_dir) if s.state_dir and self.ha is None else {}
         secret = s.lldp_secret or (memory.lldp_secret(s.state_dir) if s.state_dir else b"kendali-test-only")
-        config = Config(
+        self.config = config = Config(
             s.topology,
             s.lldp_interval,
             s.link_timeout,
@@ -101,7 +113,11 @@ class KendaliApp(app_manager.OSKenApp):
             s.sharing,
             s.uplink_kbps,
         )
-        self.core = Controller(config, s.store.all() if s.store else {}, remembered, time.time())
+        # A follower (--etcd) keeps a core for the graph and the REST reads, but never audits:
+        # what it would repair is the leader's to repair.
+        self._follower_config = dataclasses.replace(config, audit_interval=0.0)
+        first = self._follower_config if self.ha is not None else config
+        self.core = Controller(first, s.store.all() if s.store else {}, remembered, time.time())
         self.datapaths: dict[int, Any] = {}
         # Usage telemetry (controller.openflow.stats): polled from this loop's tick, replies
         # counted by controller.core.usage, history written by its own OS thread.
@@ -122,11 +138,14 @@ class KendaliApp(app_manager.OSKenApp):
         self._compile_scheduled = False
         self._tick_pending = False
         self._own: list[Any] = []
+        self._leading = False  # with --etcd: the role last handled on this loop
         self.started = time.time()
 
     def start(self) -> Any:
         thread = super().start()
         self._own = [hub.spawn(self._ticker)]
+        if self.ha is not None:
+            self._own += self.ha.start(self._role_changed, self.policies_changed)
         if self.core.sharing is not None:
             self._own.append(hub.spawn(self._sharer))
         if self.settings.store is not None:
@@ -182,7 +201,10 @@ class KendaliApp(app_manager.OSKenApp):
         self._do(self.core.tick(now))
         self.telemetry.tick(now)
         doc = self.core.memory(now)
-        if doc is not None and self.settings.state_dir is not None:
+        if doc is not None and self.ha is not None:
+            if self.ha.leading():  # the next leader starts from it (hosts, meter numbers, switches)
+                self.ha.remember(json.dumps(doc).encode())
+        elif doc is not None and self.settings.state_dir is not None:
             try:
                 memory.save(self.settings.state_dir, doc)
             except OSError as exc:
@@ -191,7 +213,7 @@ class KendaliApp(app_manager.OSKenApp):
     @set_ev_cls(EventCompile)
     def _compile(self, ev: EventCompile) -> None:
         self._compile_scheduled = False
-        if self.core.dirty:
+        if self.core.dirty and (self.ha is None or self.ha.leading()):  # a follower's would go nowhere
             self._do(self.core.compile(time.time()))
 
     @set_ev_cls(EventShare)
@@ -216,6 +238,45 @@ class KendaliApp(app_manager.OSKenApp):
     def _policies(self, ev: EventPolicies) -> None:
         self._do(self.core.policies_changed(ev.policies, time.time()))
 
+    # ---- high availability (--etcd) ----------------------------------------------------------
+    def _role_changed(self, leading: bool, generation: int, memory: dict[str, Any] | None) -> None:
+        """Called by the election's green thread; the change is handled on this app's loop."""
+        self.send_event(self.name, EventRole(leading, generation, memory))
+
+    @set_ev_cls(EventRole)
+    def _role(self, ev: EventRole) -> None:
+        for dp in self.datapaths.values():
+            self._ask_role(dp)  # first: a switch handles our messages in order
+        was, self._leading = self._leading, ev.leading
+        if was and not ev.leading:
+            self.core.config = self._follower_config  # it keeps the graph; it no longer audits
+            LOG.warning("stepped down: nothing more is sent to the switches")
+        if ev.leading and not was and self.ha is not None and self.ha.leading():
+            self._take_over(ev.memory or {})
+
+    def _ask_role(self, dp: Any) -> None:
+        """MASTER with our generation as the leader, else SLAVE: a switch refuses a stale one."""
+        if self.ha is None:
+            return
+        want = self.ha.election.switch_role(time.monotonic())
+        ofp = dp.ofproto
+        role = ofp.OFPCR_ROLE_MASTER if want.master else ofp.OFPCR_ROLE_SLAVE
+        dp.send_msg(dp.ofproto_parser.OFPRoleRequest(dp, role, want.generation))
+
+    def _take_over(self, remembered: dict[str, Any]) -> None:
+        """A new leader: a fresh core from the last leader's memory, as after a restart; every
+        switch is read back and gets only the difference (additions only until it settles)."""
+        now = time.time()
+        s = self.settings
+        self.core = Controller(self.config, s.store.all() if s.store else {}, remembered, now)
+        self.telemetry.net = self.core.net
+        self.telemetry.sharing = self.core.sharing if self.telemetry.share_dpid is not None else None
+        self._reads.clear()
+        self._counts.clear()
+        for dpid, dp in sorted(self.datapaths.items()):
+            dp.send_msg(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0))
+            self._do(self.core.switch_connected(dpid, now))
+
     # ---- actions -----------------------------------------------------------------------------
     def _do(self, actions: list[Action]) -> None:
         now = time.time()
@@ -226,10 +287,11 @@ class KendaliApp(app_manager.OSKenApp):
         if c.failovers != self._failovers:
             self.telemetry.failover(c.failovers - self._failovers)
             self._failovers = c.failovers
+        leading = self.ha is None or self.ha.leading()  # asked right before sending, every time
         for a in actions:
             dp = self.datapaths.get(a.dpid)
-            if dp is None:
-                continue
+            if dp is None or (not leading and not isinstance(a, ReadState)):
+                continue  # a follower reads switches, never changes them
             if isinstance(a, PacketOut):
                 self._packet_out(dp, a.port, a.data)
             elif isinstance(a, SendChanges):
@@ -242,7 +304,7 @@ class KendaliApp(app_manager.OSKenApp):
                 dp.send_msg(barrier)
             elif isinstance(a, ReadState):
                 self._read(dp, a.parts)
-        if self.core.dirty and not self._compile_scheduled:
+        if self.core.dirty and not self._compile_scheduled and leading:
             self._compile_scheduled = True
             hub.spawn_after(COMPILE_DELAY, self._post_compile)
 
@@ -303,6 +365,7 @@ class KendaliApp(app_manager.OSKenApp):
     def _features(self, ev: Any) -> None:
         dp = ev.msg.datapath
         self.datapaths[dp.id] = dp
+        self._ask_role(dp)  # with --etcd: before anything else
         dp.send_msg(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0))  # its ports first, then what it holds
         self._do(self.core.switch_connected(dp.id, time.time()))
 
@@ -363,7 +426,18 @@ class KendaliApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev: Any) -> None:
         msg = ev.msg
-        if msg.datapath.id in self.datapaths:
+        ofp = msg.datapath.ofproto
+        if self.ha is not None and (
+            (msg.type == ofp.OFPET_ROLE_REQUEST_FAILED and msg.code == ofp.OFPRRFC_STALE)
+            or (msg.type == ofp.OFPET_BAD_REQUEST and msg.code == ofp.OFPBRC_IS_SLAVE)
+        ):
+            LOG.warning(
+                "switch %s refused us (type %d code %d): a newer leader exists", msg.datapath.id, msg.type, msg.code
+            )
+            if self.ha.leading():
+                self.ha.fenced()
+            return
+        if msg.datapath.id in self.datapaths and (self.ha is None or self.ha.leading()):
             self._do(self.core.error(msg.datapath.id, msg.type, msg.code, time.time()))
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
@@ -431,6 +505,8 @@ class KendaliApp(app_manager.OSKenApp):
             repairs=c.recon.repairs,
         )
         out["sharing"] = c.sharing is not None  # the uplink shared by need (--sharing), or static caps
+        if self.ha is not None:
+            out["ha"] = self.ha.status()  # this node's role, who leads, whether etcd answers
         return out
 
     def _serve_rest(self) -> None:
