@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         "which",
         nargs="?",
         default="compile",
-        choices=["compile", "reach", "meters", "failover", "load", "stats", "report", "sharing"],
+        choices=["compile", "reach", "meters", "failover", "load", "stats", "report", "sharing", "takeover"],
     )
     b.add_argument("--json", type=_writable_file, help="also write the figures as JSON here")
     return ap

@@ -118,6 +118,22 @@ def test_a_switch_refusing_the_leader_makes_it_step_down_and_ask_for_slave(app) 
 
 def test_health_says_the_role(app) -> None:
     a, _dp, ha = app
-    assert a.health()["ha"] == {"role": "follower"}
+    assert a.health()["ha"] == {"role": "follower", "master_on": 0, "switches": 1, "master_on_all_at": None}
     ha.election.leading = True
-    assert a.health()["ha"] == {"role": "leader"}
+    assert a.health()["ha"]["role"] == "leader"
+
+
+def test_health_says_when_every_switch_confirmed_the_new_leader_as_master(app) -> None:
+    a, dp, ha = app
+    ha.election.leading, ha.election.generation = True, 42
+    a._role_changed(True, 42, {"hosts": [], "meter_ids": {}, "switches": [dp.id]})
+    _wait(lambda: "OFPRoleRequest" in names(dp))
+    assert a.health()["ha"]["master_on_all_at"] is None  # asked, not yet confirmed
+    slave = ofproto_v1_3_parser.OFPRoleReply(dp, ofproto_v1_3.OFPCR_ROLE_SLAVE, 41)
+    a.send_event(a.name, ofp_event.EventOFPRoleReply(slave))
+    hub.sleep(0.05)
+    assert a.health()["ha"]["master_on"] == 0  # another role is no confirmation
+    master = ofproto_v1_3_parser.OFPRoleReply(dp, ofproto_v1_3.OFPCR_ROLE_MASTER, 42)
+    a.send_event(a.name, ofp_event.EventOFPRoleReply(master))
+    _wait(lambda: a.health()["ha"]["master_on_all_at"] is not None)
+    assert a.health()["ha"]["master_on"] == 1 == a.health()["ha"]["switches"]

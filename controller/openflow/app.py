@@ -139,6 +139,7 @@ class KendaliApp(app_manager.OSKenApp):
         self._tick_pending = False
         self._own: list[Any] = []
         self._leading = False  # with --etcd: the role last handled on this loop
+        self._master_at: dict[int, float] = {}  # dpid -> when it confirmed us as MASTER (this term)
         self.started = time.time()
 
     def start(self) -> Any:
@@ -245,6 +246,7 @@ class KendaliApp(app_manager.OSKenApp):
 
     @set_ev_cls(EventRole)
     def _role(self, ev: EventRole) -> None:
+        self._master_at.clear()  # a new term: each switch confirms again
         for dp in self.datapaths.values():
             self._ask_role(dp)  # first: a switch handles our messages in order
         was, self._leading = self._leading, ev.leading
@@ -423,6 +425,13 @@ class KendaliApp(app_manager.OSKenApp):
     def _port_stats(self, ev: Any) -> None:
         self._stats(ev.msg, "port")
 
+    @set_ev_cls(ofp_event.EventOFPRoleReply, MAIN_DISPATCHER)
+    def _role_reply(self, ev: Any) -> None:
+        """A switch took our role; MASTER confirmations time the takeover (GET /v1/health)."""
+        msg = ev.msg
+        if msg.role == msg.datapath.ofproto.OFPCR_ROLE_MASTER and self._leading:
+            self._master_at.setdefault(msg.datapath.id, time.time())
+
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev: Any) -> None:
         msg = ev.msg
@@ -507,6 +516,12 @@ class KendaliApp(app_manager.OSKenApp):
         out["sharing"] = c.sharing is not None  # the uplink shared by need (--sharing), or static caps
         if self.ha is not None:
             out["ha"] = self.ha.status()  # this node's role, who leads, whether etcd answers
+            # As leader: how many connected switches confirmed us as MASTER, and when the last did.
+            confirmed = [t for d, t in self._master_at.items() if d in self.datapaths]
+            out["ha"]["master_on"] = len(confirmed)
+            out["ha"]["switches"] = len(self.datapaths)
+            whole = self._leading and confirmed and len(confirmed) == len(self.datapaths)
+            out["ha"]["master_on_all_at"] = max(confirmed) if whole else None
         return out
 
     def _serve_rest(self) -> None:
