@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -135,6 +136,31 @@ def test_the_report_and_its_settings_are_served_by_the_running_controller(ctl: C
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/html")
         assert "Dinas Kesehatan" in resp.read().decode()
+
+
+def test_the_uplink_bought_applies_while_the_controller_runs(ctl: ControllerProcess) -> None:
+    """PUT /v1/settings uplink_mbps is what is bought from then on: guarantees must fit it."""
+    one = dict(ctl.get("/v1/policies/dinkes"))
+    guaranteed = dict(one, download_min_kbps=20_000)
+    status, body = ctl.request("PUT", "/v1/settings", {"uplink_mbps": 10})  # 10 Mbit/s bought
+    assert status == 200, body
+    try:
+        deadline = time.monotonic() + 10  # the controller looks at its settings every 2 s
+        while True:
+            status, body = ctl.request("PUT", "/v1/policies/dinkes", guaranteed)
+            if status == 409 or time.monotonic() > deadline:
+                break
+            ctl.request("PUT", "/v1/policies/dinkes", one)  # undo, try again
+            time.sleep(0.5)
+        assert status == 409 and "10,000" in body["error"]["problem"], body
+    finally:
+        assert ctl.request("PUT", "/v1/settings", {})[0] == 200  # the defaults: the topology's uplink
+    deadline = time.monotonic() + 10
+    while (status := ctl.request("PUT", "/v1/policies/dinkes", guaranteed)[0]) == 409:
+        assert time.monotonic() < deadline, "the topology's uplink did not come back"
+        time.sleep(0.5)
+    assert status == 200
+    assert ctl.request("PUT", "/v1/policies/dinkes", one)[0] == 200
 
 
 def test_reads_need_a_token_except_health(ctl: ControllerProcess) -> None:

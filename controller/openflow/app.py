@@ -27,13 +27,24 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controller import COOKIE, COOKIE_MASK
 from controller.api import memory, rest, server
+from controller.api import store as store_mod
 from controller.api.access import Access
 from controller.api.store import PolicyStore
 from controller.core import sharing, views
-from controller.core.controller import COMPILE_DELAY, Action, Config, Controller, PacketOut, ReadState, SendChanges
+from controller.core.controller import (
+    COMPILE_DELAY,
+    Action,
+    Config,
+    Controller,
+    PacketOut,
+    ReadState,
+    SendChanges,
+    purchased_uplink_kbps,
+)
 from controller.core.policy import Policy
 from controller.core.state import Flow
 from controller.core.topology import Topology
+from controller.errors import KendaliError
 from controller.openflow import ofmsg, stats
 
 LOG = logging.getLogger("kendali")
@@ -64,6 +75,7 @@ class Settings:
 
 
 SETTINGS = Settings()
+SETTINGS_EVERY = 2.0  # seconds between looks at settings.json (a stat; read only when it changed)
 
 
 class EventTick(os_event.EventBase):
@@ -140,6 +152,9 @@ class KendaliApp(app_manager.OSKenApp):
         self._own: list[Any] = []
         self._leading = False  # with --etcd: the role last handled on this loop
         self._master_at: dict[int, float] = {}  # dpid -> when it confirmed us as MASTER (this term)
+        self._wsgi: rest.RestApp | None = None
+        self._settings_due = 0.0
+        self._settings_seen: int | None = None  # settings.json's mtime when last read
         self.started = time.time()
 
     def start(self) -> Any:
@@ -210,6 +225,35 @@ class KendaliApp(app_manager.OSKenApp):
                 memory.save(self.settings.state_dir, doc)
             except OSError as exc:
                 LOG.error("cannot save %s: %s", memory.NETWORK_FILE, exc)
+        if now >= self._settings_due:
+            self._settings_due = now + SETTINGS_EVERY
+            self._follow_settings()
+
+    def _follow_settings(self) -> None:
+        """What is bought (the report settings' uplink_mbps, PUT /v1/settings) applies while we
+        run: to the guarantees' 409 and to sharing's next period. settings.json is the file a
+        PUT writes, here or (with --etcd) mirrored from etcd: its change is what we look for."""
+        path = self.settings.state_dir / store_mod.SETTINGS_FILE if self.settings.state_dir else None
+        try:
+            seen = path.stat().st_mtime_ns if path is not None else None
+        except OSError:
+            seen = None
+        if seen is None or seen == self._settings_seen:
+            return
+        self._settings_seen = seen
+        try:
+            bought = store_mod.load_settings(self.settings.state_dir).uplink_mbps  # type: ignore[arg-type]
+        except KendaliError as exc:
+            LOG.error("the settings are not applied: %s", exc)
+            return
+        uplink = purchased_uplink_kbps(self.settings.topology, bought)
+        if uplink == self.config.uplink_kbps:
+            return
+        LOG.info("the uplink bought is now %s Mbit/s", f"{uplink / 1000:g}" if uplink else "unknown")
+        self.config.uplink_kbps = self._follower_config.uplink_kbps = uplink
+        self.core.config.uplink_kbps = uplink
+        if self._wsgi is not None:
+            self._wsgi.uplink_kbps = uplink
 
     @set_ev_cls(EventCompile)
     def _compile(self, ev: EventCompile) -> None:
@@ -529,7 +573,7 @@ class KendaliApp(app_manager.OSKenApp):
         assert s.store is not None
         from eventlet import tpool  # a year's report reads SQLite for seconds: an OS thread, not the loop
 
-        wsgi = rest.make_app(
+        wsgi = self._wsgi = rest.make_app(
             s.store,
             self.policies_changed,
             self,
