@@ -284,3 +284,15 @@ def test_only_the_consoles_own_files_are_served(api: Any, path: str) -> None:
     r = get(app, path, token=None)
     assert r.status_int == 404, (path, r.status_int)
     assert r.data["error"]["status"] == 404 and b"import" not in r.body  # never a source file
+
+
+def test_changes_in_the_same_millisecond_come_out_newest_first() -> None:
+    from controller.api.events_api import merged
+
+    same = "2026-12-01T01:00:00.123Z"
+    audit = [
+        {"time": same, "who": "noc", "action": "put", "id": "a", "before": None, "after": {"download_kbps": 1}},
+        {"time": same, "who": "architect", "action": "put", "id": "b", "before": None, "after": {"download_kbps": 2}},
+    ]
+    got = merged([], audit, None, 10)
+    assert [e["who"] for e in got] == ["architect", "noc"]  # the later line is the newer change

@@ -150,8 +150,10 @@ def audit_events(audit: list[Any]) -> list[dict[str, Any]]:
 def merged(core: list[dict[str, Any]], audit: list[Any], since: float | None, limit: int) -> list[dict[str, Any]]:
     """The controller's events and the audit log's, newest first, at or after ``since``, at most ``limit``."""
     from_audit = [e for e in audit_events(audit) if since is None or e["t"] >= since]
-    both = [{**e, "source": "controller"} for e in core] + [{**e, "source": "audit"} for e in from_audit]
-    both.sort(key=lambda e: e["t"], reverse=True)  # stable: equal times keep the controller's order
+    # Both lists newest first (the audit log is oldest first), so a stable sort keeps equal
+    # times newest first too: two changes in the same millisecond come out in the order made.
+    both = [{**e, "source": "controller"} for e in core] + [{**e, "source": "audit"} for e in from_audit[::-1]]
+    both.sort(key=lambda e: e["t"], reverse=True)
     return both[:limit]
 
 
