@@ -31,14 +31,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"kendali: error: {message}\n")
 
 
-def _port(text: str) -> int:
+def _whole(text: str, lo: int, hi: int, not_one: str, outside: str) -> int:
+    """A whole number in [lo, hi] from the command line; the messages name the text ({text}) or
+    the value ({v})."""
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"port {v} is outside 1-65535")
+        raise argparse.ArgumentTypeError(not_one.format(text=repr(text))) from None
+    if not lo <= v <= hi:
+        raise argparse.ArgumentTypeError(outside.format(v=v))
     return v
+
+
+def _port(text: str) -> int:
+    return _whole(text, 1, 65535, "not a port number: {text}", "port {v} is outside 1-65535")
 
 
 def _seconds(text: str) -> float:
@@ -58,23 +64,13 @@ def _audit_seconds(text: str) -> float:
 
 
 def _days(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
-    if not 1 <= v <= 400:
-        raise argparse.ArgumentTypeError(f"{v} days is outside 1-400 (the 5-minute history keeps 400)")
-    return v
+    return _whole(
+        text, 1, 400, "not a whole number of days: {text}", "{v} days is outside 1-400 (the 5-minute history keeps 400)"
+    )
 
 
 def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= v < 2**63:
-        raise argparse.ArgumentTypeError(f"{v} is outside 0-2^63")
-    return v
+    return _whole(text, 0, 2**63 - 1, "not a whole number: {text}", "{v} is outside 0-2^63")
 
 
 def _node_id(text: str) -> str:
@@ -86,13 +82,13 @@ def _node_id(text: str) -> str:
 
 
 def _ttl(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r} (etcd's leases are)") from None
-    if not 2 <= v <= 60:
-        raise argparse.ArgumentTypeError(f"{v} s is outside 2-60 (etcd's shortest lease is 2 s)")
-    return v
+    return _whole(
+        text,
+        2,
+        60,
+        "not a whole number of seconds: {text} (etcd's leases are)",
+        "{v} s is outside 2-60 (etcd's shortest lease is 2 s)",
+    )
 
 
 def _existing_file(text: str) -> Path:

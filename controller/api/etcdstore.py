@@ -21,10 +21,8 @@ from typing import Any
 
 from controller.api import etcd as e
 from controller.api.store import (
-    SETTINGS_FORMAT,
     PolicyStore,
     SettingsFile,
-    _now,
     append_audit,
     atomic_write,
     parse_policies,
@@ -176,33 +174,16 @@ class EtcdSettingsFile(SettingsFile):
 
     def put(self, new: Settings, who: str) -> bool:
         with self.lock:
-            self.apply(self.etcd.get(e.SETTINGS))
-            try:
-                before: Settings | None = self.get()
-            except KendaliError:
-                before = None
-            if before == new and self.path.exists():
-                return False
-            doc = {"format": SETTINGS_FORMAT, "saved": _now(), "settings": new.to_dict()}
-            data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-            entry = {
-                "time": _now(),
-                "who": who,
-                "action": "settings",
-                "id": "settings",
-                "before": before.to_dict() if before is not None else None,
-                "after": new.to_dict(),
-            }
-            rev = self.etcd.put_if(e.SETTINGS, data, self.revision, _audit_keys(self.node, [entry]))
-            if rev is None:
-                raise e.Conflict("the settings")
-            self.revision = rev
-            _mirror(self.path, data)
-            try:
-                append_audit(self.audit_path, [entry])
-            except OSError:
-                log.exception("could not append to %s", self.audit_path)
-            return True
+            self.apply(self.etcd.get(e.SETTINGS))  # compare with, and write after, etcd's latest
+            return super().put(new, who)
+
+    def _save(self, data: bytes, entry: dict[str, Any]) -> None:
+        """Into etcd with its audit line, in one transaction on the revision read; then the mirror."""
+        rev = self.etcd.put_if(e.SETTINGS, data, self.revision, _audit_keys(self.node, [entry]))
+        if rev is None:
+            raise e.Conflict("the settings")
+        self.revision = rev
+        _mirror(self.path, data)
 
 
 class EtcdTokenFile(TokenFile):

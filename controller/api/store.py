@@ -209,9 +209,7 @@ class SettingsFile:
                 before = None
             if before == new and self.path.exists():
                 return False
-            ensure_state_dir(self.state_dir)
             doc = {"format": SETTINGS_FORMAT, "saved": _now(), "settings": new.to_dict()}
-            atomic_write(self.path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
             entry = {
                 "time": _now(),
                 "who": who,
@@ -220,11 +218,17 @@ class SettingsFile:
                 "before": before.to_dict() if before is not None else None,
                 "after": new.to_dict(),
             }
+            self._save((json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), entry)
             try:
                 append_audit(self.audit_path, [entry])
             except OSError:
                 log.exception("could not append to %s", self.audit_path)
             return True
+
+    def _save(self, data: bytes, entry: dict[str, Any]) -> None:
+        """Where the settings document goes (``entry``: its audit line, for a store that keeps both)."""
+        ensure_state_dir(self.state_dir)
+        atomic_write(self.path, data)
 
 
 class PolicyStore:

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from controller.core.compiler import FRAME_OVERHEAD, best_edges, next_hops
+from controller.core.compiler import FRAME_OVERHEAD, PolicyLike, best_edges, next_hops
 from controller.core.graph import LinkKey, Network
 from controller.core.views import link_label
 
@@ -242,17 +242,9 @@ def _priority(o: Opd) -> int:
 # --- where the capacity is shared --------------------------------------------------------------
 
 
-class SharedPolicy(Protocol):
-    """What sharing reads of a policy (controller.core.policy.Policy has it)."""
+class SharedPolicy(PolicyLike, Protocol):
+    """What sharing reads of a policy besides what the compiler does (controller.core.policy.Policy has it)."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def subnets(self) -> tuple[str, ...]: ...
-    @property
-    def download_kbps(self) -> int: ...
-    @property
-    def upload_kbps(self) -> int: ...
     @property
     def download_min_kbps(self) -> int: ...
     @property
