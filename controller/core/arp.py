@@ -1,5 +1,10 @@
 """ARP by the controller: learn hosts, answer for gateways and known hosts, flood the rest
 over edge ports only (never over inter-switch links, so ARP can never loop). Pure.
+
+Hosts are only ever told each other's locator MACs (controller.core.address), never the
+real ones: answers carry the target's locator, and a request or reply passed on carries
+its sender's. So every frame between hosts is addressed to a locator, which the network
+forwards on the switch label it holds.
 """
 
 from __future__ import annotations
@@ -36,33 +41,64 @@ class ArpResponder:
         if not net.is_edge_port(dpid, in_port, now) or arp.src_mac.lower() == GATEWAY_MAC:
             return False, []  # only hosts speak here, and none may pose as the gateway
         src_ip = arp.src_ip if arp.src_ip != "0.0.0.0" else None
+        mac = arp.src_mac.lower()
+        before = net.locators.of(mac) if mac in net.hosts else None
         changed = net.learn_host(arp.src_mac, src_ip, dpid, in_port, now)
+        moved = self._announce_move(mac, before, now)
         probes = self.verify_probes()
         known = net.hosts.get(arp.src_mac.lower())
         if probes or (known is not None and (known.dpid, known.port) != (dpid, in_port)):
             # A claim on another host's place: ask that place first, and answer nothing
             # from here until the claim is believed.
             return changed, probes
+        # Not learned (refused, or no room): it may be answered, but nothing passes on its
+        # behalf (there is no locator to give out for it).
+        own = net.locators.of(known.mac) if known is not None else None
         if arp.op == REPLY:
             if arp.dst_mac.lower() == GATEWAY_MAC:
-                return changed, []
-            dst = net.hosts.get(arp.dst_mac.lower())
-            return changed, ([Send(dst.dpid, dst.port)] if dst else [])
+                return changed, moved
+            dst = self._host_of(arp.dst_mac.lower())
+            if dst is None or own is None:
+                return changed, moved
+            reply = Arp(REPLY, own, arp.src_ip, dst.mac, arp.dst_ip)
+            return changed, moved + [Send(dst.dpid, dst.port, reply)]
         if arp.op != REQUEST or src_ip is None or arp.dst_ip == arp.src_ip:
-            return changed, []  # probes and gratuitous ARP only teach us
+            return changed, moved  # probes and gratuitous ARP only teach us
         gateways = net.gateways()
         if arp.dst_ip in gateways:
-            return changed, [Send(dpid, in_port, Arp(REPLY, GATEWAY_MAC, arp.dst_ip, arp.src_mac, arp.src_ip))]
+            return changed, moved + [Send(dpid, in_port, Arp(REPLY, GATEWAY_MAC, arp.dst_ip, arp.src_mac, arp.src_ip))]
         target = net.host_by_ip(arp.dst_ip)
         if target and target.mac != arp.src_mac.lower():
-            return changed, [Send(dpid, in_port, Arp(REPLY, target.mac, arp.dst_ip, arp.src_mac, arp.src_ip))]
+            answer = Arp(REPLY, net.locator(target.mac), arp.dst_ip, arp.src_mac, arp.src_ip)
+            return changed, moved + [Send(dpid, in_port, answer)]
         key = (arp.src_mac.lower(), arp.dst_ip)
         if now - self._recent.get(key, -1e9) < self.dedup_seconds:
             return changed, []
         self._recent[key] = now
         if len(self._recent) > 4096:
             self._recent = {k: t for k, t in self._recent.items() if now - t < self.dedup_seconds}
-        return changed, self._flood(now, exclude=(dpid, in_port))
+        if own is None:
+            return changed, moved
+        ask = Arp(REQUEST, own, arp.src_ip, "00:00:00:00:00:00", arp.dst_ip)
+        return changed, moved + [Send(f.dpid, f.port, ask) for f in self._flood(now, exclude=(dpid, in_port))]
+
+    def _host_of(self, mac: str) -> HostEntry | None:
+        """The host a reply is for: by its real MAC, or by the locator we gave out for it."""
+        h = self.net.hosts.get(mac)
+        if h is not None:
+            return h
+        real = self.net.locators.mac_of(mac)
+        return self.net.hosts.get(real) if real else None
+
+    def _announce_move(self, mac: str, before: str | None, now: float) -> list[Send]:
+        """A host that moved to another switch has a new locator; other hosts' ARP caches
+        hold the old one. A gratuitous ARP from it, over edge ports, updates them at once
+        (Linux takes it for an entry it already has)."""
+        h = self.net.hosts.get(mac)
+        if before is None or h is None or not h.ip or self.net.locators.of(mac) == before:
+            return []
+        news = Arp(REQUEST, self.net.locator(mac), h.ip, "00:00:00:00:00:00", h.ip)
+        return [Send(f.dpid, f.port, news) for f in self._flood(now, exclude=(h.dpid, h.port))]
 
     def verify_probes(self) -> list[Send]:
         """ARP probes out of the old place of each host whose place someone claims: a

@@ -6,13 +6,16 @@ T_INGRESS  LLDP and ARP to the controller (ARP is answered or flooded by the con
            over edge ports only, so it can never loop); detour-tagged frames follow their
            detour; broadcast/multicast arriving on a non-tree inter-switch port is dropped;
            upload meters on frames entering from an OPD's hosts.
-T_ROUTE    first-hop routing between subnets: frames to the gateway MAC for a known host
-           get their MACs rewritten (and TTL decremented), so no separate router is needed;
-           unknown hosts of a declared subnet go to the controller (it ARPs for them);
-           everything else to the gateway goes to the ISP router (default route).
-T_FWD      eth_dst of a known host -> the out port (in metadata) on the shortest path;
-           download meters at the host's own switch; broadcast -> the flood group
-           (edge ports plus the spanning tree).
+T_ROUTE    first-hop routing between subnets: frames to the gateway MAC for a declared
+           subnet get their MACs rewritten (and TTL decremented) and go to the subnet's
+           switch, which holds its hosts' addresses (see _routing), so no separate router
+           is needed; unknown hosts of a declared subnet go to the controller (it ARPs for
+           them); everything else to the gateway goes to the ISP router (default route).
+T_FWD      the destination's locator MAC (controller.core.address): at the host's own
+           switch, its real MAC is put back and it is delivered (download meters here);
+           elsewhere, the label of its switch -> the out port (in metadata) on the
+           shortest path (controller.core.routes); broadcast -> the flood group (edge
+           ports plus the spanning tree).
 T_EGRESS   out port -> a fast-failover group whose first bucket is the port itself and
            whose backup bucket sends the frame along a detour that avoids the link
            (inter-switch ports), or a plain output (edge ports).
@@ -28,7 +31,9 @@ from typing import Any, Protocol
 
 import networkx as nx
 
+from controller.core.address import LABEL_MASK, PREFIX_MAC, PREFIX_MASK, label_mac
 from controller.core.graph import HostEntry, Network
+from controller.core.routes import Edge, NextHops, SwitchRoutes
 from controller.core.state import (
     T_EGRESS,
     T_FWD,
@@ -215,21 +220,23 @@ def counted_opds(net: Network, policies: dict[str, PolicyLike], count: bool) -> 
     return out
 
 
-def hosts_on_switch(state: SwitchState) -> list[tuple[str, str | None, int]]:
-    """(mac, ip, port) of the hosts a switch's own flows say are attached to it."""
+def hosts_on_switch(state: SwitchState) -> list[tuple[str, str | None, int, str]]:
+    """(mac, ip, port, locator) of the hosts a switch's own flows say are attached to it
+    (ip None where this switch does not route for the host's subnet)."""
     ip_of = {}
     for f in state.flows.values():
         if f.table == T_ROUTE and f.priority == 200:
             m = dict(f.match)
-            mac = next((a[2] for a in f.actions if a[:2] == ("set_field", "eth_dst")), None)
-            if mac and "ipv4_dst" in m:
-                ip_of[mac] = m["ipv4_dst"]
+            loc = next((a[2] for a in f.actions if a[:2] == ("set_field", "eth_dst")), None)
+            if loc and "ipv4_dst" in m:
+                ip_of[loc] = m["ipv4_dst"]
     out = []
     for f in state.flows.values():
         if f.table == T_FWD and f.tag == HOST_TAG and f.metadata:
-            mac = dict(f.match).get("eth_dst")
-            if mac:
-                out.append((mac, ip_of.get(mac), f.metadata[0]))
+            loc = dict(f.match).get("eth_dst")
+            mac = next((a[2] for a in f.actions if a[:2] == ("set_field", "eth_dst")), None)
+            if isinstance(loc, str) and mac:
+                out.append((mac, ip_of.get(loc), f.metadata[0], loc))
     return sorted(out)
 
 
@@ -299,6 +306,11 @@ class _Build:
             self.peer[(d1, p1)] = (d2, p2)
             self.peer[(d2, p2)] = (d1, p1)
         self.detours = self._plan_detours() if protect else {}
+        topo = net.topology
+        # Each declared subnet is routed at its own switch (see _routing).
+        self._subnet_switch: dict[str, int] = (
+            {sub.id: topo.switches[sub.switch].dpid for sub in topo.subnets.values()} if topo else {}
+        )
         # Hosts are only usable where their switch is present and their port is an edge port.
         self.hosts: list[HostEntry] = sorted(
             (h for h in net.hosts.values() if h.dpid in self.state and h.port in self.edge[h.dpid]),
@@ -345,19 +357,56 @@ class _Build:
         return port
 
     def _forwarding(self) -> None:
-        by_switch: dict[int, list[HostEntry]] = {}
-        for h in self.hosts:
-            by_switch.setdefault(h.dpid, []).append(h)
+        """Label routes at every switch, and the hosts' own entries at their own switch.
+
+        A frame to a host carries the host's locator MAC (controller.core.address): the
+        label of the host's switch and the host's number there. Every switch forwards on
+        the label (routes.NextHops: a default route and exceptions); the host's switch
+        puts the host's real MAC back and delivers. Frames with this switch's own label
+        and a number it does not know are dropped (never sent on by a default route)."""
         used_ports: dict[int, set[int]] = {d: set() for d in self.state}
-        for dst, hosts in by_switch.items():
-            hops = next_hops(self.g, dst)
-            for h in hosts:
-                used_ports[dst].add(h.port)
-                self._to_port(dst, h, h.port)
-                for s, nh in hops.items():
-                    port = self._out_port(s, nh)
-                    used_ports[s].add(port)
-                    self._to_port(s, h, port)
+        for h in self.hosts:
+            used_ports[h.dpid].add(h.port)
+            self.add(
+                h.dpid,
+                Flow(
+                    T_FWD,
+                    150,
+                    match(eth_dst=self.net.locator(h.mac)),
+                    (("set_field", "eth_dst", h.mac),),
+                    metadata=(h.port, METADATA_MASK),
+                    goto=T_EGRESS,
+                    tag=HOST_TAG,
+                ),
+            )
+        for d in self.state:
+            self.add(d, Flow(T_FWD, 90, match(eth_dst=(label_mac(self.net.label(d)), LABEL_MASK)), ()))
+        table = self._label_routes()
+        for s, r in table.items():
+            if r.default is not None:
+                used_ports[s].add(r.default)
+                self.add(
+                    s,
+                    Flow(
+                        T_FWD,
+                        10,
+                        match(eth_dst=(PREFIX_MAC, PREFIX_MASK)),
+                        metadata=(r.default, METADATA_MASK),
+                        goto=T_EGRESS,
+                    ),
+                )
+            for dest, port in r.exceptions.items():
+                used_ports[s].add(port)
+                self.add(
+                    s,
+                    Flow(
+                        T_FWD,
+                        100,
+                        match(eth_dst=(label_mac(self.net.label(dest)), LABEL_MASK)),
+                        metadata=(port, METADATA_MASK),
+                        goto=T_EGRESS,
+                    ),
+                )
         for s, ports in used_ports.items():
             linked = self.net.link_ports(s)
             for port in sorted(ports):
@@ -377,9 +426,18 @@ class _Build:
         if self.protect:
             self._detour_flows()
 
-    def _to_port(self, s: int, h: HostEntry, port: int) -> None:
-        tag = HOST_TAG if s == h.dpid else 0
-        self.add(s, Flow(T_FWD, 100, match(eth_dst=h.mac), metadata=(port, METADATA_MASK), goto=T_EGRESS, tag=tag))
+    def destinations(self) -> set[int]:
+        """Switches frames are addressed to: those with hosts, and those that route for a
+        declared subnet (its switch)."""
+        out = {h.dpid for h in self.hosts}
+        out |= {d for d in self._subnet_switch.values() if d in self.state}
+        return out
+
+    def _label_routes(self) -> dict[int, SwitchRoutes]:
+        edges = [
+            Edge(u, v, d["cost"], d["ports"][u]) for u, nbrs in self.g.adjacency() for v, d in nbrs.items() if u != v
+        ]
+        return NextHops(list(self.state), edges, self.destinations()).table()
 
     # fast failover: detours around each inter-switch link --------------------------
     def _protection_groups(self, s: int, port: int) -> list[Flow]:
@@ -450,58 +508,53 @@ class _Build:
 
     # routing between subnets -------------------------------------------------------
     def _routing(self) -> None:
+        """First-hop routing, without an entry per host at every switch.
+
+        A frame to the gateway MAC for a declared subnet is rewritten (source the gateway,
+        destination the locator of the subnet's switch, TTL decremented) and goes there by
+        label. The subnet's switch holds its hosts' addresses: it rewrites the destination
+        to the host's locator (or asks the controller to ARP for an unknown one). A first
+        hop that is the subnet's switch does both at once. Everything else to the gateway
+        goes to the ISP router (default route)."""
         topo = self.net.topology
         if not topo or not topo.subnets:
             return
         first_hops = [d for d in self.state if self.edge[d]]
         router = self.net.uplink_router()
+        to_gateway = (("set_field", "eth_src", GATEWAY_MAC),)
         for h in self.hosts:
-            if not h.ip or not self.net.subnet_of(h.ip):
+            sub = topo.subnet_of(h.ip) if h.ip else None
+            at = self._subnet_switch.get(sub.id) if sub else None
+            if at is None or at not in self.state:
                 continue
+            loc = (("set_field", "eth_dst", self.net.locator(h.mac)),)
+            here = match(eth_type=ETH_IP, eth_dst=label_mac(self.net.label(at)), ipv4_dst=h.ip)
+            self.add(at, Flow(T_ROUTE, 200, here, loc, goto=T_FWD))
+            if self.edge[at]:
+                first = match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=h.ip)
+                self.add(at, Flow(T_ROUTE, 200, first, to_gateway + loc + (("dec_nw_ttl",),), goto=T_FWD))
+        for sub in topo.subnets.values():
+            net = _masked(ipaddress.IPv4Network(sub.cidr))
+            at = self._subnet_switch.get(sub.id)
+            if at is None or at not in self.state:
+                continue
+            unknown = ((("output", "controller"),), UNKNOWN_METER.meter_id)
+            label = label_mac(self.net.label(at))
+            self.add(
+                at,
+                Flow(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=label, ipv4_dst=net), unknown[0], meter=unknown[1]),
+            )
             for d in first_hops:
-                self.add(
-                    d,
-                    Flow(
-                        T_ROUTE,
-                        200,
-                        match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=h.ip),
-                        (
-                            ("set_field", "eth_src", GATEWAY_MAC),
-                            ("set_field", "eth_dst", h.mac),
-                            ("dec_nw_ttl",),
-                        ),
-                        goto=T_FWD,
-                    ),
-                )
-        for s in topo.subnets.values():
-            net = _masked(ipaddress.IPv4Network(s.cidr))
-            for d in first_hops:
-                self.add(
-                    d,
-                    Flow(
-                        T_ROUTE,
-                        100,
-                        match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=net),
-                        (("output", "controller"),),
-                        meter=UNKNOWN_METER.meter_id,
-                    ),
-                )
+                m = match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=net)
+                if d == at:
+                    self.add(d, Flow(T_ROUTE, 100, m, unknown[0], meter=unknown[1]))
+                else:
+                    acts = to_gateway + (("set_field", "eth_dst", label), ("dec_nw_ttl",))
+                    self.add(d, Flow(T_ROUTE, 100, m, acts, goto=T_FWD))
         if router and router.dpid in self.state:
+            acts = to_gateway + (("set_field", "eth_dst", self.net.locator(router.mac)), ("dec_nw_ttl",))
             for d in first_hops:
-                self.add(
-                    d,
-                    Flow(
-                        T_ROUTE,
-                        50,
-                        match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC),
-                        (
-                            ("set_field", "eth_src", GATEWAY_MAC),
-                            ("set_field", "eth_dst", router.mac),
-                            ("dec_nw_ttl",),
-                        ),
-                        goto=T_FWD,
-                    ),
-                )
+                self.add(d, Flow(T_ROUTE, 50, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC), acts, goto=T_FWD))
 
     # per-OPD meters -----------------------------------------------------------------
     def _meters(self) -> None:
@@ -561,13 +614,16 @@ class _Build:
                         )
                 for h in here:
                     meta = (h.port, METADATA_MASK)
+                    loc = self.net.locator(h.mac)
+                    real = (("set_field", "eth_dst", h.mac),)
                     for src in nets:  # inside the OPD: not its download
                         self.add(
                             d,
                             Flow(
                                 T_FWD,
                                 210,
-                                match(eth_dst=h.mac, eth_type=ETH_IP, ipv4_src=src),
+                                match(eth_dst=loc, eth_type=ETH_IP, ipv4_src=src),
+                                real,
                                 metadata=meta,
                                 goto=T_EGRESS,
                             ),
@@ -577,7 +633,8 @@ class _Build:
                         Flow(
                             T_FWD,
                             200,
-                            match(eth_dst=h.mac, eth_type=ETH_IP),
+                            match(eth_dst=loc, eth_type=ETH_IP),
+                            real,
                             meter=down.meter_id,
                             metadata=meta,
                             goto=T_EGRESS,
@@ -618,7 +675,8 @@ class _Build:
                 Flow(
                     T_FWD,
                     220,
-                    match(eth_dst=router.mac, eth_type=ETH_IP, ipv4_src=n),
+                    match(eth_dst=self.net.locator(router.mac), eth_type=ETH_IP, ipv4_src=n),
+                    (("set_field", "eth_dst", router.mac),),
                     meter=agg_up.meter_id,
                     metadata=(router.port, METADATA_MASK),
                     goto=T_EGRESS,

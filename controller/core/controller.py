@@ -29,6 +29,7 @@ import networkx as nx
 
 from controller.core import frames
 from controller.core import sharing as sharing_mod
+from controller.core.address import Locators
 from controller.core.arp import ArpResponder, Send
 from controller.core.compiler import GATEWAY_MAC, Compiler, PolicyLike, hosts_on_switch
 from controller.core.events import Events
@@ -125,6 +126,8 @@ class Controller:
         memory = memory or {}
         self.config = config
         self.net = Network(config.topology)
+        # Hosts' ARP caches hold the locator MACs given out before a restart: keep them.
+        self.net.restore_locators(Locators.from_json(memory.get("locators")))
         self.arp = ArpResponder(self.net)
         # count=True: OPDs without a policy and declared subnets no policy covers get
         # counting meters too (usage telemetry, controller.core.usage).
@@ -257,7 +260,7 @@ class Controller:
             # instead of waiting for each to speak again. The state dir's memory comes
             # first: it has their addresses, which the flows carry only with routing.
             self._recover_remembered(dpid)
-            recovered = [h for h in hosts_on_switch(have) if self.net.recover_host(h[0], h[1], dpid, h[2])]
+            recovered = [h for h in hosts_on_switch(have) if self.net.recover_host(h[0], h[1], dpid, h[2], h[3])]
             if recovered:
                 LOG.info("switch %s: %d hosts recovered from its flows", self.name(dpid), len(recovered))
             if self._restoring:
@@ -537,7 +540,13 @@ class Controller:
         if self._restoring or now - self._memory_at < MEMORY_EVERY:
             return None
         hosts = sorted((h.mac, h.ip, h.dpid, h.port) for h in self.net.hosts.values())
-        key = (tuple(hosts), tuple(sorted(self.compiler.meter_numbers.items())), tuple(sorted(self.net.ports)))
+        locators = self.net.locators.to_json()
+        key = (
+            tuple(hosts),
+            tuple(sorted(self.compiler.meter_numbers.items())),
+            tuple(sorted(self.net.ports)),
+            repr(locators),
+        )
         if key == self._memory_saved:
             return None
         self._memory_saved = key
@@ -546,6 +555,7 @@ class Controller:
             "hosts": [{"mac": m, "ip": ip, "dpid": d, "port": p} for m, ip, d, p in hosts],
             "meter_ids": self.compiler.meter_numbers,
             "switches": sorted(self.net.ports),
+            "locators": locators,
         }
 
     # ---- names -------------------------------------------------------------------------------

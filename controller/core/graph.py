@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from controller.core import address
 from controller.core.ratelog import RateLimitedLog
 from controller.core.topology import Topology
 
@@ -29,6 +30,21 @@ REFERENCE_MBPS = 100_000
 DEFAULT_CAPACITY_MBPS = 1000
 
 LinkKey = tuple[int, int, int, int]
+
+
+class HostTable(dict[str, "HostEntry"]):
+    """mac -> HostEntry that numbers each host on its switch as it is put in (its locator
+    MAC, controller.core.address): every way a host is learned, moved or recovered goes
+    through here, so no host is ever without a locator."""
+
+    def __init__(self, locators: address.Locators) -> None:
+        super().__init__()
+        self.locators = locators
+
+    def __setitem__(self, mac: str, entry: HostEntry) -> None:
+        self.locators.label(entry.dpid)
+        self.locators.host(mac, entry.dpid, self)
+        super().__setitem__(mac, entry)
 
 
 def link_key(d1: int, p1: int, d2: int, p2: int) -> LinkKey:
@@ -98,7 +114,7 @@ class Network:
     edge_probation: float = 2.0
     ports: dict[int, dict[int, PortInfo]] = field(default_factory=dict)
     links: dict[LinkKey, LinkInfo] = field(default_factory=dict)
-    hosts: dict[str, HostEntry] = field(default_factory=dict)  # mac -> entry
+    hosts: HostTable = field(init=False, repr=False)  # mac -> entry (set in __post_init__)
     version: int = 0  # bumped on every change that can alter forwarding
     # Flap damping: a link that went down n times within flap_window seconds is only
     # used again after it has been heard for hold_base * 2**(n-2) seconds (first return
@@ -140,6 +156,8 @@ class Network:
         self.refused_claims = 0
         self.refused_links = 0
         self.log = RateLimitedLog(LOG)
+        self.locators = address.Locators()
+        self.hosts = HostTable(self.locators)
         if self.topology:
             t = self.topology
             for l in t.links:
@@ -154,6 +172,7 @@ class Network:
     # ---- switches and ports -------------------------------------------------------
     def switch_up(self, dpid: int, ports: dict[int, bool], now: float) -> None:
         self.ports[dpid] = {p: PortInfo(up, now) for p, up in ports.items()}
+        self.locators.label(dpid)
         self.version += 1
 
     def switch_down(self, dpid: int) -> None:
@@ -316,8 +335,10 @@ class Network:
         """A host was seen at an edge port. True if forwarding changes (new host, or a
         verified move); a claim on another host's place starts a verification instead."""
         mac = mac.lower()
-        if not unicast_mac(mac) or not self.is_edge_port(dpid, port, now):
-            return False  # a broadcast or multicast "host" would capture everyone's floods
+        if not unicast_mac(mac) or address.is_locator(mac) or not self.is_edge_port(dpid, port, now):
+            # A broadcast or multicast "host" would capture everyone's floods; one with a
+            # locator MAC would capture another host's traffic.
+            return False
         if ip is not None and ip in self.gateways():
             ip = None  # nobody else may answer for a gateway address
         declared = self._declared_hosts.get(mac)
@@ -505,17 +526,35 @@ class Network:
         self.refused_claims += 1
         self.log.warning(reason, now, msg, *args)
 
-    def recover_host(self, mac: str, ip: str | None, dpid: int, port: int) -> bool:
+    def recover_host(self, mac: str, ip: str | None, dpid: int, port: int, locator: str | None = None) -> bool:
         """A host that a switch's own flows (or the state dir) place at (dpid, port), from
         before a controller restart: trusted at once (no probation), unless the port is
-        known to face a switch."""
+        known to face a switch. ``locator``: the locator MAC it had then (other hosts'
+        ARP caches hold it), kept when still free."""
         if (dpid, port) in self._switch_facing or port in self.link_ports(dpid) or mac.lower() in self.hosts:
             return False
+        if locator:
+            self.locators.adopt(dpid, mac.lower(), locator)
         self._known_host_ports.add((dpid, port))
         self._edge_seen.add((dpid, port))
         self.hosts[mac.lower()] = HostEntry(mac.lower(), ip, dpid, port)
         self.version += 1
         return True
+
+    def restore_locators(self, locators: address.Locators) -> None:
+        """Labels and host numbers remembered from before a restart (the state dir)."""
+        self.locators = locators
+        self.hosts.locators = locators
+
+    def locator(self, mac: str) -> str:
+        """The locator MAC of a known host (what ARP answers for it, what frames to it carry)."""
+        loc = self.locators.of(mac)
+        if loc is None:
+            raise KeyError(mac)
+        return loc
+
+    def label(self, dpid: int) -> int:
+        return self.locators.label(dpid)
 
     def host_by_ip(self, ip: str) -> HostEntry | None:
         for h in self.hosts.values():
