@@ -44,6 +44,7 @@ from controller.core.state import (
     Flow,
     Group,
     Meter,
+    Match,
     SwitchState,
     match,
 )
@@ -307,6 +308,7 @@ class _Build:
             self.peer[(d2, p2)] = (d1, p1)
         self.detours = self._plan_detours() if protect else {}
         topo = net.topology
+        self._lmacs: dict[int, str] = {}
         # Each declared subnet is routed at its own switch (see _routing).
         self._subnet_switch: dict[str, int] = (
             {sub.id: topo.switches[sub.switch].dpid for sub in topo.subnets.values()} if topo else {}
@@ -342,9 +344,11 @@ class _Build:
         self.add(dpid, Flow(T_ROUTE, 0, (), goto=T_FWD))
 
     def _flood(self) -> None:
-        tree = spanning_tree(self.g)
+        tree: dict[int, list[int]] = {}
+        for d, p in spanning_tree(self.g):
+            tree.setdefault(d, []).append(p)
         for dpid in self.state:
-            tree_ports = sorted(p for d, p in tree if d == dpid)
+            tree_ports = sorted(tree.get(dpid, []))
             out = sorted(set(self.edge[dpid]) | set(tree_ports))
             # An ALL group never sends a frame back out of its in_port (OVS drops that).
             self.state[dpid].add_group(Group(FLOOD_GROUP, "all", tuple(Bucket((("output", p),)) for p in out)))
@@ -380,9 +384,13 @@ class _Build:
                 ),
             )
         for d in self.state:
-            self.add(d, Flow(T_FWD, 90, match(eth_dst=(label_mac(self.net.label(d)), LABEL_MASK)), ()))
+            self.add(d, Flow(T_FWD, 90, match(eth_dst=(self._lmac(d), LABEL_MASK)), ()))
         table = self._label_routes()
+        # The same route (destination, out port) is one Flow object wherever it is used:
+        # ports are small numbers, so a province's 400,000 routes are a few thousand objects.
+        made: dict[tuple[int, int], tuple[tuple[int, int, Match], Flow]] = {}
         for s, r in table.items():
+            table_of = self.state[s].flows
             if r.default is not None:
                 used_ports[s].add(r.default)
                 self.add(
@@ -395,18 +403,19 @@ class _Build:
                         goto=T_EGRESS,
                     ),
                 )
+            used_ports[s].update(r.exceptions.values())
             for dest, port in r.exceptions.items():
-                used_ports[s].add(port)
-                self.add(
-                    s,
-                    Flow(
+                got = made.get((dest, port))
+                if got is None:
+                    f = Flow(
                         T_FWD,
                         100,
-                        match(eth_dst=(label_mac(self.net.label(dest)), LABEL_MASK)),
+                        (("eth_dst", (self._lmac(dest), LABEL_MASK)),),
                         metadata=(port, METADATA_MASK),
                         goto=T_EGRESS,
-                    ),
-                )
+                    )
+                    got = made[(dest, port)] = (f.key, f)
+                table_of[got[0]] = got[1]  # one route per destination label: keys cannot clash
         for s, ports in used_ports.items():
             linked = self.net.link_ports(s)
             for port in sorted(ports):
@@ -425,6 +434,12 @@ class _Build:
                     self.add(s, f)
         if self.protect:
             self._detour_flows()
+
+    def _lmac(self, dpid: int) -> str:
+        got = self._lmacs.get(dpid)
+        if got is None:
+            got = self._lmacs[dpid] = label_mac(self.net.label(dpid))
+        return got
 
     def destinations(self) -> set[int]:
         """Switches frames are addressed to: those with hosts, and those that route for a
@@ -528,7 +543,7 @@ class _Build:
             if at is None or at not in self.state:
                 continue
             loc = (("set_field", "eth_dst", self.net.locator(h.mac)),)
-            here = match(eth_type=ETH_IP, eth_dst=label_mac(self.net.label(at)), ipv4_dst=h.ip)
+            here = match(eth_type=ETH_IP, eth_dst=self._lmac(at), ipv4_dst=h.ip)
             self.add(at, Flow(T_ROUTE, 200, here, loc, goto=T_FWD))
             if self.edge[at]:
                 first = match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=h.ip)
@@ -539,7 +554,7 @@ class _Build:
             if at is None or at not in self.state:
                 continue
             unknown = ((("output", "controller"),), UNKNOWN_METER.meter_id)
-            label = label_mac(self.net.label(at))
+            label = self._lmac(at)
             self.add(
                 at,
                 Flow(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=label, ipv4_dst=net), unknown[0], meter=unknown[1]),

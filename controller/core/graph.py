@@ -35,16 +35,55 @@ LinkKey = tuple[int, int, int, int]
 class HostTable(dict[str, "HostEntry"]):
     """mac -> HostEntry that numbers each host on its switch as it is put in (its locator
     MAC, controller.core.address): every way a host is learned, moved or recovered goes
-    through here, so no host is ever without a locator."""
+    through here, so no host is ever without a locator. Also indexes hosts by address and
+    by port (lookups that a scan would make cost the number of hosts)."""
 
     def __init__(self, locators: address.Locators) -> None:
         super().__init__()
         self.locators = locators
+        self.by_ip: dict[str, list[str]] = {}  # ip -> macs, oldest first
+        self.by_port: dict[tuple[int, int], set[str]] = {}
 
     def __setitem__(self, mac: str, entry: HostEntry) -> None:
         self.locators.label(entry.dpid)
         self.locators.host(mac, entry.dpid, self)
+        if mac in self:
+            self._unindex(mac)
         super().__setitem__(mac, entry)
+        if entry.ip:
+            self.by_ip.setdefault(entry.ip, []).append(mac)
+        self.by_port.setdefault((entry.dpid, entry.port), set()).add(mac)
+
+    def __delitem__(self, mac: str) -> None:
+        self._unindex(mac)
+        super().__delitem__(mac)
+
+    def _unindex(self, mac: str) -> None:
+        old = self[mac]
+        if old.ip and old.ip in self.by_ip:
+            macs = self.by_ip[old.ip]
+            macs.remove(mac)
+            if not macs:
+                del self.by_ip[old.ip]
+        here = self.by_port.get((old.dpid, old.port))
+        if here is not None:
+            here.discard(mac)
+            if not here:
+                del self.by_port[(old.dpid, old.port)]
+
+
+class LinkTable(dict[LinkKey, "LinkInfo"]):
+    """key -> LinkInfo that counts its changes (what link_ports' index depends on)."""
+
+    changes = 0
+
+    def __setitem__(self, key: LinkKey, info: LinkInfo) -> None:
+        self.changes += 1
+        super().__setitem__(key, info)
+
+    def __delitem__(self, key: LinkKey) -> None:
+        self.changes += 1
+        super().__delitem__(key)
 
 
 def link_key(d1: int, p1: int, d2: int, p2: int) -> LinkKey:
@@ -113,7 +152,7 @@ class Network:
     # A port with no LLDP heard on it for this long (seconds) counts as a host (edge) port.
     edge_probation: float = 2.0
     ports: dict[int, dict[int, PortInfo]] = field(default_factory=dict)
-    links: dict[LinkKey, LinkInfo] = field(default_factory=dict)
+    links: LinkTable = field(default_factory=LinkTable)
     hosts: HostTable = field(init=False, repr=False)  # mac -> entry (set in __post_init__)
     version: int = 0  # bumped on every change that can alter forwarding
     # Flap damping: a link that went down n times within flap_window seconds is only
@@ -296,13 +335,13 @@ class Network:
 
     def link_ports(self, dpid: int) -> set[int]:
         """Ports of ``dpid`` that are ends of a known link."""
-        if self._index_version != self.version:
+        if self._index_version != self.links.changes:
             index: dict[int, set[int]] = {}
             for d1, p1, d2, p2 in self.links:
                 index.setdefault(d1, set()).add(p1)
                 index.setdefault(d2, set()).add(p2)
             self._index = index
-            self._index_version = self.version
+            self._index_version = self.links.changes
         return self._index.get(dpid, set())
 
     def edge_ports(self, dpid: int, now: float) -> list[int]:
@@ -401,7 +440,7 @@ class Network:
     def _room_for(self, mac: str, dpid: int, port: int, now: float) -> bool:
         """A new host may be learned here: the port's table is not full (an idle host is
         evicted to make room) and the port has not taught us too many hosts just now."""
-        here = [h for h in self.hosts.values() if (h.dpid, h.port) == (dpid, port)]
+        here = [self.hosts[m] for m in self.hosts.by_port.get((dpid, port), ())]
         if len(here) >= self.max_hosts_per_port:
             idle = min(here, key=lambda h: self._last_seen.get(h.mac, 0.0))
             if now - self._last_seen.get(idle.mac, 0.0) < self.host_idle_evict:
@@ -557,10 +596,8 @@ class Network:
         return self.locators.label(dpid)
 
     def host_by_ip(self, ip: str) -> HostEntry | None:
-        for h in self.hosts.values():
-            if h.ip == ip:
-                return h
-        return None
+        macs = self.hosts.by_ip.get(ip)
+        return self.hosts[macs[0]] if macs else None
 
     # ---- views ---------------------------------------------------------------------
     def declared(self, dpid: int) -> bool:

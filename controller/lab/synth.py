@@ -2,8 +2,8 @@
 
 Shape (like PPU, grown): a core pair, distribution switches in rings of eight that are
 closed through the core, and edge switches dual-homed to two neighbouring distribution
-switches, so every single link failure leaves the network connected. One host sits on
-each of the first ``hosts`` edge switches.
+switches, so every single link failure leaves the network connected. Hosts are spread
+over the edge switches in turn, each on its own port (ports 1 up), links on the ports after.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import networkx as nx
 
 from controller.core.graph import Network
 
-HOST_PORT = 1  # on edge switches; links use ports from 2 up
+HOST_PORT = 1  # the first host port on edge switches; links use the ports after the hosts'
 
 
 def regency_graph(n_switches: int) -> nx.MultiGraph:
@@ -43,9 +43,15 @@ def regency_graph(n_switches: int) -> nx.MultiGraph:
 
 
 def network_from_graph(g: nx.MultiGraph, hosts_on: list[int], now: float = 100.0) -> Network:
-    """A fully discovered Network: ports numbered from 2 per switch, hosts on port 1."""
+    """A fully discovered Network: on each switch, its hosts on ports 1.., then its links."""
     net = Network(edge_probation=0.0)
-    next_port = {d: 2 for d in g.nodes}
+    net.max_hosts = max(net.max_hosts, len(hosts_on))
+    host_port: dict[int, int] = {}
+    places = []
+    for d in hosts_on:
+        host_port[d] = host_port.get(d, 0) + 1
+        places.append((d, host_port[d]))
+    next_port = {d: host_port.get(d, 0) + 1 for d in g.nodes}
     ends = []
     for u, v in g.edges():
         pu, pv = next_port[u], next_port[v]
@@ -56,10 +62,10 @@ def network_from_graph(g: nx.MultiGraph, hosts_on: list[int], now: float = 100.0
         net.switch_up(d, {p: True for p in range(1, next_port[d])}, 0.0)
     for u, pu, v, pv in ends:
         net.link_seen(u, pu, v, pv, now)
-    for i, d in enumerate(hosts_on):
+    for i, (d, port) in enumerate(places):
         ip = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
         mac = f"02:00:{(i >> 24) & 255:02x}:{(i >> 16) & 255:02x}:{(i >> 8) & 255:02x}:{i & 255:02x}"
-        net.learn_host(mac, ip, d, HOST_PORT, now)
+        net.learn_host(mac, ip, d, port, now)
     return net
 
 
@@ -67,4 +73,4 @@ def regency_network(n_switches: int, hosts: int) -> Network:
     g = regency_graph(n_switches)
     n_dist = max(4, n_switches // 12)
     edge_switches = list(range(3 + n_dist, n_switches + 1))
-    return network_from_graph(g, edge_switches[:hosts])
+    return network_from_graph(g, [edge_switches[i % len(edge_switches)] for i in range(hosts)])
