@@ -89,7 +89,7 @@ def _out_port(msg: Any) -> int | None:
 def test_changes_and_a_failover_posted_while_sending_are_handled_one_after_the_other(app):
     a, dp = app
     states = iter([_state(40, 1), _state(40, 2), _state(40, 1)])
-    a.core.compiler.compile = lambda *args, **kw: {dp.id: next(states)}  # type: ignore[method-assign]
+    a.core.compiler.update = lambda *args, **kw: ({dp.id: next(states)}, {dp.id})  # type: ignore[method-assign]
     a.send_event(a.name, EventPolicies({}))
     a.send_event(a.name, EventPolicies({}))
     # A carrier loss while the first difference is being sent.

@@ -23,6 +23,7 @@ T_EGRESS   out port -> a fast-failover group whose first bucket is the port itse
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ from typing import Any, Protocol
 import networkx as nx
 
 from controller.core.address import LABEL_MASK, PREFIX_MAC, PREFIX_MASK, label_mac
-from controller.core.graph import HostEntry, Network
-from controller.core.routes import Edge, NextHops, SwitchRoutes
+from controller.core.graph import HostEntry, LinkKey, Network, cost
+from controller.core.routes import Pair, PairLink, RouteTable, SwitchRoutes, cycle_breakers
 from controller.core.state import (
     T_EGRESS,
     T_FWD,
@@ -43,8 +44,8 @@ from controller.core.state import (
     DesiredState,
     Flow,
     Group,
-    Meter,
     Match,
+    Meter,
     SwitchState,
     match,
 )
@@ -131,7 +132,12 @@ def meter_burst(rate_kbps: int, burst_kbit: int | None) -> int:
 class Compiler:
     """Keeps the few facts that must stay stable between compilations (meter ids)."""
 
-    def __init__(self, meter_ids: dict[str, int] | None = None, count: bool = False) -> None:
+    def __init__(
+        self,
+        meter_ids: dict[str, int] | None = None,
+        count: bool = False,
+        vids: dict[tuple[int, int], int] | None = None,
+    ) -> None:
         # OPD -> meter number n (meters 2n+1, 2n+2); remembered across restarts so that a
         # restarted controller finds every meter where it left it.
         self._meter_ids: dict[str, int] = {}
@@ -140,6 +146,11 @@ class Compiler:
                 self._meter_ids[opd] = n
         self.count = count  # also count OPDs with no policy (see COUNT_ONLY_KBPS)
         self.counted: dict[str, Counted] = {}  # of the last compile, by OPD id
+        # (dpid, port) of a link end -> the VLAN id of its detour: kept while the link is, so
+        # that a change elsewhere does not renumber every detour.
+        self.vids: dict[tuple[int, int], int] = dict(vids or {})
+        self.route_flows: dict[tuple[str, int], tuple[tuple[int, int, Match], Flow]] = {}
+        self._engine: _Engine | None = None
 
     @property
     def meter_numbers(self) -> dict[str, int]:
@@ -161,19 +172,74 @@ class Compiler:
     def compile(
         self,
         net: Network,
-        policies: dict[str, PolicyLike] | None = None,
+        policies: Mapping[str, PolicyLike] | None = None,
         now: float = 0.0,
         protect: bool = True,
         shares: Mapping[str, tuple[int, int]] | None = None,
     ) -> DesiredState:
-        """``shares``: None with sharing off (the output is then exactly the static caps');
+        """Everything from scratch (the oracle of ``update``).
+
+        ``shares``: None with sharing off (the output is then exactly the static caps');
         with sharing on, OPD -> (download, upload) allocations in kbit/s (a policy's unit) for
         the aggregate meters every policy's OPD then has at the uplink switch (an OPD not in
         it: its caps)."""
-        policies = policies or {}
-        self.counted = counted_opds(net, policies, self.count)
+        self.counted = counted_opds(net, dict(policies or {}), self.count)
         self.forget_meters(self.counted)
-        return _Build(net, policies, now, self, protect, shares).run()
+        eng = _Engine(net, self, protect)
+        eng.build(policies or {}, now, shares)
+        return eng.state
+
+    def update(
+        self,
+        net: Network,
+        policies: Mapping[str, PolicyLike] | None = None,
+        now: float = 0.0,
+        protect: bool = True,
+        shares: Mapping[str, tuple[int, int]] | None = None,
+    ) -> tuple[DesiredState, set[int]]:
+        """Only what changed since the last update: the desired state (kept and changed in
+        place) and the switches whose desired state changed. The first call, a new network,
+        and a switch joining or leaving build from scratch."""
+        eng = self._engine
+        if eng is not None and eng.net is net and eng.protect == protect:
+            before = None
+            changed = eng.update(policies or {}, now, shares)
+            if changed is not None:
+                return eng.state, changed
+            before = eng.state
+        else:
+            before = {}
+        self.counted = counted_opds(net, dict(policies or {}), self.count)
+        self.forget_meters(self.counted)
+        eng = self._engine = _Engine(net, self, protect)
+        eng.build(policies or {}, now, shares)
+        changed = {d for d in set(before) | set(eng.state) if before.get(d) != eng.state.get(d)}
+        return eng.state, changed
+
+    def adjacency(self) -> Mapping[int, Mapping[int, tuple[int, int]]]:
+        """switch -> neighbour -> (cost, port) as the last update saw them."""
+        return self._engine.adj if self._engine is not None else {}
+
+    def can_protect(self, key: tuple[int, int]) -> bool:
+        """A detour VLAN id is (or can be) given to this link end."""
+        return key in self.vids or len(self.vids) < MAX_DETOUR_VID
+
+    def detour_vid(self, key: tuple[int, int]) -> int | None:
+        got = self.vids.get(key)
+        if got is not None:
+            return got
+        used = set(self.vids.values())
+        vid = next((v for v in range(1, MAX_DETOUR_VID + 1) if v not in used), None)
+        if vid is not None:
+            self.vids[key] = vid
+        return vid
+
+    def release_vids(self, keep: set[tuple[int, int]]) -> bool:
+        """Forget the VLAN ids of link ends that are gone; True if any was."""
+        gone = [k for k in self.vids if k not in keep]
+        for k in gone:
+            del self.vids[k]
+        return bool(gone)
 
     def aggregate_meters(self, opd: str, policy: PolicyLike, down_kbps: int, up_kbps: int) -> tuple[Meter, Meter]:
         """An OPD's aggregate (download, upload) meters at the uplink switch at these rates
@@ -280,300 +346,668 @@ def spanning_tree(g: nx.Graph) -> set[tuple[int, int]]:
 # ---- the build ---------------------------------------------------------------------------
 
 
-class _Build:
-    def __init__(
-        self,
-        net: Network,
-        policies: dict[str, PolicyLike],
-        now: float,
-        comp: Compiler,
-        protect: bool,
-        shares: Mapping[str, tuple[int, int]] | None = None,
-    ) -> None:
+# ---- the build: fragments, composed per switch --------------------------------------------
+#
+# The desired state is the union of fragments, each owned by one thing: a switch's base
+# flows, its flood group, its label routes, its egress groups, one detour, one host, one
+# OPD, one first hop's routing. An update recomputes only the fragments whose inputs
+# changed and swaps their entries in the composed state, so a change costs what it
+# changes; ``Compiler.compile`` builds every fragment from scratch (the oracle the
+# incremental path is tested against).
+
+FragKey = tuple[Any, ...]
+Detour = tuple[int, tuple[tuple[int, int], ...], float]  # (vid, hops [(switch, out port)], cost)
+
+
+def _pair(a: int, b: int) -> Pair:
+    return (a, b) if a < b else (b, a)
+
+
+class _Engine:
+    def __init__(self, net: Network, comp: Compiler, protect: bool) -> None:
         self.net = net
-        self.shares = shares
-        self.policies = policies
-        self.now = now
         self.comp = comp
         self.protect = protect
-        self.mg = net.graph()
-        self.g = best_edges(self.mg)
-        # Plain dicts: NetworkX adjacency views are too slow for the per-host inner loop.
-        self.nbr_port = {u: {v: d["ports"][u] for v, d in nbrs.items()} for u, nbrs in self.g.adjacency()}
-        self.state: DesiredState = {dpid: SwitchState() for dpid in self.g.nodes}
-        self.edge = {dpid: net.edge_ports(dpid, now) for dpid in self.g.nodes}
-        self.peer: dict[tuple[int, int], tuple[int, int]] = {}
-        for d1, p1, d2, p2 in net.links:
-            self.peer[(d1, p1)] = (d2, p2)
-            self.peer[(d2, p2)] = (d1, p1)
-        self.detours = self._plan_detours() if protect else {}
+        self.state: DesiredState = {}
+        self.frags: dict[FragKey, dict[int, SwitchState]] = {}
+        self.policies: dict[str, PolicyLike] = {}
+        self.shares: Mapping[str, tuple[int, int]] | None = None
+        self.switches: set[int] = set()
+        self.edge: dict[int, tuple[int, ...]] = {}
+        self.probation_due: dict[int, float] = {}
+        self.link_costs: dict[LinkKey, int] = {}
+        self.links_changes = -1
+        self.pair_links: dict[Pair, list[tuple[int, LinkKey]]] = {}  # all usable links of a pair, best first
+        self.pairs: dict[Pair, PairLink] = {}
+        self.peer_of: dict[tuple[int, int], tuple[int, int]] = {}  # link end -> the other end
+        self.adj: dict[int, dict[int, tuple[int, int]]] = {}  # u -> v -> (cost, port at u)
+        self.table: RouteTable | None = None
+        self.modes: dict[int, int | None] = {}
+        self.breakers: set[int] = set()
+        self.routes: dict[int, SwitchRoutes] = {}
+        self.tree: set[Pair] = set()
+        self.detours: dict[tuple[int, int], Detour] = {}
+        self.uses: dict[Pair, set[tuple[int, int]]] = {}  # pair -> detours whose path uses it
+        self.detour_pairs: dict[tuple[int, int], list[Pair]] = {}
+        self.hosts: dict[str, HostEntry] = {}  # usable hosts
+        self.opd_nets: dict[str, list[ipaddress.IPv4Network]] = {}
+        self.members: dict[str, set[str]] = {}  # opd -> macs
+        self.router: HostEntry | None = None
+        self.router_loc: str | None = None
+        self.lmacs: dict[int, str] = {}
         topo = net.topology
-        self._lmacs: dict[int, str] = {}
-        # Each declared subnet is routed at its own switch (see _routing).
-        self._subnet_switch: dict[str, int] = (
+        self.subnet_switch: dict[str, int] = (
             {sub.id: topo.switches[sub.switch].dpid for sub in topo.subnets.values()} if topo else {}
         )
-        # Hosts are only usable where their switch is present and their port is an edge port.
-        self.hosts: list[HostEntry] = sorted(
-            (h for h in net.hosts.values() if h.dpid in self.state and h.port in self.edge[h.dpid]),
-            key=lambda h: h.mac,
-        )
 
-    def run(self) -> DesiredState:
-        for dpid in self.state:
-            self._base(dpid)
-        self._flood()
-        self._forwarding()
-        self._routing()
-        self._meters()
-        return self.state
+    # ---- composing -------------------------------------------------------------------------
+    def put(self, key: FragKey, out: dict[int, SwitchState]) -> set[int]:
+        """Swap fragment ``key``'s entries for ``out``; the switches whose entries changed."""
+        return self.put_all({key: out})
 
-    def add(self, dpid: int, flow: Flow) -> None:
-        self.state[dpid].add_flow(flow)
+    def put_all(self, outs: Mapping[FragKey, dict[int, SwitchState]]) -> set[int]:
+        """Swap several fragments at once: every old entry out first, then every new one
+        in (one fragment's entry may move to another, e.g. a subnet's counting meter
+        becoming a policy's)."""
+        changed: set[int] = set()
+        for key, out in outs.items():
+            for d, part in self.frags.get(key, {}).items():
+                if out.get(d) == part:
+                    continue
+                changed.add(d)
+                st = self.state.get(d)
+                if st is None:
+                    continue
+                for k in part.flows:
+                    st.flows.pop(k, None)
+                for g in part.groups:
+                    st.groups.pop(g, None)
+                for m in part.meters:
+                    st.meters.pop(m, None)
+        for key, out in outs.items():
+            old = self.frags.get(key, {})
+            for d, part in out.items():
+                if old.get(d) == part:
+                    continue
+                changed.add(d)
+                st = self.state[d]
+                for k, f in part.flows.items():
+                    have = st.flows.get(k)
+                    if have is not None and have != f:
+                        raise ValueError(f"conflicting flows for {k}: {have} vs {f}")
+                    st.flows[k] = f
+                st.groups.update(part.groups)
+                st.meters.update(part.meters)
+            if out:
+                self.frags[key] = out
+            else:
+                self.frags.pop(key, None)
+        return changed
 
-    # control traffic and table chaining
-    def _base(self, dpid: int) -> None:
+    def lmac(self, dpid: int) -> str:
+        got = self.lmacs.get(dpid)
+        if got is None:
+            got = self.lmacs[dpid] = label_mac(self.net.label(dpid))
+        return got
+
+    # ---- inputs ----------------------------------------------------------------------------
+    def _present(self) -> set[int]:
+        return {d for d in self.net.ports if self.net.declared(d)}
+
+    def _edge_ports(self, d: int, now: float) -> tuple[int, ...]:
+        ports = tuple(self.net.edge_ports(d, now))
+        # When does a port of d leave its probation (and become an edge port)? Look again then.
+        due = [
+            info.since + self.net.edge_probation
+            for p, info in self.net.ports.get(d, {}).items()
+            if info.up and p not in ports and info.since + self.net.edge_probation > now
+        ]
+        if due:
+            self.probation_due[d] = min(due)
+        else:
+            self.probation_due.pop(d, None)
+        return ports
+
+    def _read_links(self) -> dict[LinkKey, int]:
+        return {
+            k: cost(info.capacity_mbps)
+            for k, info in self.net.links.items()
+            if k[0] in self.switches and k[2] in self.switches and k[0] != k[2]
+        }
+
+    def _set_links(self, costs: dict[LinkKey, int]) -> dict[Pair, tuple[PairLink | None, PairLink | None]]:
+        """Take the usable links; returns every pair any of whose links changed, with its
+        best link before and after (the same when only a parallel link changed)."""
+        old_costs = self.link_costs
+        self.link_costs = costs
+        touched: set[Pair] = set()
+        for k in set(old_costs.items()) - set(costs.items()):
+            key = k[0]
+            pr = _pair(key[0], key[2])
+            self.pair_links[pr] = [x for x in self.pair_links.get(pr, []) if x[1] != key]
+            self.peer_of.pop((key[0], key[1]), None)
+            self.peer_of.pop((key[2], key[3]), None)
+            touched.add(pr)
+        for k in set(costs.items()) - set(old_costs.items()):
+            key, c = k
+            pr = _pair(key[0], key[2])
+            self.pair_links.setdefault(pr, []).append((c, key))
+            self.peer_of[(key[0], key[1])] = (key[2], key[3])
+            self.peer_of[(key[2], key[3])] = (key[0], key[1])
+            touched.add(pr)
+        out: dict[Pair, tuple[PairLink | None, PairLink | None]] = {}
+        for pr in touched:
+            links = sorted(self.pair_links.get(pr, []))
+            before = self.pairs.get(pr)
+            after: PairLink | None = None
+            if links:
+                self.pair_links[pr] = links
+                best_cost, best = links[0]
+                ports = (best[1], best[3]) if best[0] == pr[0] else (best[3], best[1])
+                after = PairLink(best_cost, best, ports)
+                self.pairs[pr] = after
+            else:
+                self.pair_links.pop(pr, None)
+                self.pairs.pop(pr, None)
+            out[pr] = (before, after)
+        self._adjacency({pr: ba for pr, ba in out.items() if ba[0] != ba[1]})
+        return out
+
+    def _adjacency(self, changed: Mapping[Pair, tuple[PairLink | None, PairLink | None]]) -> None:
+        for (u, v), (_old, new) in changed.items():
+            self.adj.setdefault(u, {}).pop(v, None)
+            self.adj.setdefault(v, {}).pop(u, None)
+            if new is not None:
+                self.adj[u][v] = (new.cost, new.ports[0])
+                self.adj[v][u] = (new.cost, new.ports[1])
+
+    # ---- build from scratch ----------------------------------------------------------------
+    def build(
+        self, policies: Mapping[str, PolicyLike], now: float, shares: Mapping[str, tuple[int, int]] | None
+    ) -> None:
+        net = self.net
+        net.touched.clear()
+        net.hosts.changed.clear()
+        self.switches = self._present()
+        self.state = {d: SwitchState() for d in self.switches}
+        self.frags = {}
+        self.edge = {d: self._edge_ports(d, now) for d in sorted(self.switches)}
+        self.links_changes = net.links.changes
+        self.link_costs = {}
+        self.pairs, self.pair_links, self.adj, self.peer_of = {}, {}, {d: {} for d in self.switches}, {}
+        self._set_links(self._read_links())
+        self.table = RouteTable(self.switches, self.pairs)
+        self.modes = {d: self.table.mode(d) for d in self.switches}
+        self.breakers = cycle_breakers(self.modes, self.table.neighbour)
+        self.routes = {d: self.table.routes(d, self._default(d)) for d in self.switches}
+        self.tree = _kruskal(self.switches, self.pairs)
+        self.detours, self.uses, self.detour_pairs = {}, {}, {}
+        self.comp.release_vids(self._directed_links())
+        if self.protect:
+            for s, port in sorted(self._directed_links()):
+                self._plan_detour(s, port)
+        self.router = self._router()
+        self.router_loc = net.locators.of(self.router.mac) if self.router else None
+        self.hosts = {m: h for m, h in net.hosts.items() if self._usable(h)}
+        self.policies = dict(policies)
+        self.shares = dict(shares) if shares is not None else None
+        self.opd_nets = {o: [ipaddress.IPv4Network(c) for c in c_.subnets] for o, c_ in self.comp.counted.items()}
+        self.members = {o: set() for o in self.comp.counted}
+        for m, h in self.hosts.items():
+            for o in self._opds_of(h):
+                self.members[o].add(m)
+        for d in sorted(self.switches):
+            self.put(("base", d), self._f_base(d))
+            self.put(("flood", d), self._f_flood(d))
+            self.put(("routes", d), self._f_routes(d))
+            self.put(("egress", d), self._f_egress(d))
+            self.put(("routing", d), self._f_routing(d))
+        for key in sorted(self.detours):
+            self.put(("detour", key), self._f_detour(key))
+        for m in sorted(self.hosts):
+            self.put(("host", m), self._f_host(m))
+        for o in sorted(self.comp.counted):
+            self.put(("opd", o), self._f_opd(o))
+
+    # ---- update ----------------------------------------------------------------------------
+    def update(
+        self, policies: Mapping[str, PolicyLike], now: float, shares: Mapping[str, tuple[int, int]] | None
+    ) -> set[int] | None:
+        """Recompute what changed since the last build or update. Returns the switches whose
+        desired state changed, or None when the set of switches changed (build again)."""
+        net = self.net
+        if self._present() != self.switches:
+            return None
+        assert self.table is not None
+        changed: set[int] = set()
+        dirty: set[FragKey] = set()
+        touched = set(net.touched) | {d for d, t in self.probation_due.items() if t <= now}
+        net.touched.clear()
+        # edge ports
+        edge_moved = set()
+        for d in touched & self.switches:
+            ports = self._edge_ports(d, now)
+            if ports != self.edge.get(d):
+                self.edge[d] = ports
+                edge_moved.add(d)
+            dirty |= {("flood", d), ("egress", d)}  # its links may have changed too
+        # links
+        if net.links.changes != self.links_changes:
+            self.links_changes = net.links.changes
+            pairs_changed = self._set_links(self._read_links())
+            if pairs_changed:
+                dirty |= self._graph_changed(pairs_changed)
+        # hosts: those changed, those on switches whose edge ports moved, and those a changed
+        # first hop routes for
+        macs = set(net.hosts.changed)
+        net.hosts.changed.clear()
+        for d in edge_moved:
+            dirty.add(("routing", d))
+            dirty.add(("egress", d))
+            for p in net.ports.get(d, {}):
+                macs |= net.hosts.by_port.get((d, p), set())
+            if d in self.subnet_switch.values():
+                macs |= {m for m, h in self.hosts.items() if self._subnet_at(h) == d}
+        router = self._router()
+        router_loc = net.locators.of(router.mac) if router else None
+        if (router, router_loc) != (self.router, self.router_loc):
+            self.router, self.router_loc = router, router_loc
+            dirty |= {("routing", d) for d in self.switches} | {("opd", o) for o in self.comp.counted}
+        for m in macs:
+            old = self.hosts.get(m)
+            h = net.hosts.get(m)
+            new = h if h is not None and self._usable(h) else None
+            if new is None:
+                self.hosts.pop(m, None)
+            else:
+                self.hosts[m] = new
+            dirty.add(("host", m))
+            for o in set(self._opds_of(old) if old else ()) | set(self._opds_of(new) if new else ()):
+                dirty.add(("opd", o))
+                self.members.setdefault(o, set()).discard(m)
+            if new is not None:
+                for o in self._opds_of(new):
+                    self.members[o].add(m)
+        # policies
+        dirty |= self._policies_changed(policies, shares)
+        changed |= self.put_all({key: self._fragment(key) for key in sorted(dirty, key=repr)})
+        return changed
+
+    def _policies_changed(
+        self, policies: Mapping[str, PolicyLike], shares: Mapping[str, tuple[int, int]] | None
+    ) -> set[FragKey]:
+        dirty: set[FragKey] = set()
+        old_counted = dict(self.comp.counted)
+        counted = self.comp.counted = counted_opds(self.net, dict(policies), self.comp.count)
+        self.comp.forget_meters(counted)
+        for o in set(old_counted) | set(counted):
+            before, after = old_counted.get(o), counted.get(o)
+            if before != after or self.policies.get(o) != policies.get(o):
+                dirty.add(("opd", o))
+                if before is None or after is None or before.subnets != after.subnets:
+                    self._members_of(o, after)
+        old_shares = self.shares or {}
+        new_shares = shares or {}
+        if (self.shares is None) != (shares is None):
+            dirty |= {("opd", o) for o in counted}
+        else:
+            dirty |= {("opd", o) for o in set(old_shares) | set(new_shares) if old_shares.get(o) != new_shares.get(o)}
+        self.policies = dict(policies)
+        self.shares = dict(shares) if shares is not None else None
+        return dirty
+
+    def _members_of(self, opd: str, c: Counted | None) -> None:
+        if c is None:
+            self.opd_nets.pop(opd, None)
+            self.members.pop(opd, None)
+            return
+        nets = self.opd_nets[opd] = [ipaddress.IPv4Network(x) for x in c.subnets]
+        self.members[opd] = {
+            m for m, h in self.hosts.items() if h.ip and any(ipaddress.IPv4Address(h.ip) in n for n in nets)
+        }
+
+    def _graph_changed(self, pairs_changed: dict[Pair, tuple[PairLink | None, PairLink | None]]) -> set[FragKey]:
+        assert self.table is not None
+        dirty: set[FragKey] = set()
+        moved = self.table.change(self.pairs, {pr: ba for pr, ba in pairs_changed.items() if ba[0] != ba[1]})
+        for d in moved:
+            self.modes[d] = self.table.mode(d)
+        breakers = cycle_breakers(self.modes, self.table.neighbour)
+        flipped = breakers ^ self.breakers
+        self.breakers = breakers
+        for d in moved | flipped:
+            routes = self.table.routes(d, self._default(d))
+            if routes != self.routes.get(d):
+                self.routes[d] = routes
+                dirty |= {("routes", d), ("egress", d)}
+        self.breakers = breakers
+        tree = _kruskal_update(self.tree, self.switches, self.pairs, pairs_changed)
+        for u, v in tree ^ self.tree:
+            dirty |= {("flood", u), ("flood", v)}
+        for pr, (old, new) in pairs_changed.items():
+            if (old is None) != (new is None) or (old and new and old.ports != new.ports):
+                dirty |= {("flood", pr[0]), ("flood", pr[1])}
+        self.tree = tree
+        if self.protect:
+            for key in self._detours_to_redo(pairs_changed):
+                before = self.detours.get(key)
+                self._drop_detour(key)
+                if key in self._directed_links():
+                    self._plan_detour(*key)
+                if self.detours.get(key) != before:
+                    dirty |= {("detour", key), ("egress", key[0])}
+        return dirty
+
+    def _detours_to_redo(
+        self, pairs_changed: Mapping[Pair, tuple[PairLink | None, PairLink | None]]
+    ) -> list[tuple[int, int]]:
+        assert self.table is not None
+        directed = self._directed_links()
+        redo: set[tuple[int, int]] = {k for k in self.detours if k not in directed}
+        released = self.comp.release_vids(directed)
+        shorter = False
+        for pr, (old, new) in pairs_changed.items():
+            redo |= self.uses.get(pr, set())
+            for _c, k in self.pair_links.get(pr, []):  # the pair's own links, both ways
+                redo |= {(k[0], k[1]), (k[2], k[3])}
+            if new is not None and (old is None or new.cost < old.cost):
+                shorter = True
+                # A new (or cheaper) link can only shorten a detour that passes near it.
+                a, b = pr
+                dist = self.table.distance
+                for key, (_vid, _hops, dcost) in self.detours.items():
+                    n = self._far(key)
+                    if n is None:
+                        continue
+                    s = key[0]
+                    near = min(dist(s, a) + dist(b, n), dist(s, b) + dist(a, n)) + new.cost
+                    if near <= dcost:
+                        redo.add(key)
+        if shorter or released:
+            # Unprotected directions may be protectable now (a new path, or a free VLAN id).
+            redo |= {k for k in directed if k not in self.detours}
+        return sorted(redo)
+
+    # ---- graph pieces ----------------------------------------------------------------------
+    def _default(self, d: int) -> int | None:
+        return None if d in self.breakers else self.modes.get(d)
+
+    def _directed_links(self) -> set[tuple[int, int]]:
+        return set(self.peer_of)
+
+    def _far(self, key: tuple[int, int]) -> int | None:
+        """The switch at the other end of the link leaving ``key[0]`` by ``key[1]``."""
+        got = self.peer_of.get(key)
+        return got[0] if got else None
+
+    def _plan_detour(self, s: int, port: int) -> None:
+        """A path from s to the far end of its link on ``port`` that avoids that link (or
+        its pair: a parallel link is the shortest detour there is)."""
+        far = self.peer_of.get((s, port))
+        if far is None or not self.comp.can_protect((s, port)):
+            return
+        n = far[0]
+        pr = _pair(s, n)
+        link = (s, port, n, far[1]) if (s, port) < far else (n, far[1], s, port)
+        others = sorted(k for _c, k in self.pair_links.get(pr, []) if k != link)
+        if others:
+            o = others[0]
+            hops: tuple[tuple[int, int], ...] = ((s, o[1] if o[0] == s else o[3]),)
+            dcost = float(self.link_costs[o])
+            used: list[Pair] = [pr]
+        else:
+            found = _detour_path(self.adj, s, n)
+            if found is None:
+                return
+            path, dcost = found
+            hops = tuple((a, self.adj[a][b][1]) for a, b in pairwise(path))
+            used = [_pair(a, b) for a, b in pairwise(path)]
+        vid = self.comp.detour_vid((s, port))
+        if vid is None:
+            return
+        self.detours[(s, port)] = (vid, hops, dcost)
+        self.detour_pairs[(s, port)] = used
+        for u in used:
+            self.uses.setdefault(u, set()).add((s, port))
+
+    def _drop_detour(self, key: tuple[int, int]) -> None:
+        self.detours.pop(key, None)
+        for u in self.detour_pairs.pop(key, []):
+            self.uses.get(u, set()).discard(key)
+
+    def _router(self) -> HostEntry | None:
+        r = self.net.uplink_router()
+        return r if r is not None and r.dpid in self.switches else None
+
+    def _usable(self, h: HostEntry) -> bool:
+        return h.dpid in self.switches and h.port in self.edge.get(h.dpid, ())
+
+    def _subnet_at(self, h: HostEntry) -> int | None:
+        topo = self.net.topology
+        sub = topo.subnet_of(h.ip) if topo and h.ip else None
+        at = self.subnet_switch.get(sub.id) if sub else None
+        return at if at is not None and at in self.switches else None
+
+    def _opds_of(self, h: HostEntry) -> list[str]:
+        if not h.ip:
+            return []
+        ip = ipaddress.IPv4Address(h.ip)
+        return [o for o, nets in self.opd_nets.items() if any(ip in n for n in nets)]
+
+    # ---- fragments ---------------------------------------------------------------------------
+    def _fragment(self, key: FragKey) -> dict[int, SwitchState]:
+        kind, what = key
+        if kind in ("base", "flood", "routes", "egress", "routing") and what not in self.switches:
+            return {}
+        if kind == "base":
+            return self._f_base(what)
+        if kind == "flood":
+            return self._f_flood(what)
+        if kind == "routes":
+            return self._f_routes(what)
+        if kind == "egress":
+            return self._f_egress(what)
+        if kind == "routing":
+            return self._f_routing(what)
+        if kind == "detour":
+            return self._f_detour(what) if what in self.detours else {}
+        if kind == "host":
+            return self._f_host(what) if what in self.hosts else {}
+        if kind == "opd":
+            return self._f_opd(what) if what in self.comp.counted else {}
+        raise ValueError(f"unknown fragment {key!r}")
+
+    def _f_base(self, d: int) -> dict[int, SwitchState]:
+        st = SwitchState()
         ctrl = (("output", "controller"),)
-        self.add(dpid, Flow(T_INGRESS, 1000, match(eth_type=ETH_LLDP), ctrl))
+        st.add_flow(Flow(T_INGRESS, 1000, match(eth_type=ETH_LLDP), ctrl))
         # Hosts decide how much ARP and unroutable traffic they send; the controller must
         # not drown in it: each switch may send it only so many packets a second.
         for m in CONTROL_METERS:
-            self.state[dpid].add_meter(m)
-        self.add(dpid, Flow(T_INGRESS, 1000, match(eth_type=ETH_ARP), ctrl, meter=ARP_METER.meter_id))
-        self.add(dpid, Flow(T_INGRESS, 0, (), goto=T_ROUTE))
-        self.add(dpid, Flow(T_ROUTE, 0, (), goto=T_FWD))
+            st.add_meter(m)
+        st.add_flow(Flow(T_INGRESS, 1000, match(eth_type=ETH_ARP), ctrl, meter=ARP_METER.meter_id))
+        st.add_flow(Flow(T_INGRESS, 0, (), goto=T_ROUTE))
+        st.add_flow(Flow(T_ROUTE, 0, (), goto=T_FWD))
+        # Frames with this switch's own label and a host number it does not know stop here
+        # (a default route must never send them on).
+        st.add_flow(Flow(T_FWD, 90, match(eth_dst=(self.lmac(d), LABEL_MASK)), ()))
+        return {d: st}
 
-    def _flood(self) -> None:
-        tree: dict[int, list[int]] = {}
-        for d, p in spanning_tree(self.g):
-            tree.setdefault(d, []).append(p)
-        for dpid in self.state:
-            tree_ports = sorted(tree.get(dpid, []))
-            out = sorted(set(self.edge[dpid]) | set(tree_ports))
-            # An ALL group never sends a frame back out of its in_port (OVS drops that).
-            self.state[dpid].add_group(Group(FLOOD_GROUP, "all", tuple(Bucket((("output", p),)) for p in out)))
-            self.add(dpid, Flow(T_FWD, 50, match(eth_dst=MULTICAST), (("group", FLOOD_GROUP),)))
-            for p in sorted(self.net.link_ports(dpid) - set(tree_ports)):
-                self.add(dpid, Flow(T_INGRESS, 500, match(in_port=p, eth_dst=MULTICAST), ()))
+    def _f_flood(self, d: int) -> dict[int, SwitchState]:
+        st = SwitchState()
+        tree_ports = set()
+        for v, (_c, port) in self.adj.get(d, {}).items():
+            if _pair(d, v) in self.tree:
+                tree_ports.add(port)
+        out = sorted(set(self.edge.get(d, ())) | tree_ports)
+        # An ALL group never sends a frame back out of its in_port (OVS drops that).
+        st.add_group(Group(FLOOD_GROUP, "all", tuple(Bucket((("output", p),)) for p in out)))
+        st.add_flow(Flow(T_FWD, 50, match(eth_dst=MULTICAST), (("group", FLOOD_GROUP),)))
+        for p in sorted(self.net.link_ports(d) - tree_ports):
+            st.add_flow(Flow(T_INGRESS, 500, match(in_port=p, eth_dst=MULTICAST), ()))
+        return {d: st}
 
-    def _out_port(self, s: int, nh: int) -> int:
-        port: int = self.nbr_port[s][nh]
-        return port
-
-    def _forwarding(self) -> None:
-        """Label routes at every switch, and the hosts' own entries at their own switch.
-
-        A frame to a host carries the host's locator MAC (controller.core.address): the
-        label of the host's switch and the host's number there. Every switch forwards on
-        the label (routes.NextHops: a default route and exceptions); the host's switch
-        puts the host's real MAC back and delivers. Frames with this switch's own label
-        and a number it does not know are dropped (never sent on by a default route)."""
-        used_ports: dict[int, set[int]] = {d: set() for d in self.state}
-        for h in self.hosts:
-            used_ports[h.dpid].add(h.port)
-            self.add(
-                h.dpid,
+    def _f_routes(self, d: int) -> dict[int, SwitchState]:
+        """Label routes (controller.core.routes): a default route and its exceptions. The
+        same route is one Flow object wherever it is used (the comp's cache): a province's
+        400,000 routes are a few thousand objects."""
+        st = SwitchState()
+        r = self.routes.get(d)
+        if r is None:
+            return {}
+        if r.default is not None:
+            st.add_flow(
                 Flow(
                     T_FWD,
-                    150,
-                    match(eth_dst=self.net.locator(h.mac)),
-                    (("set_field", "eth_dst", h.mac),),
-                    metadata=(h.port, METADATA_MASK),
+                    10,
+                    match(eth_dst=(PREFIX_MAC, PREFIX_MASK)),
+                    metadata=(r.default, METADATA_MASK),
                     goto=T_EGRESS,
-                    tag=HOST_TAG,
-                ),
-            )
-        for d in self.state:
-            self.add(d, Flow(T_FWD, 90, match(eth_dst=(self._lmac(d), LABEL_MASK)), ()))
-        table = self._label_routes()
-        # The same route (destination, out port) is one Flow object wherever it is used:
-        # ports are small numbers, so a province's 400,000 routes are a few thousand objects.
-        made: dict[tuple[int, int], tuple[tuple[int, int, Match], Flow]] = {}
-        for s, r in table.items():
-            table_of = self.state[s].flows
-            if r.default is not None:
-                used_ports[s].add(r.default)
-                self.add(
-                    s,
-                    Flow(
-                        T_FWD,
-                        10,
-                        match(eth_dst=(PREFIX_MAC, PREFIX_MASK)),
-                        metadata=(r.default, METADATA_MASK),
-                        goto=T_EGRESS,
-                    ),
                 )
-            used_ports[s].update(r.exceptions.values())
-            for dest, port in r.exceptions.items():
-                got = made.get((dest, port))
-                if got is None:
-                    f = Flow(
-                        T_FWD,
-                        100,
-                        (("eth_dst", (self._lmac(dest), LABEL_MASK)),),
-                        metadata=(port, METADATA_MASK),
-                        goto=T_EGRESS,
-                    )
-                    got = made[(dest, port)] = (f.key, f)
-                table_of[got[0]] = got[1]  # one route per destination label: keys cannot clash
-        for s, ports in used_ports.items():
-            linked = self.net.link_ports(s)
-            for port in sorted(ports):
-                if port in linked and self.protect:
-                    flows = self._protection_groups(s, port)
-                    # A detour ends at the far side of the failed link and may have passed
-                    # the destination's side: the frame must then go back the way it came.
-                    flows.append(
-                        Flow(
-                            T_EGRESS, 105, match(metadata=(port, METADATA_MASK), in_port=port), (("output", "in_port"),)
-                        )
-                    )
-                else:
-                    flows = [Flow(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)), (("output", port),))]
-                for f in flows:
-                    self.add(s, f)
-        if self.protect:
-            self._detour_flows()
+            )
+        made = self.comp.route_flows
+        flows = st.flows
+        for dest, port in r.exceptions.items():
+            lm = self.lmac(dest)
+            got = made.get((lm, port))
+            if got is None:
+                f = Flow(T_FWD, 100, (("eth_dst", (lm, LABEL_MASK)),), metadata=(port, METADATA_MASK), goto=T_EGRESS)
+                got = made[(lm, port)] = (f.key, f)
+            flows[got[0]] = got[1]  # one route per destination label: keys cannot clash
+        return {d: st}
 
-    def _lmac(self, dpid: int) -> str:
-        got = self._lmacs.get(dpid)
-        if got is None:
-            got = self._lmacs[dpid] = label_mac(self.net.label(dpid))
-        return got
+    def _f_egress(self, d: int) -> dict[int, SwitchState]:
+        """Out port -> its fast-failover group (link ports the routes use) or a plain output
+        (edge ports)."""
+        st = SwitchState()
+        for p in self.edge.get(d, ()):
+            st.add_flow(Flow(T_EGRESS, 100, match(metadata=(p, METADATA_MASK)), (("output", p),)))
+        r = self.routes.get(d)
+        used = set(r.exceptions.values()) | ({r.default} if r and r.default is not None else set()) if r else set()
+        linked = self.net.link_ports(d)
+        for port in sorted(used):
+            if port in linked and self.protect:
+                for f in self._protection_groups(st, d, port):
+                    st.add_flow(f)
+                # A detour ends at the far side of the failed link and may have passed
+                # the destination's side: the frame must then go back the way it came.
+                st.add_flow(
+                    Flow(T_EGRESS, 105, match(metadata=(port, METADATA_MASK), in_port=port), (("output", "in_port"),))
+                )
+            else:
+                st.add_flow(Flow(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)), (("output", port),)))
+        return {d: st}
 
-    def destinations(self) -> set[int]:
-        """Switches frames are addressed to: those with hosts, and those that route for a
-        declared subnet (its switch)."""
-        out = {h.dpid for h in self.hosts}
-        out |= {d for d in self._subnet_switch.values() if d in self.state}
-        return out
-
-    def _label_routes(self) -> dict[int, SwitchRoutes]:
-        edges = [
-            Edge(u, v, d["cost"], d["ports"][u]) for u, nbrs in self.g.adjacency() for v, d in nbrs.items() if u != v
-        ]
-        return NextHops(list(self.state), edges, self.destinations()).table()
-
-    # fast failover: detours around each inter-switch link --------------------------
-    def _protection_groups(self, s: int, port: int) -> list[Flow]:
+    def _protection_groups(self, st: SwitchState, s: int, port: int) -> list[Flow]:
         """The FF group for ``port`` (and its turn-back twin); returns the egress flows using them."""
         entry = self.detours.get((s, port))
         primary = Bucket((("output", port),), watch_port=port)
         if not entry:
-            self.state[s].add_group(Group(port, "ff", (primary,)))
+            st.add_group(Group(port, "ff", (primary,)))
             return [Flow(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)), (("group", port),))]
-        vid, hops = entry
+        vid, hops, _cost = entry
         first = hops[0][1]
         tag = (("push_vlan", ETH_VLAN), ("set_field", "vlan_vid", vid | OFPVID_PRESENT))
-        self.state[s].add_group(Group(port, "ff", (primary, Bucket(tag + (("output", first),), watch_port=first))))
+        st.add_group(Group(port, "ff", (primary, Bucket(tag + (("output", first),), watch_port=first))))
         # A frame that came in by the detour's first port has to turn back: OpenFlow only
         # sends a frame out of its own in_port when told so explicitly.
         back = TURNBACK_GROUP | port
-        self.state[s].add_group(Group(back, "ff", (primary, Bucket(tag + (("output", "in_port"),), watch_port=first))))
+        st.add_group(Group(back, "ff", (primary, Bucket(tag + (("output", "in_port"),), watch_port=first))))
         return [
             Flow(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)), (("group", port),)),
             Flow(T_EGRESS, 110, match(metadata=(port, METADATA_MASK), in_port=first), (("group", back),)),
         ]
 
-    def _plan_detours(self) -> dict[tuple[int, int], tuple[int, list[tuple[int, int]]]]:
-        """For each directed link (s -> n, leaving s by port): a path s ... n that avoids it.
-
-        Returns (s, port) -> (vid, [(switch, out_port), ...]). Ending the detour at n keeps
-        it loop-free: s only sends to n what n is nearer to, so n's own shortest path
-        never comes back over the failed link.
-        """
-        plan: dict[tuple[int, int], tuple[int, list[tuple[int, int]]]] = {}
-        vid = 1
-        for key in sorted(self.net.links):
-            d1, p1, d2, p2 = key
-            if d1 == d2:
-                continue
-            parallel = sorted(k for k in self.mg[d1][d2] if k != key)
-            for s, port, n in ((d1, p1, d2), (d2, p2, d1)):
-                if vid > MAX_DETOUR_VID:
-                    return plan  # beyond 4094 directed links the rest stay unprotected
-                if parallel:
-                    # A parallel link is the shortest detour there is.
-                    other = self.mg[d1][d2][parallel[0]]["ports"][s]
-                    plan[(s, port)] = (vid, [(s, other)])
-                    vid += 1
-                    continue
-                hidden = {d1, d2}
-                try:
-                    path = nx.bidirectional_dijkstra(
-                        self.g, s, n, weight=lambda u, v, d, hidden=hidden: None if {u, v} == hidden else d["cost"]
-                    )[1]
-                except nx.NetworkXNoPath:
-                    continue
-                plan[(s, port)] = (vid, [(a, self.g[a][b]["ports"][a]) for a, b in pairwise(path)])
-                vid += 1
-        return plan
-
-    def _detour_flows(self) -> None:
-        for vid, hops in self.detours.values():
-            tagged = vid | OFPVID_PRESENT
-            # After the first hop, switches follow the tag; the last one pops it and forwards as usual.
-            for (prev_sw, prev_out), (sw, out) in pairwise(hops):
-                in_port = self.peer[(prev_sw, prev_out)][1]
-                self.add(sw, Flow(T_INGRESS, 900, match(in_port=in_port, vlan_vid=tagged), (("output", out),)))
-            end_sw, end_port = self.peer[hops[-1]]
-            self.add(
-                end_sw, Flow(T_INGRESS, 900, match(in_port=end_port, vlan_vid=tagged), (("pop_vlan",),), goto=T_FWD)
+    def _f_detour(self, key: tuple[int, int]) -> dict[int, SwitchState]:
+        vid, hops, _cost = self.detours[key]
+        tagged = vid | OFPVID_PRESENT
+        out: dict[int, SwitchState] = {}
+        # After the first hop, switches follow the tag; the last one pops it and forwards as usual.
+        for (prev_sw, prev_out), (sw, port) in pairwise(hops):
+            in_port = self._peer_port(prev_sw, prev_out)
+            out.setdefault(sw, SwitchState()).add_flow(
+                Flow(T_INGRESS, 900, match(in_port=in_port, vlan_vid=tagged), (("output", port),))
             )
+        last_sw, last_out = hops[-1]
+        end_sw, end_port = self._peer(last_sw, last_out)
+        out.setdefault(end_sw, SwitchState()).add_flow(
+            Flow(T_INGRESS, 900, match(in_port=end_port, vlan_vid=tagged), (("pop_vlan",),), goto=T_FWD)
+        )
+        return out
 
-    # routing between subnets -------------------------------------------------------
-    def _routing(self) -> None:
+    def _peer(self, d: int, port: int) -> tuple[int, int]:
+        return self.peer_of[(d, port)]
+
+    def _peer_port(self, d: int, port: int) -> int:
+        return self._peer(d, port)[1]
+
+    def _f_host(self, mac: str) -> dict[int, SwitchState]:
+        """The host's own entry at its switch (its real MAC put back), and its address at
+        the switch that routes for its subnet."""
+        h = self.hosts[mac]
+        loc = self.net.locator(mac)
+        out = {h.dpid: SwitchState()}
+        out[h.dpid].add_flow(
+            Flow(
+                T_FWD,
+                150,
+                match(eth_dst=loc),
+                (("set_field", "eth_dst", h.mac),),
+                metadata=(h.port, METADATA_MASK),
+                goto=T_EGRESS,
+                tag=HOST_TAG,
+            )
+        )
+        at = self._subnet_at(h)
+        if at is not None and h.ip:
+            st = out.setdefault(at, SwitchState())
+            to_loc = (("set_field", "eth_dst", loc),)
+            here = match(eth_type=ETH_IP, eth_dst=self.lmac(at), ipv4_dst=h.ip)
+            st.add_flow(Flow(T_ROUTE, 200, here, to_loc, goto=T_FWD))
+            if self.edge.get(at):
+                first = match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=h.ip)
+                acts = (("set_field", "eth_src", GATEWAY_MAC),) + to_loc + (("dec_nw_ttl",),)
+                st.add_flow(Flow(T_ROUTE, 200, first, acts, goto=T_FWD))
+        return out
+
+    def _f_routing(self, d: int) -> dict[int, SwitchState]:
         """First-hop routing, without an entry per host at every switch.
 
         A frame to the gateway MAC for a declared subnet is rewritten (source the gateway,
         destination the locator of the subnet's switch, TTL decremented) and goes there by
-        label. The subnet's switch holds its hosts' addresses: it rewrites the destination
-        to the host's locator (or asks the controller to ARP for an unknown one). A first
-        hop that is the subnet's switch does both at once. Everything else to the gateway
-        goes to the ISP router (default route)."""
+        label. The subnet's switch holds its hosts' addresses (host fragments): it rewrites
+        the destination to the host's locator, or asks the controller to ARP for an
+        unknown one. Everything else to the gateway goes to the ISP router (default route)."""
         topo = self.net.topology
         if not topo or not topo.subnets:
-            return
-        first_hops = [d for d in self.state if self.edge[d]]
-        router = self.net.uplink_router()
+            return {}
+        st = SwitchState()
+        first_hop = bool(self.edge.get(d))
         to_gateway = (("set_field", "eth_src", GATEWAY_MAC),)
-        for h in self.hosts:
-            sub = topo.subnet_of(h.ip) if h.ip else None
-            at = self._subnet_switch.get(sub.id) if sub else None
-            if at is None or at not in self.state:
-                continue
-            loc = (("set_field", "eth_dst", self.net.locator(h.mac)),)
-            here = match(eth_type=ETH_IP, eth_dst=self._lmac(at), ipv4_dst=h.ip)
-            self.add(at, Flow(T_ROUTE, 200, here, loc, goto=T_FWD))
-            if self.edge[at]:
-                first = match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=h.ip)
-                self.add(at, Flow(T_ROUTE, 200, first, to_gateway + loc + (("dec_nw_ttl",),), goto=T_FWD))
         for sub in topo.subnets.values():
-            net = _masked(ipaddress.IPv4Network(sub.cidr))
-            at = self._subnet_switch.get(sub.id)
-            if at is None or at not in self.state:
+            at = self.subnet_switch.get(sub.id)
+            if at is None or at not in self.switches:
                 continue
-            unknown = ((("output", "controller"),), UNKNOWN_METER.meter_id)
-            label = self._lmac(at)
-            self.add(
-                at,
-                Flow(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=label, ipv4_dst=net), unknown[0], meter=unknown[1]),
-            )
-            for d in first_hops:
-                m = match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=net)
-                if d == at:
-                    self.add(d, Flow(T_ROUTE, 100, m, unknown[0], meter=unknown[1]))
-                else:
-                    acts = to_gateway + (("set_field", "eth_dst", label), ("dec_nw_ttl",))
-                    self.add(d, Flow(T_ROUTE, 100, m, acts, goto=T_FWD))
-        if router and router.dpid in self.state:
-            acts = to_gateway + (("set_field", "eth_dst", self.net.locator(router.mac)), ("dec_nw_ttl",))
-            for d in first_hops:
-                self.add(d, Flow(T_ROUTE, 50, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC), acts, goto=T_FWD))
+            net = _masked(ipaddress.IPv4Network(sub.cidr))
+            ask = (("output", "controller"),)
+            if at == d:
+                here = match(eth_type=ETH_IP, eth_dst=self.lmac(at), ipv4_dst=net)
+                st.add_flow(Flow(T_ROUTE, 100, here, ask, meter=UNKNOWN_METER.meter_id))
+            if not first_hop:
+                continue
+            m = match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=net)
+            if at == d:
+                st.add_flow(Flow(T_ROUTE, 100, m, ask, meter=UNKNOWN_METER.meter_id))
+            else:
+                acts = to_gateway + (("set_field", "eth_dst", self.lmac(at)), ("dec_nw_ttl",))
+                st.add_flow(Flow(T_ROUTE, 100, m, acts, goto=T_FWD))
+        if first_hop and self.router is not None and self.router_loc is not None:
+            acts = to_gateway + (("set_field", "eth_dst", self.router_loc), ("dec_nw_ttl",))
+            st.add_flow(Flow(T_ROUTE, 50, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC), acts, goto=T_FWD))
+        return {d: st} if st.flows else {}
 
-    # per-OPD meters -----------------------------------------------------------------
-    def _meters(self) -> None:
-        """Where each OPD's caps are enforced.
+    def _f_opd(self, opd: str) -> dict[int, SwitchState]:
+        """Where an OPD's caps are enforced.
 
         At every switch with hosts of the OPD: its upload meter on frames entering from
         those hosts' ports, its download meter on frames delivered to those hosts. Traffic
@@ -586,96 +1020,99 @@ class _Build:
         its allocation: only Internet traffic is shared by need (the uplink is what is
         scarce), while the edge meters stay at the caps, the ceiling on all of its traffic.
         """
-        router = self.net.uplink_router()
-        for opd in sorted(self.comp.counted):
-            pol = self.comp.counted[opd]
-            ids = self.comp.meter_ids(opd)
-            networks = [ipaddress.IPv4Network(c) for c in pol.subnets]  # parsed once per policy
-            nets = [_masked(n) for n in networks]
-            members = [h for h in self.hosts if h.ip and any(ipaddress.IPv4Address(h.ip) in n for n in networks)]
-            if pol.upload_kbps is None or pol.download_kbps is None:
-                up = Meter(ids.upload_id, COUNT_ONLY_KBPS, COUNT_ONLY_KBPS)
-                down = Meter(ids.download_id, COUNT_ONLY_KBPS, COUNT_ONLY_KBPS)
-            else:
-                up_rate, down_rate = meter_rate(pol.upload_kbps), meter_rate(pol.download_kbps)
-                up = Meter(ids.upload_id, up_rate, meter_burst(up_rate, pol.burst_kbit))
-                down = Meter(ids.download_id, down_rate, meter_burst(down_rate, pol.burst_kbit))
-            switches = sorted({h.dpid for h in members})
-            for d in switches:
-                self.state[d].add_meter(up)
-                self.state[d].add_meter(down)
-                here = [h for h in members if h.dpid == d]
-                for port in sorted({h.port for h in here}):
-                    for src in nets:
-                        for dst in nets:  # inside the OPD: not its upload
-                            self.add(
-                                d,
-                                Flow(
-                                    T_INGRESS,
-                                    310,
-                                    match(in_port=port, eth_type=ETH_IP, ipv4_src=src, ipv4_dst=dst),
-                                    goto=T_ROUTE,
-                                ),
-                            )
-                        self.add(
-                            d,
+        pol = self.comp.counted[opd]
+        ids = self.comp.meter_ids(opd)
+        nets = [_masked(n) for n in self.opd_nets.get(opd, [])]
+        members = sorted((self.hosts[m] for m in self.members.get(opd, ()) if m in self.hosts), key=lambda h: h.mac)
+        if pol.upload_kbps is None or pol.download_kbps is None:
+            up = Meter(ids.upload_id, COUNT_ONLY_KBPS, COUNT_ONLY_KBPS)
+            down = Meter(ids.download_id, COUNT_ONLY_KBPS, COUNT_ONLY_KBPS)
+        else:
+            up_rate, down_rate = meter_rate(pol.upload_kbps), meter_rate(pol.download_kbps)
+            up = Meter(ids.upload_id, up_rate, meter_burst(up_rate, pol.burst_kbit))
+            down = Meter(ids.download_id, down_rate, meter_burst(down_rate, pol.burst_kbit))
+        out: dict[int, SwitchState] = {}
+        switches = sorted({h.dpid for h in members})
+        for d in switches:
+            st = out.setdefault(d, SwitchState())
+            st.add_meter(up)
+            st.add_meter(down)
+            here = [h for h in members if h.dpid == d]
+            for port in sorted({h.port for h in here}):
+                for src in nets:
+                    for dst in nets:  # inside the OPD: not its upload
+                        st.add_flow(
                             Flow(
                                 T_INGRESS,
-                                300,
-                                match(in_port=port, eth_type=ETH_IP, ipv4_src=src),
-                                meter=up.meter_id,
+                                310,
+                                match(in_port=port, eth_type=ETH_IP, ipv4_src=src, ipv4_dst=dst),
                                 goto=T_ROUTE,
-                            ),
+                            )
                         )
-                for h in here:
-                    meta = (h.port, METADATA_MASK)
-                    loc = self.net.locator(h.mac)
-                    real = (("set_field", "eth_dst", h.mac),)
-                    for src in nets:  # inside the OPD: not its download
-                        self.add(
-                            d,
-                            Flow(
-                                T_FWD,
-                                210,
-                                match(eth_dst=loc, eth_type=ETH_IP, ipv4_src=src),
-                                real,
-                                metadata=meta,
-                                goto=T_EGRESS,
-                            ),
+                    st.add_flow(
+                        Flow(
+                            T_INGRESS,
+                            300,
+                            match(in_port=port, eth_type=ETH_IP, ipv4_src=src),
+                            meter=up.meter_id,
+                            goto=T_ROUTE,
                         )
-                    self.add(
-                        d,
+                    )
+            for h in here:
+                meta = (h.port, METADATA_MASK)
+                loc = self.net.locator(h.mac)
+                real = (("set_field", "eth_dst", h.mac),)
+                for src in nets:  # inside the OPD: not its download
+                    st.add_flow(
                         Flow(
                             T_FWD,
-                            200,
-                            match(eth_dst=loc, eth_type=ETH_IP),
+                            210,
+                            match(eth_dst=loc, eth_type=ETH_IP, ipv4_src=src),
                             real,
-                            meter=down.meter_id,
                             metadata=meta,
                             goto=T_EGRESS,
-                        ),
+                        )
                     )
-            if not router or router.dpid not in self.state or pol.kind != "policy":
-                continue
-            if self.shares is not None:
-                p = self.policies[opd]
-                down_kbps, up_kbps = self.shares.get(opd, (p.download_kbps, p.upload_kbps))
-                agg_down, agg_up = self.comp.aggregate_meters(opd, p, down_kbps, up_kbps)
-                self._uplink_aggregate(router, nets, agg_up, agg_down, SHARE_TAG)
-            elif len(switches) > 1:
-                agg_up = Meter(AGGREGATE_METER | up.meter_id, up.rate_kbps, up.burst_kbit)
-                agg_down = Meter(AGGREGATE_METER | down.meter_id, down.rate_kbps, down.burst_kbit)
-                self._uplink_aggregate(router, nets, agg_up, agg_down)
+                st.add_flow(
+                    Flow(
+                        T_FWD,
+                        200,
+                        match(eth_dst=loc, eth_type=ETH_IP),
+                        real,
+                        meter=down.meter_id,
+                        metadata=meta,
+                        goto=T_EGRESS,
+                    )
+                )
+        router = self.router
+        if router is None or self.router_loc is None or pol.kind != "policy":
+            return out
+        if self.shares is not None:
+            p = self.policies[opd]
+            down_kbps, up_kbps = self.shares.get(opd, (p.download_kbps, p.upload_kbps))
+            agg_down, agg_up = self.comp.aggregate_meters(opd, p, down_kbps, up_kbps)
+            self._uplink_aggregate(out, router, nets, agg_up, agg_down, SHARE_TAG)
+        elif len(switches) > 1:
+            agg_up = Meter(AGGREGATE_METER | up.meter_id, up.rate_kbps, up.burst_kbit)
+            agg_down = Meter(AGGREGATE_METER | down.meter_id, down.rate_kbps, down.burst_kbit)
+            self._uplink_aggregate(out, router, nets, agg_up, agg_down)
+        return out
 
     def _uplink_aggregate(
-        self, router: HostEntry, nets: list[tuple[str, str]], agg_up: Meter, agg_down: Meter, tag: int = 0
+        self,
+        out: dict[int, SwitchState],
+        router: HostEntry,
+        nets: list[tuple[str, str]],
+        agg_up: Meter,
+        agg_down: Meter,
+        tag: int = 0,
     ) -> None:
-        u = router.dpid
-        self.state[u].add_meter(agg_up)
-        self.state[u].add_meter(agg_down)
+        assert self.router_loc is not None
+        st = out.setdefault(router.dpid, SwitchState())
+        st.add_meter(agg_up)
+        st.add_meter(agg_down)
         for n in nets:
-            self.add(
-                u,
+            st.add_flow(
                 Flow(
                     T_INGRESS,
                     320,
@@ -683,21 +1120,146 @@ class _Build:
                     meter=agg_down.meter_id,
                     goto=T_ROUTE,
                     tag=tag,
-                ),
+                )
             )
-            self.add(
-                u,
+            st.add_flow(
                 Flow(
                     T_FWD,
                     220,
-                    match(eth_dst=self.net.locator(router.mac), eth_type=ETH_IP, ipv4_src=n),
+                    match(eth_dst=self.router_loc, eth_type=ETH_IP, ipv4_src=n),
                     (("set_field", "eth_dst", router.mac),),
                     meter=agg_up.meter_id,
                     metadata=(router.port, METADATA_MASK),
                     goto=T_EGRESS,
                     tag=tag,
-                ),
+                )
             )
+
+
+def _kruskal(switches: Iterable[int], pairs: Mapping[Pair, PairLink]) -> set[Pair]:
+    """The minimum spanning forest, ties broken by link key: one answer for one graph."""
+    parent = {d: d for d in switches}
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    out = set()
+    for _order, pr in sorted(((pl.cost, pl.key), pr) for pr, pl in pairs.items()):
+        a, b = root(pr[0]), root(pr[1])
+        if a != b:
+            parent[a] = b
+            out.add(pr)
+    return out
+
+
+def _kruskal_update(
+    tree: set[Pair],
+    switches: Iterable[int],
+    pairs: Mapping[Pair, PairLink],
+    changed: Mapping[Pair, tuple[PairLink | None, PairLink | None]],
+) -> set[Pair]:
+    """The same forest as _kruskal on the new links, from the old one: a link that left the
+    tree is replaced by the lightest link across the cut; a new or cheaper link replaces
+    the heaviest link on the tree path between its ends when lighter."""
+    order = {pr: (pl.cost, pl.key) for pr, pl in pairs.items()}
+    tree = set(tree)
+    adj: dict[int, set[int]] = {}
+    for u, v in tree:
+        adj.setdefault(u, set()).add(v)
+        adj.setdefault(v, set()).add(u)
+
+    def side(start: int) -> set[int]:
+        seen, todo = {start}, [start]
+        while todo:
+            x = todo.pop()
+            for y in adj.get(x, ()):
+                if y not in seen:
+                    seen.add(y)
+                    todo.append(y)
+        return seen
+
+    def path(a: int, b: int) -> list[Pair] | None:
+        prev: dict[int, int] = {a: a}
+        todo = [a]
+        while todo:
+            x = todo.pop()
+            if x == b:
+                break
+            for y in adj.get(x, ()):
+                if y not in prev:
+                    prev[y] = x
+                    todo.append(y)
+        if b not in prev:
+            return None
+        out = []
+        while b != a:
+            out.append(_pair(b, prev[b]))
+            b = prev[b]
+        return out
+
+    def cut(pr: Pair) -> None:
+        adj[pr[0]].discard(pr[1])
+        adj[pr[1]].discard(pr[0])
+        tree.discard(pr)
+
+    def join(pr: Pair) -> None:
+        adj.setdefault(pr[0], set()).add(pr[1])
+        adj.setdefault(pr[1], set()).add(pr[0])
+        tree.add(pr)
+
+    # First every change that can only remove or make heavier, then every one that can add.
+    for pr, (old, new) in sorted(changed.items()):
+        if pr in tree and (new is None or (old is not None and (new.cost, new.key) > (old.cost, old.key))):
+            cut(pr)
+            mine = side(pr[0])
+            across = [(order[q], q) for q in pairs if (q[0] in mine) != (q[1] in mine)]
+            if across:
+                join(min(across)[1])
+    for pr, (_old, new) in sorted(changed.items()):
+        if new is None or pr in tree:
+            continue
+        on_path = path(pr[0], pr[1])
+        if on_path is None:
+            join(pr)
+            continue
+        worst = max(on_path, key=lambda q: order[q])
+        if order[pr] < order[worst]:
+            cut(worst)
+            join(pr)
+    return tree
+
+
+def _detour_path(adj: Mapping[int, Mapping[int, tuple[int, int]]], s: int, n: int) -> tuple[list[int], float] | None:
+    """The shortest path s ... n that does not take the direct link s-n; among equal ones,
+    each hop goes to the lowest dpid. Dijkstra from n, stopped once s is settled."""
+    dist: dict[int, float] = {n: 0.0}
+    done: set[int] = set()
+    heap = [(0.0, n)]
+    while heap:
+        dx, x = heapq.heappop(heap)
+        if x in done:
+            continue
+        done.add(x)
+        if x == s:
+            break
+        for y, (c, _p) in adj.get(x, {}).items():
+            if {x, y} == {s, n}:
+                continue
+            nd = dx + c
+            if nd < dist.get(y, float("inf")):
+                dist[y] = nd
+                heapq.heappush(heap, (nd, y))
+    if s not in done:
+        return None
+    path = [s]
+    x = s
+    while x != n:
+        x = min(y for y, (c, _p) in adj[x].items() if {x, y} != {s, n} and y in done and dist[y] + c == dist[x])
+        path.append(x)
+    return path, dist[s]
 
 
 def _masked(net: ipaddress.IPv4Network) -> tuple[str, str]:

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
-
-import networkx as nx
 
 from controller.core import frames
 from controller.core import sharing as sharing_mod
@@ -161,6 +160,7 @@ class Controller:
         self.log = RateLimitedLog(LOG)
         self.sharing = sharing_mod.Sharing(config.sharing) if config.sharing else None
         self.desired: dict[int, SwitchState] = {}  # the last compile's, what share() re-sizes meters in
+        self._recheck: set[int] = set()  # switches to diff at the next compile whatever changed
         if self.sharing is not None:
             if not config.uplink_kbps:
                 raise ValueError("sharing needs the purchased uplink (Config.uplink_kbps)")
@@ -254,6 +254,7 @@ class Controller:
 
     def _finished(self, fin: Finished, now: float) -> list[Action]:
         dpid = fin.dpid
+        self._recheck.add(dpid)  # what it holds was just read: compare it with what it should
         if not fin.audit:
             have = self.recon.actual.get(dpid, SwitchState())
             # The switch remembers its hosts: a restarted controller keeps forwarding to them
@@ -470,20 +471,36 @@ class Controller:
         self.dirty = False
         t0 = time.perf_counter()
         shares = self.sharing.rates() if self.sharing is not None else None
-        desired = self.compiler.compile(self.net, self.policies, now, protect=self.config.protect, shares=shares)
+        # Incremental: only the switches whose desired state changed are diffed (a diff costs
+        # what the switch holds), plus those whose last diff withheld something or that were
+        # read back since.
+        desired, changed = self.compiler.update(
+            self.net, self.policies, now, protect=self.config.protect, shares=shares
+        )
         self.desired = desired
         self.last_compile_ms = (time.perf_counter() - t0) * 1000
         self.counters.compiles += 1
+        check = (changed | self._recheck) & set(self.net.ports)
+        self._recheck -= check
         out: list[Action] = []
         sent = 0
-        for dpid in self._update_order(set(around), lost):
-            ch = self.recon.changes(dpid, desired.get(dpid, SwitchState()), self.additions_only(dpid, now))
+        for dpid in self._update_order(check, set(around), lost):
+            additions = self.additions_only(dpid, now)
+            if additions:
+                self._recheck.add(dpid)  # deletions wait until the switch has settled
+            ch = self.recon.changes(dpid, desired.get(dpid, SwitchState()), additions)
             if ch:
                 out.append(SendChanges(dpid, ch))
                 sent += ch.count()
         self.counters.changes_sent += sent
         if sent:
-            LOG.info("compiled %d flows in %.1f ms; sent %d changes", total_flows(desired), self.last_compile_ms, sent)
+            LOG.info(
+                "compiled in %.1f ms (%d switches changed, %d flows in all); sent %d changes",
+                self.last_compile_ms,
+                len(changed),
+                total_flows(desired),
+                sent,
+            )
         return out
 
     # ---- sharing the uplink by need ----------------------------------------------------------
@@ -524,12 +541,12 @@ class Controller:
             LOG.info("sharing: %s", change)
         return changes
 
-    def _update_order(self, around: set[int], lost: bool) -> list[int]:
-        switches = sorted(self.net.ports)
-        ends = around & set(switches)
-        if not ends:
+    def _update_order(self, check: set[int], around: set[int], lost: bool) -> list[int]:
+        switches = sorted(check)
+        ends = around & set(self.net.ports)
+        if not ends or len(switches) < 2:
             return switches
-        hops = nx.multi_source_dijkstra_path_length(self.net.graph(), ends)
+        hops = _hops_from(self.compiler.adjacency(), ends)
         far = max(hops.values(), default=0) + 1  # cut off from the change: as far as it gets
         return sorted(switches, key=lambda d: (-hops.get(d, far) if lost else hops.get(d, far), d))
 
@@ -570,6 +587,19 @@ class Controller:
 
     def fmt_link(self, k: LinkKey) -> str:
         return f"{self.name(k[0])}:{k[1]}-{self.name(k[2])}:{k[3]}"
+
+
+def _hops_from(adj: Mapping[int, Iterable[int]], ends: set[int]) -> dict[int, int]:
+    """Hops from the nearest of ``ends`` to every switch reachable (breadth first)."""
+    hops = dict.fromkeys(ends, 0)
+    todo = deque(ends)
+    while todo:
+        x = todo.popleft()
+        for y in adj.get(x, ()):
+            if y not in hops:
+                hops[y] = hops[x] + 1
+                todo.append(y)
+    return hops
 
 
 def _remembered_hosts(memory: Mapping[str, Any]) -> dict[int, list[HostEntry]]:

@@ -11,10 +11,12 @@ be joined by several links), keyed by ``(dpid_a, port_a, dpid_b, port_b)`` with
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 
@@ -43,8 +45,10 @@ class HostTable(dict[str, "HostEntry"]):
         self.locators = locators
         self.by_ip: dict[str, list[str]] = {}  # ip -> macs, oldest first
         self.by_port: dict[tuple[int, int], set[str]] = {}
+        self.changed: set[str] = set()  # macs put in or taken out since the compiler last looked
 
     def __setitem__(self, mac: str, entry: HostEntry) -> None:
+        self.changed.add(mac)
         self.locators.label(entry.dpid)
         self.locators.host(mac, entry.dpid, self)
         if mac in self:
@@ -54,7 +58,19 @@ class HostTable(dict[str, "HostEntry"]):
             self.by_ip.setdefault(entry.ip, []).append(mac)
         self.by_port.setdefault((entry.dpid, entry.port), set()).add(mac)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> HostTable:
+        # copy's default would put every entry in again through __setitem__, after the
+        # indexes were copied: each host indexed twice.
+        out = HostTable(copy.deepcopy(self.locators, memo))
+        memo[id(self)] = out
+        dict.update(out, self)  # entries are immutable
+        out.by_ip = {ip: list(macs) for ip, macs in self.by_ip.items()}
+        out.by_port = {k: set(v) for k, v in self.by_port.items()}
+        out.changed = set(self.changed)
+        return out
+
     def __delitem__(self, mac: str) -> None:
+        self.changed.add(mac)
         self._unindex(mac)
         super().__delitem__(mac)
 
@@ -73,16 +89,23 @@ class HostTable(dict[str, "HostEntry"]):
 
 
 class LinkTable(dict[LinkKey, "LinkInfo"]):
-    """key -> LinkInfo that counts its changes (what link_ports' index depends on)."""
+    """key -> LinkInfo that counts its changes (what link_ports' index depends on) and
+    notes the switches at both ends in ``touched``."""
 
     changes = 0
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.touched: set[int] = set()
+
     def __setitem__(self, key: LinkKey, info: LinkInfo) -> None:
         self.changes += 1
+        self.touched.update((key[0], key[2]))
         super().__setitem__(key, info)
 
     def __delitem__(self, key: LinkKey) -> None:
         self.changes += 1
+        self.touched.update((key[0], key[2]))
         super().__delitem__(key)
 
 
@@ -195,6 +218,9 @@ class Network:
         self.refused_claims = 0
         self.refused_links = 0
         self.log = RateLimitedLog(LOG)
+        # Switches whose ports, links or edge ports may have changed since the compiler
+        # last looked (it empties this): what an incremental compile starts from.
+        self.touched = self.links.touched
         self.locators = address.Locators()
         self.hosts = HostTable(self.locators)
         if self.topology:
@@ -212,10 +238,12 @@ class Network:
     def switch_up(self, dpid: int, ports: dict[int, bool], now: float) -> None:
         self.ports[dpid] = {p: PortInfo(up, now) for p, up in ports.items()}
         self.locators.label(dpid)
+        self.touched.add(dpid)
         self.version += 1
 
     def switch_down(self, dpid: int) -> None:
         self.ports.pop(dpid, None)
+        self.touched.add(dpid)
         self._switch_facing = {fp for fp in self._switch_facing if fp[0] != dpid}
         self._known_host_ports = {fp for fp in self._known_host_ports if fp[0] != dpid}
         self._edge_seen = {fp for fp in self._edge_seen if fp[0] != dpid}
@@ -231,6 +259,7 @@ class Network:
         old = sw.get(port)
         if old is None or old.up != up:
             sw[port] = PortInfo(up, now)
+            self.touched.add(dpid)
             self.version += 1
         if up:
             return []
@@ -280,6 +309,7 @@ class Network:
             )
             return False
         self._switch_facing |= {(src, src_port), (dst, dst_port)}
+        self.touched.update((src, dst))
         self._known_host_ports -= {(src, src_port), (dst, dst_port)}
         key = link_key(src, src_port, dst, dst_port)
         info = self.links.get(key)
@@ -575,6 +605,7 @@ class Network:
         if locator:
             self.locators.adopt(dpid, mac.lower(), locator)
         self._known_host_ports.add((dpid, port))
+        self.touched.add(dpid)
         self._edge_seen.add((dpid, port))
         self.hosts[mac.lower()] = HostEntry(mac.lower(), ip, dpid, port)
         self.version += 1

@@ -19,7 +19,7 @@ NetworkX-based code did before, so paths are the same.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,15 +28,16 @@ from scipy.sparse.csgraph import dijkstra
 
 CHUNK = 256  # destinations per Dijkstra call: bounds the working memory at any size
 
+Pair = tuple[int, int]  # two switches, lower dpid first
+
 
 @dataclass(frozen=True)
-class Edge:
-    """One direction of a usable link: ``src`` leaves by ``port`` to reach ``dst``."""
+class PairLink:
+    """The link two switches use between them (the best of parallel links)."""
 
-    src: int
-    dst: int
     cost: int
-    port: int
+    key: tuple[int, int, int, int]
+    ports: tuple[int, int]  # (port at the lower dpid, port at the higher)
 
 
 @dataclass
@@ -48,62 +49,105 @@ class SwitchRoutes:
         return self.exceptions.get(dest, self.default)
 
 
-class NextHops:
-    """Out ports from every switch to every destination, as a matrix (destinations x switches)."""
+class RouteTable:
+    """Distances and out ports between all switches: row = destination, column = switch.
 
-    def __init__(self, switches: Sequence[int], edges: Iterable[Edge], destinations: Iterable[int]) -> None:
+    ``change`` recomputes only the rows (destinations) a changed link can matter to: those
+    whose shortest paths used it, and those it offers a path at least as short.
+    """
+
+    def __init__(self, switches: Iterable[int], links: Mapping[Pair, PairLink]) -> None:
         self.switches = sorted(switches)
-        col = {d: i for i, d in enumerate(self.switches)}
-        self.col = col
-        es = sorted((col[e.src], col[e.dst], e.cost, e.port) for e in edges if e.src in col and e.dst in col)
-        self.dests = sorted(d for d in set(destinations) if d in col)
-        n, k = len(self.switches), len(self.dests)
-        self.ports = np.full((k, n), -1, dtype=np.int64)
-        self.neighbour: dict[tuple[int, int], int] = {(self.switches[s], p): self.switches[t] for s, t, _c, p in es}
-        if not es or not k:
+        self.col = {d: i for i, d in enumerate(self.switches)}
+        n = len(self.switches)
+        self.dist = np.full((n, n), np.inf)
+        self.ports = np.full((n, n), -1, dtype=np.int64)
+        self._edges(links)
+        self._rows(np.arange(n))
+
+    def _edges(self, links: Mapping[Pair, PairLink]) -> None:
+        col = self.col
+        es = []
+        for (u, v), pl in links.items():
+            if u in col and v in col:
+                es.append((col[u], col[v], pl.cost, pl.ports[0]))
+                es.append((col[v], col[u], pl.cost, pl.ports[1]))
+        es.sort()
+        n = len(self.switches)
+        self._src = np.array([e[0] for e in es], dtype=np.int64)
+        self._dst = np.array([e[1] for e in es], dtype=np.int64)
+        self._cost = np.array([e[2] for e in es], dtype=np.float64)
+        self._port = np.array([e[3] for e in es] + [-1], dtype=np.int64)
+        self._graph = csr_matrix((self._cost, (self._src, self._dst)), shape=(n, n))
+        self._starts = np.flatnonzero(np.r_[True, self._src[1:] != self._src[:-1]]) if es else np.array([], dtype=int)
+        self.neighbour = {(self.switches[a], p): self.switches[b] for a, b, _c, p in es}
+
+    def _rows(self, rows: np.ndarray) -> None:
+        if not len(rows):
             return
-        src = np.array([e[0] for e in es], dtype=np.int64)
-        dst = np.array([e[1] for e in es], dtype=np.int64)
-        cost = np.array([e[2] for e in es], dtype=np.float64)
-        port = np.array([e[3] for e in es] + [-1], dtype=np.int64)
-        graph = csr_matrix((cost, (src, dst)), shape=(n, n))
-        starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]])
-        owners = src[starts]
-        pos = np.arange(len(es), dtype=np.int64)
-        none = len(es)
-        for lo in range(0, k, CHUNK):
-            rows = [col[d] for d in self.dests[lo : lo + CHUNK]]
+        if not len(self._src):
+            self.dist[rows] = np.inf
+            self.dist[rows, rows] = 0.0
+            self.ports[rows] = -1
+            return
+        owners = self._src[self._starts]
+        pos = np.arange(len(self._src), dtype=np.int64)
+        none = len(self._src)
+        for lo in range(0, len(rows), CHUNK):
+            chunk = rows[lo : lo + CHUNK]
             # Links are symmetric: the distance from a destination is the distance to it.
-            dist = dijkstra(graph, directed=True, indices=rows)
-            tight = (dist[:, dst] + cost[None, :] == dist[:, src]) & np.isfinite(dist[:, src])
-            first = np.minimum.reduceat(np.where(tight, pos[None, :], none), starts, axis=1)
-            self.ports[lo : lo + len(rows)][:, owners] = port[first]
+            dist = dijkstra(self._graph, directed=True, indices=chunk)
+            self.dist[chunk] = dist
+            tight = (dist[:, self._dst] + self._cost[None, :] == dist[:, self._src]) & np.isfinite(dist[:, self._src])
+            first = np.minimum.reduceat(np.where(tight, pos[None, :], none), self._starts, axis=1)
+            out = np.full((len(chunk), len(self.switches)), -1, dtype=np.int64)
+            out[:, owners] = self._port[first]
+            self.ports[chunk] = out
 
-    def table(self) -> dict[int, SwitchRoutes]:
-        """Every switch's routes, compressed to a default and exceptions."""
-        defaults: dict[int, int | None] = {}
-        columns = {}
-        for j, s in enumerate(self.switches):
-            c = self.ports[:, j]
-            used = c[c >= 0]
-            defaults[s] = int(np.bincount(used).argmax()) if used.size else None
-            columns[s] = c
-        for s in _cycle_breakers(defaults, self.neighbour):
-            defaults[s] = None
-        dests = np.array(self.dests, dtype=np.int64)
-        out = {}
-        for s, c in columns.items():
-            d = defaults[s]
-            keep = (c >= 0) & (c != (-2 if d is None else d))
-            out[s] = SwitchRoutes(d, dict(zip(dests[keep].tolist(), c[keep].tolist(), strict=True)))
-        return out
+    def change(
+        self, links: Mapping[Pair, PairLink], changed: Mapping[Pair, tuple[PairLink | None, PairLink | None]]
+    ) -> set[int]:
+        """The links are now ``links``; ``changed``: pair -> (before, after). Returns the
+        switches whose out port to some destination changed."""
+        affected = np.zeros(len(self.switches), dtype=bool)
+        for (u, v), (old, new) in changed.items():
+            if u not in self.col or v not in self.col:
+                continue
+            du, dv = self.dist[:, self.col[u]], self.dist[:, self.col[v]]
+            if old is not None:  # destinations whose shortest paths may have used it
+                affected |= (du + old.cost == dv) | (dv + old.cost == du)
+            if new is not None:  # destinations it may offer a path at least as short to
+                affected |= (du + new.cost <= dv) | (dv + new.cost <= du)
+        self._edges(links)
+        rows = np.flatnonzero(affected)
+        if not len(rows):
+            return set()
+        before = self.ports[rows].copy()
+        self._rows(rows)
+        moved = (before != self.ports[rows]).any(axis=0)
+        return {self.switches[j] for j in np.flatnonzero(moved).tolist()}
+
+    def mode(self, dpid: int) -> int | None:
+        """The out port most of ``dpid``'s routes use (lowest port on a tie)."""
+        c = self.ports[:, self.col[dpid]]
+        used = c[c >= 0]
+        return int(np.bincount(used).argmax()) if used.size else None
+
+    def routes(self, dpid: int, default: int | None) -> SwitchRoutes:
+        c = self.ports[:, self.col[dpid]]
+        keep = (c >= 0) & (c != (-2 if default is None else default))
+        dests = [self.switches[j] for j in np.flatnonzero(keep).tolist()]
+        return SwitchRoutes(default, dict(zip(dests, c[keep].tolist(), strict=True)))
+
+    def distance(self, a: int, b: int) -> float:
+        return float(self.dist[self.col[a], self.col[b]])
 
 
-def _cycle_breakers(defaults: dict[int, int | None], neighbour: dict[tuple[int, int], int]) -> list[int]:
+def cycle_breakers(defaults: Mapping[int, int | None], neighbour: Mapping[tuple[int, int], int]) -> set[int]:
     """The lowest dpid on each cycle of default routes."""
     nxt = {s: neighbour.get((s, p)) for s, p in defaults.items() if p is not None}
     state: dict[int, int] = {}  # 1: on the current walk, 2: done
-    out = []
+    out = set()
     for start in sorted(nxt):
         walk = []
         s: int | None = start
@@ -112,7 +156,7 @@ def _cycle_breakers(defaults: dict[int, int | None], neighbour: dict[tuple[int, 
             walk.append(s)
             s = nxt[s]
         if s is not None and state.get(s) == 1:
-            out.append(min(walk[walk.index(s) :]))
+            out.add(min(walk[walk.index(s) :]))
         for w in walk:
             state[w] = 2
     return out
