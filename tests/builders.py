@@ -13,7 +13,7 @@ compiled data itself. Plain functions, so a failing example can be rebuilt by ha
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
