@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
-from collections.abc import Iterable, Mapping
+import socket
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Protocol
@@ -385,12 +386,13 @@ class _Engine:
         self.modes: dict[int, int | None] = {}
         self.breakers: set[int] = set()
         self.routes: dict[int, SwitchRoutes] = {}
+        self.used: dict[int, set[int]] = {}  # switch -> link ports its routes use
         self.tree: set[Pair] = set()
         self.detours: dict[tuple[int, int], Detour] = {}
         self.uses: dict[Pair, set[tuple[int, int]]] = {}  # pair -> detours whose path uses it
         self.detour_pairs: dict[tuple[int, int], list[Pair]] = {}
         self.hosts: dict[str, HostEntry] = {}  # usable hosts
-        self.opd_nets: dict[str, list[ipaddress.IPv4Network]] = {}
+        self.opd_nets: dict[str, list[tuple[int, int]]] = {}  # opd -> its subnets as address ranges
         self.members: dict[str, set[str]] = {}  # opd -> macs
         self.router: HostEntry | None = None
         self.router_loc: str | None = None
@@ -406,38 +408,41 @@ class _Engine:
         return self.put_all({key: out})
 
     def put_all(self, outs: Mapping[FragKey, dict[int, SwitchState]]) -> set[int]:
-        """Swap several fragments at once: every old entry out first, then every new one
-        in (one fragment's entry may move to another, e.g. a subnet's counting meter
-        becoming a policy's)."""
+        """Swap several fragments at once: every entry that goes out first, then every one
+        that comes in (one fragment's entry may move to another, e.g. a subnet's counting
+        meter becoming a policy's). Only entries that differ are touched."""
         changed: set[int] = set()
+        empty = SwitchState()
         for key, out in outs.items():
             for d, part in self.frags.get(key, {}).items():
-                if out.get(d) == part:
+                new = out.get(d, empty)
+                if new == part:
                     continue
                 changed.add(d)
                 st = self.state.get(d)
                 if st is None:
                     continue
-                for k in part.flows:
+                for k in part.flows.keys() - new.flows.keys():
                     st.flows.pop(k, None)
-                for g in part.groups:
+                for g in part.groups.keys() - new.groups.keys():
                     st.groups.pop(g, None)
-                for m in part.meters:
+                for m in part.meters.keys() - new.meters.keys():
                     st.meters.pop(m, None)
         for key, out in outs.items():
             old = self.frags.get(key, {})
             for d, part in out.items():
-                if old.get(d) == part:
+                before = old.get(d, empty)
+                if before == part:
                     continue
                 changed.add(d)
                 st = self.state[d]
-                for k, f in part.flows.items():
+                for k, f in part.flows.items() - before.flows.items():
                     have = st.flows.get(k)
-                    if have is not None and have != f:
+                    if have is not None and have != f and before.flows.get(k) != have:
                         raise ValueError(f"conflicting flows for {k}: {have} vs {f}")
                     st.flows[k] = f
-                st.groups.update(part.groups)
-                st.meters.update(part.meters)
+                st.groups.update(part.groups.items() - before.groups.items())
+                st.meters.update(part.meters.items() - before.meters.items())
             if out:
                 self.frags[key] = out
             else:
@@ -551,7 +556,7 @@ class _Engine:
         self.hosts = {m: h for m, h in net.hosts.items() if self._usable(h)}
         self.policies = dict(policies)
         self.shares = dict(shares) if shares is not None else None
-        self.opd_nets = {o: [ipaddress.IPv4Network(c) for c in c_.subnets] for o, c_ in self.comp.counted.items()}
+        self.opd_nets = {o: _ranges(c_.subnets) for o, c_ in self.comp.counted.items()}
         self.members = {o: set() for o in self.comp.counted}
         for m, h in self.hosts.items():
             for o in self._opds_of(h):
@@ -560,7 +565,10 @@ class _Engine:
             self.put(("base", d), self._f_base(d))
             self.put(("flood", d), self._f_flood(d))
             self.put(("routes", d), self._f_routes(d))
-            self.put(("egress", d), self._f_egress(d))
+            self.put(("edge_out", d), self._f_edge_out(d))
+            self.used[d] = self._used_ports(d)
+            for p in sorted(self.used[d]):
+                self.put(("port", d, p), self._f_port(d, p))
             self.put(("routing", d), self._f_routing(d))
         for key in sorted(self.detours):
             self.put(("detour", key), self._f_detour(key))
@@ -590,7 +598,8 @@ class _Engine:
             if ports != self.edge.get(d):
                 self.edge[d] = ports
                 edge_moved.add(d)
-            dirty |= {("flood", d), ("egress", d)}  # its links may have changed too
+            dirty.add(("flood", d))  # its links may have changed too
+            dirty |= {("port", d, p) for p in self.used.get(d, ())}
         # links
         if net.links.changes != self.links_changes:
             self.links_changes = net.links.changes
@@ -602,8 +611,7 @@ class _Engine:
         macs = set(net.hosts.changed)
         net.hosts.changed.clear()
         for d in edge_moved:
-            dirty.add(("routing", d))
-            dirty.add(("egress", d))
+            dirty |= {("routing", d), ("edge_out", d)}
             for p in net.ports.get(d, {}):
                 macs |= net.hosts.by_port.get((d, p), set())
             if d in self.subnet_switch.values():
@@ -661,10 +669,8 @@ class _Engine:
             self.opd_nets.pop(opd, None)
             self.members.pop(opd, None)
             return
-        nets = self.opd_nets[opd] = [ipaddress.IPv4Network(x) for x in c.subnets]
-        self.members[opd] = {
-            m for m, h in self.hosts.items() if h.ip and any(ipaddress.IPv4Address(h.ip) in n for n in nets)
-        }
+        nets = self.opd_nets[opd] = _ranges(c.subnets)
+        self.members[opd] = {m for m, h in self.hosts.items() if h.ip and any(lo <= _ip(h.ip) <= hi for lo, hi in nets)}
 
     def _graph_changed(self, pairs_changed: dict[Pair, tuple[PairLink | None, PairLink | None]]) -> set[FragKey]:
         assert self.table is not None
@@ -679,7 +685,10 @@ class _Engine:
             routes = self.table.routes(d, self._default(d))
             if routes != self.routes.get(d):
                 self.routes[d] = routes
-                dirty |= {("routes", d), ("egress", d)}
+                dirty.add(("routes", d))
+                used = self._used_ports(d)
+                dirty |= {("port", d, p) for p in used ^ self.used.get(d, set())}
+                self.used[d] = used
         self.breakers = breakers
         tree = _kruskal_update(self.tree, self.switches, self.pairs, pairs_changed)
         for u, v in tree ^ self.tree:
@@ -692,10 +701,10 @@ class _Engine:
             for key in self._detours_to_redo(pairs_changed):
                 before = self.detours.get(key)
                 self._drop_detour(key)
-                if key in self._directed_links():
+                if key in self.peer_of:
                     self._plan_detour(*key)
                 if self.detours.get(key) != before:
-                    dirty |= {("detour", key), ("egress", key[0])}
+                    dirty |= {("detour", key), ("port", key[0], key[1])}
         return dirty
 
     def _detours_to_redo(
@@ -756,7 +765,10 @@ class _Engine:
             dcost = float(self.link_costs[o])
             used: list[Pair] = [pr]
         else:
-            found = _detour_path(self.adj, s, n)
+            table = self.table
+            assert table is not None
+            col, row = table.col, table.dist[table.col[s]]
+            found = _detour_path(self.adj, s, n, lambda x: float(row[col[x]]))
             if found is None:
                 return
             path, dcost = found
@@ -791,22 +803,24 @@ class _Engine:
     def _opds_of(self, h: HostEntry) -> list[str]:
         if not h.ip:
             return []
-        ip = ipaddress.IPv4Address(h.ip)
-        return [o for o, nets in self.opd_nets.items() if any(ip in n for n in nets)]
+        ip = _ip(h.ip)
+        return [o for o, nets in self.opd_nets.items() if any(lo <= ip <= hi for lo, hi in nets)]
 
     # ---- fragments ---------------------------------------------------------------------------
     def _fragment(self, key: FragKey) -> dict[int, SwitchState]:
-        kind, what = key
-        if kind in ("base", "flood", "routes", "egress", "routing") and what not in self.switches:
+        kind, what = key[0], key[1]
+        if kind in ("base", "flood", "routes", "edge_out", "routing", "port") and what not in self.switches:
             return {}
+        if kind == "port":
+            return self._f_port(what, key[2]) if key[2] in self.used.get(what, ()) else {}
         if kind == "base":
             return self._f_base(what)
         if kind == "flood":
             return self._f_flood(what)
         if kind == "routes":
             return self._f_routes(what)
-        if kind == "egress":
-            return self._f_egress(what)
+        if kind == "edge_out":
+            return self._f_edge_out(what)
         if kind == "routing":
             return self._f_routing(what)
         if kind == "detour":
@@ -876,26 +890,32 @@ class _Engine:
             flows[got[0]] = got[1]  # one route per destination label: keys cannot clash
         return {d: st}
 
-    def _f_egress(self, d: int) -> dict[int, SwitchState]:
-        """Out port -> its fast-failover group (link ports the routes use) or a plain output
-        (edge ports)."""
+    def _used_ports(self, d: int) -> set[int]:
+        r = self.routes.get(d)
+        if r is None:
+            return set()
+        return set(r.exceptions.values()) | ({r.default} if r.default is not None else set())
+
+    def _f_edge_out(self, d: int) -> dict[int, SwitchState]:
+        """Out port -> a plain output, for edge ports."""
         st = SwitchState()
         for p in self.edge.get(d, ()):
             st.add_flow(Flow(T_EGRESS, 100, match(metadata=(p, METADATA_MASK)), (("output", p),)))
-        r = self.routes.get(d)
-        used = set(r.exceptions.values()) | ({r.default} if r and r.default is not None else set()) if r else set()
-        linked = self.net.link_ports(d)
-        for port in sorted(used):
-            if port in linked and self.protect:
-                for f in self._protection_groups(st, d, port):
-                    st.add_flow(f)
-                # A detour ends at the far side of the failed link and may have passed
-                # the destination's side: the frame must then go back the way it came.
-                st.add_flow(
-                    Flow(T_EGRESS, 105, match(metadata=(port, METADATA_MASK), in_port=port), (("output", "in_port"),))
-                )
-            else:
-                st.add_flow(Flow(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)), (("output", port),)))
+        return {d: st}
+
+    def _f_port(self, d: int, port: int) -> dict[int, SwitchState]:
+        """Out port -> its fast-failover group, for a link port the routes use."""
+        st = SwitchState()
+        if port in self.net.link_ports(d) and self.protect:
+            for f in self._protection_groups(st, d, port):
+                st.add_flow(f)
+            # A detour ends at the far side of the failed link and may have passed
+            # the destination's side: the frame must then go back the way it came.
+            st.add_flow(
+                Flow(T_EGRESS, 105, match(metadata=(port, METADATA_MASK), in_port=port), (("output", "in_port"),))
+            )
+        elif port not in self.edge.get(d, ()):
+            st.add_flow(Flow(T_EGRESS, 100, match(metadata=(port, METADATA_MASK)), (("output", port),)))
         return {d: st}
 
     def _protection_groups(self, st: SwitchState, s: int, port: int) -> list[Flow]:
@@ -1022,7 +1042,7 @@ class _Engine:
         """
         pol = self.comp.counted[opd]
         ids = self.comp.meter_ids(opd)
-        nets = [_masked(n) for n in self.opd_nets.get(opd, [])]
+        nets = [_masked(ipaddress.IPv4Network(c)) for c in pol.subnets]
         members = sorted((self.hosts[m] for m in self.members.get(opd, ()) if m in self.hosts), key=lambda h: h.mac)
         if pol.upload_kbps is None or pol.download_kbps is None:
             up = Meter(ids.upload_id, COUNT_ONLY_KBPS, COUNT_ONLY_KBPS)
@@ -1232,34 +1252,58 @@ def _kruskal_update(
     return tree
 
 
-def _detour_path(adj: Mapping[int, Mapping[int, tuple[int, int]]], s: int, n: int) -> tuple[list[int], float] | None:
+def _detour_path(
+    adj: Mapping[int, Mapping[int, tuple[int, int]]], s: int, n: int, guess: Callable[[int], float]
+) -> tuple[list[int], float] | None:
     """The shortest path s ... n that does not take the direct link s-n; among equal ones,
-    each hop goes to the lowest dpid. Dijkstra from n, stopped once s is settled."""
+    each hop goes to the lowest dpid.
+
+    A* from n towards s: ``guess(x)`` is x's distance to s with the link (a lower bound
+    without it, and consistent), so only switches near a shortest detour are visited.
+    Every switch that can be on a shortest detour is settled before stopping, so the
+    walk back from s sees all of them and the answer does not depend on the order the
+    adjacency happens to be in."""
     dist: dict[int, float] = {n: 0.0}
     done: set[int] = set()
-    heap = [(0.0, n)]
+    heap = [(guess(n), 0.0, n)]
+    best = float("inf")
     while heap:
-        dx, x = heapq.heappop(heap)
+        f, dx, x = heapq.heappop(heap)
+        if f > best:
+            break
         if x in done:
             continue
         done.add(x)
         if x == s:
-            break
+            best = dx
         for y, (c, _p) in adj.get(x, {}).items():
-            if {x, y} == {s, n}:
+            if (x == s and y == n) or (x == n and y == s):
                 continue
             nd = dx + c
             if nd < dist.get(y, float("inf")):
                 dist[y] = nd
-                heapq.heappush(heap, (nd, y))
+                heapq.heappush(heap, (nd + guess(y), nd, y))
     if s not in done:
         return None
     path = [s]
     x = s
     while x != n:
-        x = min(y for y, (c, _p) in adj[x].items() if {x, y} != {s, n} and y in done and dist[y] + c == dist[x])
+        x = min(
+            y
+            for y, (c, _p) in adj[x].items()
+            if not ((x == s and y == n) or (x == n and y == s)) and y in done and dist[y] + c == dist[x]
+        )
         path.append(x)
     return path, dist[s]
+
+
+def _ip(addr: str) -> int:
+    return int.from_bytes(socket.inet_aton(addr), "big")
+
+
+def _ranges(cidrs: Iterable[str]) -> list[tuple[int, int]]:
+    nets = [ipaddress.IPv4Network(c) for c in cidrs]
+    return [(int(n.network_address), int(n.broadcast_address)) for n in nets]
 
 
 def _masked(net: ipaddress.IPv4Network) -> tuple[str, str]:

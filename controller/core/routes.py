@@ -61,7 +61,7 @@ class RouteTable:
         self.col = {d: i for i, d in enumerate(self.switches)}
         n = len(self.switches)
         self.dist = np.full((n, n), np.inf)
-        self.ports = np.full((n, n), -1, dtype=np.int64)
+        self.ports = np.full((n, n), -1, dtype=np.int32)
         self._edges(links)
         self._rows(np.arange(n))
 
@@ -100,7 +100,7 @@ class RouteTable:
             self.dist[chunk] = dist
             tight = (dist[:, self._dst] + self._cost[None, :] == dist[:, self._src]) & np.isfinite(dist[:, self._src])
             first = np.minimum.reduceat(np.where(tight, pos[None, :], none), self._starts, axis=1)
-            out = np.full((len(chunk), len(self.switches)), -1, dtype=np.int64)
+            out = np.full((len(chunk), len(self.switches)), -1, dtype=np.int32)
             out[:, owners] = self._port[first]
             self.ports[chunk] = out
 

@@ -43,7 +43,8 @@ def regency_graph(n_switches: int) -> nx.MultiGraph:
 
 
 def network_from_graph(g: nx.MultiGraph, hosts_on: list[int], now: float = 100.0) -> Network:
-    """A fully discovered Network: on each switch, its hosts on ports 1.., then its links."""
+    """A fully discovered Network: on each switch, its hosts on ports 1.., then its links.
+    Host addresses are 10.<dpid>.<port> (a /24 per switch, as an office has its own)."""
     net = Network(edge_probation=0.0)
     net.max_hosts = max(net.max_hosts, len(hosts_on))
     host_port: dict[int, int] = {}
@@ -63,7 +64,7 @@ def network_from_graph(g: nx.MultiGraph, hosts_on: list[int], now: float = 100.0
     for u, pu, v, pv in ends:
         net.link_seen(u, pu, v, pv, now)
     for i, (d, port) in enumerate(places):
-        ip = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+        ip = f"10.{(d >> 8) & 255}.{d & 255}.{port}"  # a /24 per switch: one office, one subnet
         mac = f"02:00:{(i >> 24) & 255:02x}:{(i >> 16) & 255:02x}:{(i >> 8) & 255:02x}:{i & 255:02x}"
         net.learn_host(mac, ip, d, port, now)
     return net
