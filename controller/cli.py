@@ -306,7 +306,21 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["compile", "reach", "meters", "failover", "load", "stats", "report", "sharing", "takeover"],
     )
     b.add_argument("--json", type=_writable_file, help="also write the figures as JSON here")
+    b.add_argument(
+        "--switches",
+        type=_bench_size,
+        help="compile: one generated network of this many switches (default: 200, 2,000 and 5,000)",
+    )
+    b.add_argument("--hosts", type=_bench_hosts, help="compile: hosts in it (default: 10 per switch)")
     return ap
+
+
+def _bench_size(text: str) -> int:
+    return _whole(text, 6, 20_000, "not a number of switches: {text}", "{v} switches: give 6 to 20,000")
+
+
+def _bench_hosts(text: str) -> int:
+    return _whole(text, 0, 500_000, "not a number of hosts: {text}", "{v} hosts: give 0 to 500,000")
 
 
 def _quiet_eventlet() -> None:

@@ -150,6 +150,7 @@ class Compiler:
         # (dpid, port) of a link end -> the VLAN id of its detour: kept while the link is, so
         # that a change elsewhere does not renumber every detour.
         self.vids: dict[tuple[int, int], int] = dict(vids or {})
+        self._free_vids: list[int] | None = None  # a heap, made when first needed
         self.route_flows: dict[tuple[str, int], tuple[tuple[int, int, Match], Flow]] = {}
         self._engine: _Engine | None = None
 
@@ -226,20 +227,26 @@ class Compiler:
         return key in self.vids or len(self.vids) < MAX_DETOUR_VID
 
     def detour_vid(self, key: tuple[int, int]) -> int | None:
+        """The link end's detour VLAN id: its own, or the lowest free one."""
         got = self.vids.get(key)
         if got is not None:
             return got
-        used = set(self.vids.values())
-        vid = next((v for v in range(1, MAX_DETOUR_VID + 1) if v not in used), None)
-        if vid is not None:
-            self.vids[key] = vid
+        if self._free_vids is None:
+            used = set(self.vids.values())
+            self._free_vids = [v for v in range(1, MAX_DETOUR_VID + 1) if v not in used]  # sorted: a heap
+        if not self._free_vids:
+            return None
+        vid = heapq.heappop(self._free_vids)
+        self.vids[key] = vid
         return vid
 
-    def release_vids(self, keep: set[tuple[int, int]]) -> bool:
+    def release_vids(self, keep: set[tuple[int, int]] | dict[tuple[int, int], Any]) -> bool:
         """Forget the VLAN ids of link ends that are gone; True if any was."""
         gone = [k for k in self.vids if k not in keep]
         for k in gone:
-            del self.vids[k]
+            vid = self.vids.pop(k)
+            if self._free_vids is not None:
+                heapq.heappush(self._free_vids, vid)
         return bool(gone)
 
     def aggregate_meters(self, opd: str, policy: PolicyLike, down_kbps: int, up_kbps: int) -> tuple[Meter, Meter]:
@@ -393,6 +400,8 @@ class _Engine:
         self.detour_pairs: dict[tuple[int, int], list[Pair]] = {}
         self.hosts: dict[str, HostEntry] = {}  # usable hosts
         self.opd_nets: dict[str, list[tuple[int, int]]] = {}  # opd -> its subnets as address ranges
+        self._opd_index: dict[tuple[int, int], list[str]] | None = None  # (mask, network) -> opds
+        self._opd_masks: list[int] = []
         self.members: dict[str, set[str]] = {}  # opd -> macs
         self.router: HostEntry | None = None
         self.router_loc: str | None = None
@@ -432,6 +441,16 @@ class _Engine:
             old = self.frags.get(key, {})
             for d, part in out.items():
                 before = old.get(d, empty)
+                if before is empty:  # a new part (all of them, in a build): no difference to take
+                    changed.add(d)
+                    st = self.state[d]
+                    n = len(st.flows)
+                    st.flows.update(part.flows)
+                    if len(st.flows) != n + len(part.flows):
+                        self._check_conflicts(d, key, part)
+                    st.groups.update(part.groups)
+                    st.meters.update(part.meters)
+                    continue
                 if before == part:
                     continue
                 changed.add(d)
@@ -448,6 +467,17 @@ class _Engine:
             else:
                 self.frags.pop(key, None)
         return changed
+
+    def _check_conflicts(self, d: int, key: FragKey, part: SwitchState) -> None:
+        """Two fragments put the same flow entry on switch ``d``: the same entry is harmless
+        only if nothing else claims it; a different one is a compiler bug."""
+        for other, parts in self.frags.items():
+            mine = parts.get(d)
+            if other == key or mine is None:
+                continue
+            for k in mine.flows.keys() & part.flows.keys():
+                if mine.flows[k] != part.flows[k]:
+                    raise ValueError(f"conflicting flows for {k}: {mine.flows[k]} vs {part.flows[k]}")
 
     def lmac(self, dpid: int) -> str:
         got = self.lmacs.get(dpid)
@@ -666,9 +696,11 @@ class _Engine:
 
     def _members_of(self, opd: str, c: Counted | None) -> None:
         if c is None:
+            self._opd_index = None
             self.opd_nets.pop(opd, None)
             self.members.pop(opd, None)
             return
+        self._opd_index = None
         nets = self.opd_nets[opd] = _ranges(c.subnets)
         self.members[opd] = {m for m, h in self.hosts.items() if h.ip and any(lo <= _ip(h.ip) <= hi for lo, hi in nets)}
 
@@ -804,7 +836,18 @@ class _Engine:
         if not h.ip:
             return []
         ip = _ip(h.ip)
-        return [o for o, nets in self.opd_nets.items() if any(lo <= ip <= hi for lo, hi in nets)]
+        if self._opd_index is None:
+            index: dict[tuple[int, int], list[str]] = {}
+            for o, nets in self.opd_nets.items():
+                for lo, hi in nets:
+                    mask = 0xFFFFFFFF ^ (hi - lo)
+                    index.setdefault((mask, lo), []).append(o)
+            self._opd_index = index
+            self._opd_masks = sorted({m for m, _lo in index})
+        out: list[str] = []
+        for mask in self._opd_masks:
+            out += self._opd_index.get((mask, ip & mask), [])
+        return out
 
     # ---- fragments ---------------------------------------------------------------------------
     def _fragment(self, key: FragKey) -> dict[int, SwitchState]:
@@ -881,8 +924,9 @@ class _Engine:
             )
         made = self.comp.route_flows
         flows = st.flows
+        lmacs = self.lmacs
         for dest, port in r.exceptions.items():
-            lm = self.lmac(dest)
+            lm = lmacs.get(dest) or self.lmac(dest)
             got = made.get((lm, port))
             if got is None:
                 f = Flow(T_FWD, 100, (("eth_dst", (lm, LABEL_MASK)),), metadata=(port, METADATA_MASK), goto=T_EGRESS)
