@@ -384,7 +384,6 @@ class _Engine:
         self.edge: dict[int, tuple[int, ...]] = {}
         self.probation_due: dict[int, float] = {}
         self.link_costs: dict[LinkKey, int] = {}
-        self.links_changes = -1
         self.pair_links: dict[Pair, list[tuple[int, LinkKey]]] = {}  # all usable links of a pair, best first
         self.pairs: dict[Pair, PairLink] = {}
         self.peer_of: dict[tuple[int, int], tuple[int, int]] = {}  # link end -> the other end
@@ -503,33 +502,33 @@ class _Engine:
             self.probation_due.pop(d, None)
         return ports
 
-    def _read_links(self) -> dict[LinkKey, int]:
-        return {
-            k: cost(info.capacity_mbps)
-            for k, info in self.net.links.items()
-            if k[0] in self.switches and k[2] in self.switches and k[0] != k[2]
-        }
+    def _link_cost(self, k: LinkKey) -> int | None:
+        """The cost of a usable link (both ends present, not a loop), None if it is not one."""
+        info = self.net.links.get(k)
+        if info is None or k[0] not in self.switches or k[2] not in self.switches or k[0] == k[2]:
+            return None
+        return cost(info.capacity_mbps)
 
-    def _set_links(self, costs: dict[LinkKey, int]) -> dict[Pair, tuple[PairLink | None, PairLink | None]]:
-        """Take the usable links; returns every pair any of whose links changed, with its
-        best link before and after (the same when only a parallel link changed)."""
-        old_costs = self.link_costs
-        self.link_costs = costs
+    def _set_links(self, keys: Iterable[LinkKey]) -> dict[Pair, tuple[PairLink | None, PairLink | None]]:
+        """Take these links as they are now; returns every pair any of whose links changed,
+        with its best link before and after (the same when only a parallel link changed)."""
         touched: set[Pair] = set()
-        for k in set(old_costs.items()) - set(costs.items()):
-            key = k[0]
+        for key in keys:
+            old, new = self.link_costs.get(key), self._link_cost(key)
+            if old == new:
+                continue
             pr = _pair(key[0], key[2])
-            self.pair_links[pr] = [x for x in self.pair_links.get(pr, []) if x[1] != key]
-            self.peer_of.pop((key[0], key[1]), None)
-            self.peer_of.pop((key[2], key[3]), None)
             touched.add(pr)
-        for k in set(costs.items()) - set(old_costs.items()):
-            key, c = k
-            pr = _pair(key[0], key[2])
-            self.pair_links.setdefault(pr, []).append((c, key))
-            self.peer_of[(key[0], key[1])] = (key[2], key[3])
-            self.peer_of[(key[2], key[3])] = (key[0], key[1])
-            touched.add(pr)
+            if old is not None:
+                del self.link_costs[key]
+                self.pair_links[pr] = [x for x in self.pair_links.get(pr, []) if x[1] != key]
+                self.peer_of.pop((key[0], key[1]), None)
+                self.peer_of.pop((key[2], key[3]), None)
+            if new is not None:
+                self.link_costs[key] = new
+                self.pair_links.setdefault(pr, []).append((new, key))
+                self.peer_of[(key[0], key[1])] = (key[2], key[3])
+                self.peer_of[(key[2], key[3])] = (key[0], key[1])
         out: dict[Pair, tuple[PairLink | None, PairLink | None]] = {}
         for pr in touched:
             links = sorted(self.pair_links.get(pr, []))
@@ -567,10 +566,10 @@ class _Engine:
         self.state = {d: SwitchState() for d in self.switches}
         self.frags = {}
         self.edge = {d: self._edge_ports(d, now) for d in sorted(self.switches)}
-        self.links_changes = net.links.changes
+        net.links.changed.clear()
         self.link_costs = {}
         self.pairs, self.pair_links, self.adj, self.peer_of = {}, {}, {d: {} for d in self.switches}, {}
-        self._set_links(self._read_links())
+        self._set_links(list(net.links))
         self.table = RouteTable(self.switches, self.pairs)
         self.modes = {d: self.table.mode(d) for d in self.switches}
         self.breakers = cycle_breakers(self.modes, self.table.neighbour)
@@ -631,9 +630,10 @@ class _Engine:
             dirty.add(("flood", d))  # its links may have changed too
             dirty |= {("port", d, p) for p in self.used.get(d, ())}
         # links
-        if net.links.changes != self.links_changes:
-            self.links_changes = net.links.changes
-            pairs_changed = self._set_links(self._read_links())
+        if net.links.changed:
+            keys = list(net.links.changed)
+            net.links.changed.clear()
+            pairs_changed = self._set_links(keys)
             if pairs_changed:
                 dirty |= self._graph_changed(pairs_changed)
         # hosts: those changed, those on switches whose edge ports moved, and those a changed

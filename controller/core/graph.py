@@ -97,16 +97,40 @@ class LinkTable(dict[LinkKey, "LinkInfo"]):
     def __init__(self) -> None:
         super().__init__()
         self.touched: set[int] = set()
+        self.changed: set[LinkKey] = set()  # keys put in or taken out since the compiler last looked
+        self.by_end: dict[tuple[int, int], LinkKey] = {}  # (dpid, port) -> the link there
+        self.ports_of: dict[int, set[int]] = {}  # dpid -> its ports that are link ends
 
     def __setitem__(self, key: LinkKey, info: LinkInfo) -> None:
         self.changes += 1
         self.touched.update((key[0], key[2]))
+        self.changed.add(key)
+        for end in ((key[0], key[1]), (key[2], key[3])):
+            self.by_end[end] = key
+            self.ports_of.setdefault(end[0], set()).add(end[1])
         super().__setitem__(key, info)
 
     def __delitem__(self, key: LinkKey) -> None:
         self.changes += 1
         self.touched.update((key[0], key[2]))
+        self.changed.add(key)
+        for end in ((key[0], key[1]), (key[2], key[3])):
+            if self.by_end.get(end) == key:
+                del self.by_end[end]
+                self.ports_of.get(end[0], set()).discard(end[1])
         super().__delitem__(key)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LinkTable:
+        out = LinkTable()
+        memo[id(self)] = out
+        memo[id(self.touched)] = out.touched  # Network.touched is this same set
+        for k, v in self.items():
+            out[k] = copy.deepcopy(v, memo)
+        out.changes = self.changes
+        out.touched.clear()
+        out.touched |= self.touched
+        out.changed = set(self.changed)
+        return out
 
 
 def link_key(d1: int, p1: int, d2: int, p2: int) -> LinkKey:
@@ -205,8 +229,6 @@ class Network:
         self._switch_facing: set[tuple[int, int]] = set()
         self._downs: dict[LinkKey, list[float]] = {}  # when each link was lost, recently
         self._returning: dict[LinkKey, tuple[float, float]] = {}  # damped link -> (first, last) heard
-        self._index: dict[int, set[int]] = {}
-        self._index_version = -1
         self._declared_hosts: dict[str, HostEntry] = {}
         self._declared_dpids: set[int] | None = None
         self._edge_seen: set[tuple[int, int]] = set()  # ports where hosts were learned: never links
@@ -266,11 +288,12 @@ class Network:
         self._switch_facing.discard((dpid, port))
         self._known_host_ports.discard((dpid, port))
         self._edge_seen.discard((dpid, port))  # unplugged: whatever is plugged in next is new
-        lost = [k for k in self.links if (k[0], k[1]) == (dpid, port) or (k[2], k[3]) == (dpid, port)]
+        here = self.links.by_end.get((dpid, port))
+        lost = [here] if here is not None and here in self.links else []
         for k in lost:
             del self.links[k]
             self._record_down(k, now)
-        gone = [m for m, h in self.hosts.items() if (h.dpid, h.port) == (dpid, port)]
+        gone = sorted(self.hosts.by_port.get((dpid, port), ()))
         for mac in gone:
             del self.hosts[mac]
         if lost or gone:
@@ -365,14 +388,7 @@ class Network:
 
     def link_ports(self, dpid: int) -> set[int]:
         """Ports of ``dpid`` that are ends of a known link."""
-        if self._index_version != self.links.changes:
-            index: dict[int, set[int]] = {}
-            for d1, p1, d2, p2 in self.links:
-                index.setdefault(d1, set()).add(p1)
-                index.setdefault(d2, set()).add(p2)
-            self._index = index
-            self._index_version = self.links.changes
-        return self._index.get(dpid, set())
+        return set(self.links.ports_of.get(dpid, ()))
 
     def edge_ports(self, dpid: int, now: float) -> list[int]:
         """Ports where hosts may live: up, not part of a link, past probation (or declared host ports)."""

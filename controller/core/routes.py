@@ -62,6 +62,7 @@ class RouteTable:
         n = len(self.switches)
         self.dist = np.full((n, n), np.inf)
         self.ports = np.full((n, n), -1, dtype=np.int32)
+        self.nh = np.full((n, n), -1, dtype=np.int32)  # the next switch (its column), -1: none
         self._edges(links)
         self._rows(np.arange(n))
 
@@ -73,14 +74,37 @@ class RouteTable:
                 es.append((col[u], col[v], pl.cost, pl.ports[0]))
                 es.append((col[v], col[u], pl.cost, pl.ports[1]))
         es.sort()
-        n = len(self.switches)
         self._src = np.array([e[0] for e in es], dtype=np.int64)
         self._dst = np.array([e[1] for e in es], dtype=np.int64)
         self._cost = np.array([e[2] for e in es], dtype=np.float64)
         self._port = np.array([e[3] for e in es] + [-1], dtype=np.int64)
-        self._graph = csr_matrix((self._cost, (self._src, self._dst)), shape=(n, n))
-        self._starts = np.flatnonzero(np.r_[True, self._src[1:] != self._src[:-1]]) if es else np.array([], dtype=int)
         self.neighbour = {(self.switches[a], p): self.switches[b] for a, b, _c, p in es}
+        self._derived()
+
+    def _derived(self) -> None:
+        n = len(self.switches)
+        self._dst_ext = np.r_[self._dst, -1]
+        self._graph = csr_matrix((self._cost, (self._src, self._dst)), shape=(n, n))
+        has = len(self._src) > 0
+        self._starts = np.flatnonzero(np.r_[True, self._src[1:] != self._src[:-1]]) if has else np.array([], dtype=int)
+
+    def _patch(self, iu: int, iv: int, old: PairLink | None, new: PairLink | None) -> None:
+        """The edge arrays with one pair's link replaced (what _edges would build, without
+        going through every link in Python)."""
+        src, dst, n = self._src, self._dst, len(self.switches)
+        keep = ~(((src == iu) & (dst == iv)) | ((src == iv) & (dst == iu)))
+        src, dst, cst, port = src[keep], dst[keep], self._cost[keep], self._port[:-1][keep]
+        if old is not None:
+            self.neighbour.pop((self.switches[iu], old.ports[0]), None)
+            self.neighbour.pop((self.switches[iv], old.ports[1]), None)
+        if new is not None:
+            for a, b, p in ((iu, iv, new.ports[0]), (iv, iu, new.ports[1])):
+                at = int(np.searchsorted(src * n + dst, a * n + b))
+                src, dst = np.insert(src, at, a), np.insert(dst, at, b)
+                cst, port = np.insert(cst, at, float(new.cost)), np.insert(port, at, p)
+                self.neighbour[(self.switches[a], p)] = self.switches[b]
+        self._src, self._dst, self._cost, self._port = src, dst, cst, np.r_[port, -1]
+        self._derived()
 
     def _rows(self, rows: np.ndarray) -> None:
         if not len(rows):
@@ -89,6 +113,7 @@ class RouteTable:
             self.dist[rows] = np.inf
             self.dist[rows, rows] = 0.0
             self.ports[rows] = -1
+            self.nh[rows] = -1
             return
         owners = self._src[self._starts]
         pos = np.arange(len(self._src), dtype=np.int64)
@@ -103,29 +128,124 @@ class RouteTable:
             out = np.full((len(chunk), len(self.switches)), -1, dtype=np.int32)
             out[:, owners] = self._port[first]
             self.ports[chunk] = out
+            out[:, owners] = self._dst_ext[first]
+            self.nh[chunk] = out
 
     def change(
         self, links: Mapping[Pair, PairLink], changed: Mapping[Pair, tuple[PairLink | None, PairLink | None]]
     ) -> set[int]:
         """The links are now ``links``; ``changed``: pair -> (before, after). Returns the
-        switches whose out port to some destination changed."""
+        switches whose out port to some destination changed.
+
+        One link lost or added (the common case) is repaired where it can be: a switch
+        that no shortest path passes through only needs its own entry recomputed from its
+        neighbours' distances; a new link that makes no one else's path shorter likewise.
+        Everything else recomputes the destinations concerned (their whole rows)."""
+        col = self.col
+        real = {pr: ba for pr, ba in changed.items() if pr[0] in col and pr[1] in col}
+        if len(real) == 1:
+            ((u, v), (old, new)) = next(iter(real.items()))
+            self._patch(col[u], col[v], old, new)
+            if old is not None and new is not None and old.cost == new.cost:
+                return self._ports_moved(col[u], col[v], new)
+            if new is None:
+                return self._removed(col[u], col[v])
+            if old is None:
+                return self._added(col[u], col[v], new)
         affected = np.zeros(len(self.switches), dtype=bool)
-        for (u, v), (old, new) in changed.items():
-            if u not in self.col or v not in self.col:
-                continue
-            du, dv = self.dist[:, self.col[u]], self.dist[:, self.col[v]]
+        for (u, v), (old, new) in real.items():
+            du, dv = self.dist[:, col[u]], self.dist[:, col[v]]
             if old is not None:  # destinations whose shortest paths may have used it
                 affected |= (du + old.cost == dv) | (dv + old.cost == du)
             if new is not None:  # destinations it may offer a path at least as short to
                 affected |= (du + new.cost <= dv) | (dv + new.cost <= du)
         self._edges(links)
-        rows = np.flatnonzero(affected)
+        return self._recompute(np.flatnonzero(affected))
+
+    def _recompute(self, rows: np.ndarray) -> set[int]:
         if not len(rows):
             return set()
         before = self.ports[rows].copy()
         self._rows(rows)
         moved = (before != self.ports[rows]).any(axis=0)
         return {self.switches[j] for j in np.flatnonzero(moved).tolist()}
+
+    def _ports_moved(self, iu: int, iv: int, new: PairLink) -> set[int]:
+        """Same cost, other ports (a parallel link took over): only the ports change."""
+        out = set()
+        for a, b, port in ((iu, iv, new.ports[0]), (iv, iu, new.ports[1])):
+            rows = np.flatnonzero(self.nh[:, a] == b)
+            if len(rows) and (self.ports[rows, a] != port).any():
+                self.ports[rows, a] = port
+                out.add(self.switches[a])
+        return out
+
+    def _removed(self, iu: int, iv: int) -> set[int]:
+        moved: set[int] = set()
+        full = np.zeros(len(self.switches), dtype=bool)
+        for a, b in ((iu, iv), (iv, iu)):
+            rows = np.flatnonzero(self.nh[:, a] == b)
+            if not len(rows):
+                continue
+            # Through a switch some other switch's path passes, the loss spreads: recompute.
+            through = (self.nh[rows] == a).any(axis=1)
+            full[rows[through]] = True
+            leaf = rows[~through]
+            if len(leaf) and self._repair(a, leaf):
+                moved.add(self.switches[a])
+        return moved | self._recompute(np.flatnonzero(full))
+
+    def _repair(self, a: int, rows: np.ndarray) -> bool:
+        """Switch ``a``'s own entry in ``rows``, where no path passes through it: the best of
+        its neighbours (whose distances do not depend on it), lowest dpid on a tie."""
+        mine = self._src == a
+        ws, cs, ps = self._dst[mine], self._cost[mine], self._port[:-1][mine]
+        before = self.ports[rows, a].copy()
+        if not len(ws):
+            self.dist[rows, a] = np.inf
+            self.ports[rows, a] = -1
+            self.nh[rows, a] = -1
+        else:
+            cand = self.dist[np.ix_(rows, ws)] + cs[None, :]
+            best = cand.min(axis=1)
+            ok = np.isfinite(best)
+            first = ((cand == best[:, None]) & ok[:, None]).argmax(axis=1)
+            self.dist[rows, a] = best
+            self.ports[rows, a] = np.where(ok, ps[first], -1)
+            self.nh[rows, a] = np.where(ok, ws[first], -1)
+        return bool((before != self.ports[rows, a]).any())
+
+    def _added(self, iu: int, iv: int, new: PairLink) -> set[int]:
+        moved: set[int] = set()
+        full = np.zeros(len(self.switches), dtype=bool)
+        for a, b, port in ((iu, iv, new.ports[0]), (iv, iu, new.ports[1])):
+            via = self.dist[:, b] + new.cost
+            here = self.dist[:, a]
+            # A tie: no distance changes, a's next hop is the lowest dpid of the equal ones.
+            tie = np.flatnonzero((via == here) & np.isfinite(via) & (b < self.nh[:, a]))
+            if len(tie):
+                self.ports[tie, a] = port
+                self.nh[tie, a] = b
+                moved.add(self.switches[a])
+            better = np.flatnonzero(via < here)
+            if not len(better):
+                continue
+            # Shorter for a: local only if no neighbour of a gets a path as short through a.
+            mine = (self._src == a) & (self._dst != b)
+            xs, cs = self._dst[mine], self._cost[mine]
+            spreads = (
+                (via[better, None] + cs[None, :] <= self.dist[np.ix_(better, xs)]).any(axis=1)
+                if len(xs)
+                else np.zeros(len(better), dtype=bool)
+            )
+            full[better[spreads]] = True
+            local = better[~spreads]
+            if len(local):
+                self.dist[local, a] = via[local]
+                self.ports[local, a] = port
+                self.nh[local, a] = b
+                moved.add(self.switches[a])
+        return moved | self._recompute(np.flatnonzero(full))
 
     def mode(self, dpid: int) -> int | None:
         """The out port most of ``dpid``'s routes use (lowest port on a tie)."""
