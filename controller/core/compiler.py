@@ -392,6 +392,7 @@ class _Engine:
         self.modes: dict[int, int | None] = {}
         self.breakers: set[int] = set()
         self.routes: dict[int, SwitchRoutes] = {}
+        self.routes_changed: set[int] = set()  # switches whose routes _swap_routes changed
         self.used: dict[int, set[int]] = {}  # switch -> link ports its routes use
         self.tree: set[Pair] = set()
         self.detours: dict[tuple[int, int], Detour] = {}
@@ -669,6 +670,8 @@ class _Engine:
         # policies
         dirty |= self._policies_changed(policies, shares)
         changed |= self.put_all({key: self._fragment(key) for key in sorted(dirty, key=repr)})
+        changed |= self.routes_changed
+        self.routes_changed = set()
         return changed
 
     def _policies_changed(
@@ -716,8 +719,7 @@ class _Engine:
         for d in moved | flipped:
             routes = self.table.routes(d, self._default(d))
             if routes != self.routes.get(d):
-                self.routes[d] = routes
-                dirty.add(("routes", d))
+                self._swap_routes(d, routes)
                 used = self._used_ports(d)
                 dirty |= {("port", d, p) for p in used ^ self.used.get(d, set())}
                 self.used[d] = used
@@ -904,6 +906,51 @@ class _Engine:
             st.add_flow(Flow(T_INGRESS, 500, match(in_port=p, eth_dst=MULTICAST), ()))
         return {d: st}
 
+    def _swap_routes(self, d: int, new: SwitchRoutes) -> None:
+        """A switch's routes changed: only the entries that differ are swapped, in its
+        fragment and in its state (a core link's loss moves thousands of routes on hundreds
+        of switches; going through every route of each would cost more than the change)."""
+        old = self.routes.get(d)
+        self.routes[d] = new
+        self.routes_changed.add(d)
+        part = self.frags.get(("routes", d), {}).get(d)
+        if old is None or part is None:
+            self.frags[("routes", d)] = self._f_routes(d)
+            self.state[d].flows.update(self.frags[("routes", d)][d].flows)
+            return
+        st = self.state[d]
+        if old.default != new.default:
+            for f in self._default_route(old.default):
+                part.flows.pop(f.key, None)
+                st.flows.pop(f.key, None)
+            for f in self._default_route(new.default):
+                part.flows[f.key] = st.flows[f.key] = f
+        for dest in old.exceptions.keys() - new.exceptions.keys():
+            key = self._route(dest, old.exceptions[dest])[0]
+            part.flows.pop(key, None)
+            st.flows.pop(key, None)
+        for dest, port in new.exceptions.items():
+            if old.exceptions.get(dest) != port:
+                key, f = self._route(dest, port)
+                part.flows[key] = st.flows[key] = f
+
+    def _default_route(self, port: int | None) -> list[Flow]:
+        if port is None:
+            return []
+        return [
+            Flow(T_FWD, 10, match(eth_dst=(PREFIX_MAC, PREFIX_MASK)), metadata=(port, METADATA_MASK), goto=T_EGRESS)
+        ]
+
+    def _route(self, dest: int, port: int) -> tuple[tuple[int, int, Match], Flow]:
+        """The flow (and its key) for a route to ``dest``'s label by ``port``; one object
+        wherever it is used."""
+        lm = self.lmacs.get(dest) or self.lmac(dest)
+        got = self.comp.route_flows.get((lm, port))
+        if got is None:
+            f = Flow(T_FWD, 100, (("eth_dst", (lm, LABEL_MASK)),), metadata=(port, METADATA_MASK), goto=T_EGRESS)
+            got = self.comp.route_flows[(lm, port)] = (f.key, f)
+        return got
+
     def _f_routes(self, d: int) -> dict[int, SwitchState]:
         """Label routes (controller.core.routes): a default route and its exceptions. The
         same route is one Flow object wherever it is used (the comp's cache): a province's
@@ -912,26 +959,12 @@ class _Engine:
         r = self.routes.get(d)
         if r is None:
             return {}
-        if r.default is not None:
-            st.add_flow(
-                Flow(
-                    T_FWD,
-                    10,
-                    match(eth_dst=(PREFIX_MAC, PREFIX_MASK)),
-                    metadata=(r.default, METADATA_MASK),
-                    goto=T_EGRESS,
-                )
-            )
-        made = self.comp.route_flows
+        for f in self._default_route(r.default):
+            st.add_flow(f)
         flows = st.flows
-        lmacs = self.lmacs
         for dest, port in r.exceptions.items():
-            lm = lmacs.get(dest) or self.lmac(dest)
-            got = made.get((lm, port))
-            if got is None:
-                f = Flow(T_FWD, 100, (("eth_dst", (lm, LABEL_MASK)),), metadata=(port, METADATA_MASK), goto=T_EGRESS)
-                got = made[(lm, port)] = (f.key, f)
-            flows[got[0]] = got[1]  # one route per destination label: keys cannot clash
+            key, f = self._route(dest, port)
+            flows[key] = f  # one route per destination label: keys cannot clash
         return {d: st}
 
     def _used_ports(self, d: int) -> set[int]:
