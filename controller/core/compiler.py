@@ -214,6 +214,10 @@ class Compiler:
         self.counted = counted_opds(net, dict(policies or {}), self.count)
         self.forget_meters(self.counted)
         eng = self._engine = _Engine(net, self, protect)
+        # This engine follows the network from now on: what changed before is in the build.
+        net.touched.clear()
+        net.hosts.changed.clear()
+        net.links.changed.clear()
         eng.build(policies or {}, now, shares)
         changed = {d for d in set(before) | set(eng.state) if before.get(d) != eng.state.get(d)}
         return eng.state, changed
@@ -338,17 +342,6 @@ def next_hops(g: nx.Graph, dst: int) -> dict[int, int]:
     """
     pred, _dist = nx.dijkstra_predecessor_and_distance(g, dst, weight="cost")
     return {s: min(p) for s, p in pred.items() if p}
-
-
-def spanning_tree(g: nx.Graph) -> set[tuple[int, int]]:
-    """(dpid, port) of every inter-switch port on the broadcast spanning tree."""
-    tree = nx.minimum_spanning_tree(g, weight="cost", algorithm="kruskal")
-    out = set()
-    for u, v in tree.edges():
-        ports = g[u][v]["ports"]
-        out.add((u, ports[u]))
-        out.add((v, ports[v]))
-    return out
 
 
 # ---- the build ---------------------------------------------------------------------------
@@ -561,13 +554,10 @@ class _Engine:
         self, policies: Mapping[str, PolicyLike], now: float, shares: Mapping[str, tuple[int, int]] | None
     ) -> None:
         net = self.net
-        net.touched.clear()
-        net.hosts.changed.clear()
         self.switches = self._present()
         self.state = {d: SwitchState() for d in self.switches}
         self.frags = {}
         self.edge = {d: self._edge_ports(d, now) for d in sorted(self.switches)}
-        net.links.changed.clear()
         self.link_costs = {}
         self.pairs, self.pair_links, self.adj, self.peer_of = {}, {}, {d: {} for d in self.switches}, {}
         self._set_links(list(net.links))
