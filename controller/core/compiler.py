@@ -403,6 +403,15 @@ class _Engine:
         self.subnet_switch: dict[str, int] = (
             {sub.id: topo.switches[sub.switch].dpid for sub in topo.subnets.values()} if topo else {}
         )
+        # Subnet lookup by (mask, network): a host's subnet without going through every
+        # subnet (a province declares thousands). Declared subnets do not overlap.
+        self._subnet_index: dict[tuple[int, int], int] = {}
+        for sub in topo.subnets.values() if topo else []:
+            ((lo, hi),) = _ranges([sub.cidr])
+            self._subnet_index.setdefault((0xFFFFFFFF ^ (hi - lo), lo), self.subnet_switch[sub.id])
+        self._subnet_masks = sorted({m for m, _lo in self._subnet_index}, reverse=True)
+        self.routed_by: dict[str, int] = {}  # mac -> the switch routing for it
+        self.routed_at: dict[int, set[str]] = {}  # switch -> macs it routes for
 
     # ---- composing -------------------------------------------------------------------------
     def put(self, key: FragKey, out: dict[int, SwitchState]) -> set[int]:
@@ -574,6 +583,8 @@ class _Engine:
         self.router = self._router()
         self.router_loc = net.locators.of(self.router.mac) if self.router else None
         self.hosts = {m: h for m, h in net.hosts.items() if self._usable(h)}
+        for m, h in self.hosts.items():
+            self._index_routed(m, h)
         self.policies = dict(policies)
         self.shares = dict(shares) if shares is not None else None
         self.opd_nets = {o: _ranges(c_.subnets) for o, c_ in self.comp.counted.items()}
@@ -613,9 +624,12 @@ class _Engine:
         net.touched.clear()
         # edge ports
         edge_moved = set()
+        first_hop_flipped = set()
         for d in touched & self.switches:
             ports = self._edge_ports(d, now)
             if ports != self.edge.get(d):
+                if bool(ports) != bool(self.edge.get(d)):
+                    first_hop_flipped.add(d)
                 self.edge[d] = ports
                 edge_moved.add(d)
             dirty.add(("flood", d))  # its links may have changed too
@@ -635,8 +649,8 @@ class _Engine:
             dirty |= {("routing", d), ("edge_out", d)}
             for p in net.ports.get(d, {}):
                 macs |= net.hosts.by_port.get((d, p), set())
-            if d in self.subnet_switch.values():
-                macs |= {m for m, h in self.hosts.items() if self._subnet_at(h) == d}
+        for d in first_hop_flipped:  # the hosts it routes for get (or lose) their first-hop entry
+            macs |= self.routed_at.get(d, set())
         router = self._router()
         router_loc = net.locators.of(router.mac) if router else None
         if (router, router_loc) != (self.router, self.router_loc):
@@ -650,6 +664,7 @@ class _Engine:
                 self.hosts.pop(m, None)
             else:
                 self.hosts[m] = new
+            self._index_routed(m, new)
             dirty.add(("host", m))
             for o in set(self._opds_of(old) if old else ()) | set(self._opds_of(new) if new else ()):
                 dirty.add(("opd", o))
@@ -818,11 +833,26 @@ class _Engine:
     def _usable(self, h: HostEntry) -> bool:
         return h.dpid in self.switches and h.port in self.edge.get(h.dpid, ())
 
+    def _index_routed(self, mac: str, h: HostEntry | None) -> None:
+        """Which switch routes for each host (its subnet's), both ways."""
+        old = self.routed_by.pop(mac, None)
+        if old is not None:
+            self.routed_at.get(old, set()).discard(mac)
+        at = self._subnet_at(h) if h is not None else None
+        if at is not None:
+            self.routed_by[mac] = at
+            self.routed_at.setdefault(at, set()).add(mac)
+
     def _subnet_at(self, h: HostEntry) -> int | None:
-        topo = self.net.topology
-        sub = topo.subnet_of(h.ip) if topo and h.ip else None
-        at = self.subnet_switch.get(sub.id) if sub else None
-        return at if at is not None and at in self.switches else None
+        """The switch that routes for the host's subnet (present), if it has a declared one."""
+        if not h.ip or not self._subnet_masks:
+            return None
+        ip = _ip(h.ip)
+        for mask in self._subnet_masks:
+            at = self._subnet_index.get((mask, ip & mask))
+            if at is not None:
+                return at if at in self.switches else None
+        return None
 
     def _opds_of(self, h: HostEntry) -> list[str]:
         if not h.ip:
