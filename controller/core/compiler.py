@@ -360,6 +360,24 @@ FragKey = tuple[Any, ...]
 Detour = tuple[int, tuple[tuple[int, int], ...], float]  # (vid, hops [(switch, out port)], cost)
 
 
+def _base() -> SwitchState:
+    """What every switch holds whatever the network: control traffic and table chaining."""
+    st = SwitchState()
+    ctrl = (("output", "controller"),)
+    st.add_flow(Flow(T_INGRESS, 1000, match(eth_type=ETH_LLDP), ctrl))
+    # Hosts decide how much ARP and unroutable traffic they send; the controller must
+    # not drown in it: each switch may send it only so many packets a second.
+    for m in CONTROL_METERS:
+        st.add_meter(m)
+    st.add_flow(Flow(T_INGRESS, 1000, match(eth_type=ETH_ARP), ctrl, meter=ARP_METER.meter_id))
+    st.add_flow(Flow(T_INGRESS, 0, (), goto=T_ROUTE))
+    st.add_flow(Flow(T_ROUTE, 0, (), goto=T_FWD))
+    return st
+
+
+BASE = _base()
+
+
 def _pair(a: int, b: int) -> Pair:
     return (a, b) if a < b else (b, a)
 
@@ -399,6 +417,7 @@ class _Engine:
         self.router: HostEntry | None = None
         self.router_loc: str | None = None
         self.lmacs: dict[int, str] = {}
+        self.route_cache: dict[tuple[int, int], tuple[tuple[int, int, Match], Flow]] = {}  # (dest, port)
         topo = net.topology
         self.subnet_switch: dict[str, int] = (
             {sub.id: topo.switches[sub.switch].dpid for sub in topo.subnets.values()} if topo else {}
@@ -897,16 +916,7 @@ class _Engine:
         raise ValueError(f"unknown fragment {key!r}")
 
     def _f_base(self, d: int) -> dict[int, SwitchState]:
-        st = SwitchState()
-        ctrl = (("output", "controller"),)
-        st.add_flow(Flow(T_INGRESS, 1000, match(eth_type=ETH_LLDP), ctrl))
-        # Hosts decide how much ARP and unroutable traffic they send; the controller must
-        # not drown in it: each switch may send it only so many packets a second.
-        for m in CONTROL_METERS:
-            st.add_meter(m)
-        st.add_flow(Flow(T_INGRESS, 1000, match(eth_type=ETH_ARP), ctrl, meter=ARP_METER.meter_id))
-        st.add_flow(Flow(T_INGRESS, 0, (), goto=T_ROUTE))
-        st.add_flow(Flow(T_ROUTE, 0, (), goto=T_FWD))
+        st = SwitchState(dict(BASE.flows), dict(BASE.groups), dict(BASE.meters))
         # Frames with this switch's own label and a host number it does not know stop here
         # (a default route must never send them on).
         st.add_flow(Flow(T_FWD, 90, match(eth_dst=(self.lmac(d), LABEL_MASK)), ()))
@@ -969,6 +979,7 @@ class _Engine:
         if got is None:
             f = Flow(T_FWD, 100, (("eth_dst", (lm, LABEL_MASK)),), metadata=(port, METADATA_MASK), goto=T_EGRESS)
             got = self.comp.route_flows[(lm, port)] = (f.key, f)
+        self.route_cache[(dest, port)] = got
         return got
 
     def _f_routes(self, d: int) -> dict[int, SwitchState]:
@@ -982,9 +993,10 @@ class _Engine:
         for f in self._default_route(r.default):
             st.add_flow(f)
         flows = st.flows
-        for dest, port in r.exceptions.items():
-            key, f = self._route(dest, port)
-            flows[key] = f  # one route per destination label: keys cannot clash
+        cache = self.route_cache
+        for dest_port in r.exceptions.items():
+            got = cache.get(dest_port) or self._route(*dest_port)
+            flows[got[0]] = got[1]  # one route per destination label: keys cannot clash
         return {d: st}
 
     def _used_ports(self, d: int) -> set[int]:
