@@ -28,6 +28,7 @@ import atexit
 import codecs
 import contextlib
 import fcntl
+import json
 import os
 import re
 import signal
@@ -47,6 +48,13 @@ SETUP_HINT = "run `bash scripts/setup.sh` (then use .venv/bin/python or /usr/bin
 
 
 LAB_LOCK = "/run/kendali-lab.lock"
+# BFD on every inter-switch interface (controller mode): Open vSwitch's fast-failover groups
+# then bypass a silent failure themselves in (mult-1..mult) x 50 ms plus ~10 ms (measured
+# 124-151 ms; docs/liveness.md). Not below 50 ms on a shared 2-core machine: every BFD packet
+# is handled by ovs-vswitchd's main thread, and a stall longer than the detection time takes
+# every session down at once.
+BFD_MS = 50
+BFD_MULT = 3
 
 
 def take_lab_lock() -> int:
@@ -214,6 +222,10 @@ class Lab:
     rstp: enable RSTP on standalone bridges (False -> plain learning bridges; only
         safe on loop-free topologies).
     flat: hosts on one on-link prefix; default: same as standalone.
+    bfd_ms: BFD on every inter-switch interface with min_tx = min_rx = bfd_ms and mult
+        BFD_MULT, set through OVSDB right after the start (controller mode only; the RSTP
+        baseline stays plain). 0 or None: no BFD, silent failures are then the controller's
+        LLDP's to find.
     """
 
     def __init__(
@@ -229,6 +241,7 @@ class Lab:
         more_controller_ports: tuple[int, ...] = (),
         admin_edge: bool = True,
         log_level: str = "output",  # "output" lets CLI/script results through, hides info chatter
+        bfd_ms: int | None = BFD_MS,
     ) -> None:
         self.topology = topology if isinstance(topology, Topology) else load(topology)
         self.controller_port = controller_port
@@ -240,6 +253,7 @@ class Lab:
         self.flat = standalone if flat is None else flat
         self.admin_edge = admin_edge
         self.log_level = log_level
+        self.bfd_ms = 0 if standalone or not bfd_ms else int(bfd_ms)
         self.net: Any = None
         self.topo: Any = None
         self.names: dict[str, str] = {}  # topology name -> Mininet name
@@ -316,6 +330,8 @@ class Lab:
             self._t_started = time.monotonic()
             self.timings["start_s"] = self._t_started - t1
             self._offloads_off()
+            if self.bfd_ms:
+                self._bfd_on()
         except BaseException:
             self.stop()
             raise
@@ -353,6 +369,75 @@ class Lab:
             for intf in h.intfList():
                 if intf.name != "lo":
                     h.cmd(f"ethtool -K {intf.name} tx off rx off >/dev/null 2>&1")
+
+    # -- BFD: switch configuration through OVSDB, never OpenFlow
+
+    def switch_interfaces(self) -> list[str]:
+        """The interfaces of inter-switch links (both ends), never host-facing ones."""
+        self._need_net()
+        switches = set(self.net.switches)
+        return [
+            i.name
+            for l in self.net.links
+            if l.intf1.node in switches and l.intf2.node in switches
+            for i in (l.intf1, l.intf2)
+        ]
+
+    def _bfd_on(self) -> None:
+        # One transaction: each separate write costs ovs-vswitchd a whole bridge_reconfigure.
+        # forwarding_if_rx, decay_min_rx and cpath_down stay unset (docs/research/bfd-liveness.md).
+        cmd = ["ovs-vsctl"]
+        for name in self.switch_interfaces():
+            cmd += [
+                "--",
+                "set",
+                "interface",
+                name,
+                "bfd:enable=true",
+                f"bfd:min_tx={self.bfd_ms}",
+                f"bfd:min_rx={self.bfd_ms}",
+                f"bfd:mult={BFD_MULT}",
+            ]
+        if len(cmd) > 1:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            if r.returncode:
+                raise LabError(f"cannot turn BFD on: {r.stderr.strip()}", "lab")
+
+    def bfd_status(self) -> dict[str, dict[str, str]]:
+        """Interface -> its BFD status (state, forwarding, remote_state, flap_count, ...) for
+        every inter-switch interface; empty dicts without BFD. Never judge by ``diagnostic``:
+        Open vSwitch keeps the last failure's there after the session is back up."""
+        names = self.switch_interfaces()
+        if not names:
+            return {}
+        cmd = ["ovs-vsctl", "--format=json", "--columns=name,bfd_status", "find", "interface"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        out: dict[str, dict[str, str]] = {n: {} for n in names}
+        try:
+            for name, status in json.loads(r.stdout)["data"]:
+                if name in out and isinstance(status, list) and status[0] == "map":
+                    out[name] = {k: v for k, v in status[1]}
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise LabError(f"cannot read bfd_status: {r.stderr.strip() or r.stdout[:200]}", "lab") from None
+        return out
+
+    def wait_bfd(self, timeout: float = 20.0) -> float:
+        """Seconds until BFD forwards on every inter-switch interface (0 without BFD)."""
+        if not self.bfd_ms:
+            return 0.0
+        t0 = time.monotonic()
+        while True:
+            status = self.bfd_status()
+            down = sorted(n for n, st in status.items() if st.get("forwarding") != "true")
+            if not down:
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > timeout:
+                raise LabError(f"BFD not forwarding after {timeout:.0f} s on {', '.join(down[:6])}", "lab")
+            time.sleep(0.1)
+
+    def bfd_flaps(self) -> int:
+        """BFD state changes so far, over every inter-switch interface (a spurious flap shows here)."""
+        return sum(int(st.get("flap_count", 0) or 0) for st in self.bfd_status().values())
 
     def stop(self) -> None:
         """Stop the network and remove only this lab's bridges and interfaces. Idempotent."""
@@ -622,6 +707,11 @@ class Lab:
 # ---------------------------------------------------------------- `kendali lab`
 
 
+def controller_args(bfd: bool) -> list[str]:
+    """The lab controller's flags for a lab with BFD on its links (or without)."""
+    return ["--switch-liveness"] if bfd else []
+
+
 def lab_main(args: Any) -> int:
     """`kendali lab`: bring the topology up with a Kendali controller (its own, or one
     already listening on ``controller_port``), or standalone with RSTP.
@@ -638,13 +728,14 @@ def lab_main(args: Any) -> int:
     try:
         topology = load(path)
         standalone = bool(getattr(args, "standalone", False))
+        bfd = not getattr(args, "no_bfd", False)
         port = getattr(args, "controller_port", None)
         if getattr(args, "ha", False):
             if standalone or port is not None:
                 raise KendaliError("--ha starts its own etcd and two controllers", "--ha")
             from controller.lab.hapair import HaPair
 
-            pair = HaPair(path, getattr(args, "policies", None), keep_log=True).start()
+            pair = HaPair(path, getattr(args, "policies", None), keep_log=True, extra=controller_args(bfd)).start()
             port, more = pair.ctls[0].ofp_port, (pair.ctls[1].ofp_port,)
             print(f"kendali lab: etcd {pair.etcd.url} (data {pair.etcd.dir})")
             for c in pair.ctls:
@@ -653,7 +744,9 @@ def lab_main(args: Any) -> int:
             # No controller named: bring our own, so the lab works on its own.
             from controller.lab.labctl import ControllerProcess
 
-            ctl = ControllerProcess(path, getattr(args, "policies", None), keep_log=True).start()
+            ctl = ControllerProcess(
+                path, getattr(args, "policies", None), keep_log=True, extra=controller_args(bfd)
+            ).start()
             port = ctl.ofp_port
             print(f"kendali lab: controller started: REST {ctl.url}/v1/ (token {ctl.token}), log {ctl.log_path}")
         lab = Lab(
@@ -662,12 +755,14 @@ def lab_main(args: Any) -> int:
             prefix=getattr(args, "prefix", None),
             standalone=standalone,
             more_controller_ports=more,
+            bfd_ms=BFD_MS if bfd else 0,
         )
         print(
             f"kendali lab: bringing up {topology.name} ({len(topology.switches)} switches, "
             f"{len(topology.hosts)} hosts)"
             + ("" if lab.standalone else f", controller 127.0.0.1:{lab.controller_port}")
             + "".join(f" and 127.0.0.1:{p}" for p in more)
+            + (f"; BFD {lab.bfd_ms} ms x {BFD_MULT} on inter-switch links" if lab.bfd_ms else "")
         )
         with lab:
             print(
