@@ -57,9 +57,34 @@ BFD_MS = 50
 BFD_MULT = 3
 
 
+def _inherited_lock() -> int | None:
+    """A descriptor of the lab lock this process inherited (``flock /run/kendali-lab.lock CMD``)."""
+    target = os.path.realpath(LAB_LOCK)
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for name in names:
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == target:
+                return int(name)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def take_lab_lock() -> int:
     """One lab at a time on a machine: a second one waits here (timings stay honest).
-    Returns the lock's file descriptor; closing it releases the lock."""
+    Returns the lock's file descriptor; closing it releases the lock.
+
+    Under ``flock /run/kendali-lab.lock CMD`` the lock is already ours, on a descriptor
+    inherited from flock: locking that same open file again succeeds at once, where a new
+    open() of the file would wait forever for our own parent (seen: a whole lab suite hung
+    in its first fixture). A duplicate is returned, so closing it leaves flock's hold alone."""
+    inherited = _inherited_lock()
+    if inherited is not None:
+        fcntl.flock(inherited, fcntl.LOCK_EX)  # ours already: no wait; merely open: a normal wait
+        return os.dup(inherited)
     fd = os.open(LAB_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
