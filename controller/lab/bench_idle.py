@@ -59,17 +59,24 @@ def _vswitchd_pid() -> int | None:
         return None
 
 
-def measure(name: str, bfd: bool, log: Any, seconds: float = MEASURE_S) -> dict[str, Any]:
-    """One lab run: the idle CPU of the controller and of ovs-vswitchd."""
+def measure(
+    name: str, bfd: bool, log: Any, seconds: float = MEASURE_S, bfd_ms: int | None = None, bfd_mult: int | None = None
+) -> dict[str, Any]:
+    """One lab run: the idle CPU of the controller and of ovs-vswitchd (BFD timers: the lab's
+    unless given)."""
     from controller.core.topology import load
     from controller.lab.labctl import ControllerProcess
-    from controller.lab.mininet_lab import BFD_MS, Lab, controller_args
+    from controller.lab.mininet_lab import BFD_MS, BFD_MULT, Lab, controller_args
+
+    bfd_ms, bfd_mult = bfd_ms or BFD_MS, bfd_mult or BFD_MULT
 
     path, policies = TOPOLOGIES[name]
     topology = load(path)
     hz = os.sysconf("SC_CLK_TCK")
     with ControllerProcess(path, policies, extra=controller_args(bfd)) as ctl:
-        with Lab(topology, controller_port=ctl.ofp_port, prefix="kbi", bfd_ms=BFD_MS if bfd else 0) as lab:
+        with Lab(
+            topology, controller_port=ctl.ofp_port, prefix="kbi", bfd_ms=bfd_ms if bfd else 0, bfd_mult=bfd_mult
+        ) as lab:
             bfd_up = lab.wait_bfd(30)
             _, m = lab.wait_reachable(90, wait_s=1.0)
             if not m.complete:
@@ -89,7 +96,7 @@ def measure(name: str, bfd: bool, log: Any, seconds: float = MEASURE_S) -> dict[
         "switches": len(topology.switches),
         "links": len(topology.links),
         "links_seen": links,
-        "mode": "bfd" if bfd else "lldp",
+        "mode": f"bfd {bfd_ms}x{bfd_mult}" if bfd else "lldp",
         "lldp": "every 2 s" if bfd else "every 0.1 s",
         "ticks": c1 - c0,
         "seconds": wall,
@@ -99,7 +106,7 @@ def measure(name: str, bfd: bool, log: Any, seconds: float = MEASURE_S) -> dict[
         "bfd_up_s": bfd_up if bfd else None,
     }
     log(
-        f"  {name:<5} {row['mode']:<4} controller {row['ticks']} ticks in {wall:.1f} s = {row['controller_pct']:.2f} %"
+        f"  {name:<5} {row['mode']:<9} controller {row['ticks']} ticks in {wall:.1f} s = {row['controller_pct']:.2f} %"
         f" of a core; ovs-vswitchd {row['vswitchd_pct'] or 0:.1f} %; links {links}/{row['links']}"
         + (f"; BFD flaps {flaps}" if bfd else "")
     )

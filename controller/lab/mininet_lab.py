@@ -248,7 +248,7 @@ class Lab:
         safe on loop-free topologies).
     flat: hosts on one on-link prefix; default: same as standalone.
     bfd_ms: BFD on every inter-switch interface with min_tx = min_rx = bfd_ms and mult
-        BFD_MULT, set through OVSDB right after the start (controller mode only; the RSTP
+        bfd_mult, set through OVSDB right after the start (controller mode only; the RSTP
         baseline stays plain). 0 or None: no BFD, silent failures are then the controller's
         LLDP's to find.
     """
@@ -267,6 +267,7 @@ class Lab:
         admin_edge: bool = True,
         log_level: str = "output",  # "output" lets CLI/script results through, hides info chatter
         bfd_ms: int | None = BFD_MS,
+        bfd_mult: int = BFD_MULT,
     ) -> None:
         self.topology = topology if isinstance(topology, Topology) else load(topology)
         self.controller_port = controller_port
@@ -279,6 +280,7 @@ class Lab:
         self.admin_edge = admin_edge
         self.log_level = log_level
         self.bfd_ms = 0 if standalone or not bfd_ms else int(bfd_ms)
+        self.bfd_mult = int(bfd_mult)
         self.net: Any = None
         self.topo: Any = None
         self.names: dict[str, str] = {}  # topology name -> Mininet name
@@ -421,7 +423,7 @@ class Lab:
                 "bfd:enable=true",
                 f"bfd:min_tx={self.bfd_ms}",
                 f"bfd:min_rx={self.bfd_ms}",
-                f"bfd:mult={BFD_MULT}",
+                f"bfd:mult={self.bfd_mult}",
             ]
         if len(cmd) > 1:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
