@@ -179,10 +179,13 @@ def _make_switch_class() -> type:
         bridge never exists without RSTP.
         """
 
-        def __init__(self, name: str, rstp: bool = False, admin_edge: bool = True, **params: Any) -> None:
+        def __init__(
+            self, name: str, rstp: bool = False, admin_edge: bool = True, bfd: str = "", **params: Any
+        ) -> None:
             super().__init__(name, **params)
             self.rstp = rstp
             self.admin_edge = admin_edge
+            self.bfd = bfd  # "bfd:enable=true bfd:min_tx=..." for inter-switch interfaces, or ""
 
         def bridgeOpts(self) -> str:
             opts = super().bridgeOpts()
@@ -192,10 +195,16 @@ def _make_switch_class() -> type:
 
         def intfOpts(self, intf: Any) -> str:
             opts = super().intfOpts(intf)
-            if self.rstp and self.admin_edge and intf.link is not None:
-                peer = intf.link.intf1 if intf.link.intf2 is intf else intf.link.intf2
-                if isinstance(peer.node, Host):
-                    opts += f" -- set Port {intf} other_config:rstp-port-admin-edge=true"
+            if intf.link is None:
+                return opts
+            peer = intf.link.intf1 if intf.link.intf2 is intf else intf.link.intf2
+            if self.rstp and self.admin_edge and isinstance(peer.node, Host):
+                opts += f" -- set Port {intf} other_config:rstp-port-admin-edge=true"
+            if self.bfd and isinstance(peer.node, OVSSwitch):
+                # Born with BFD: a port added first and given BFD later is live (no BFD yet) when
+                # the switch connects, then not live until BFD is up: every link would count one
+                # failure at lab start, and flap damping would hold any link failing within a minute.
+                opts += f" -- set Interface {intf} {self.bfd}"
             return opts
 
     return KendaliSwitch
@@ -323,7 +332,7 @@ class Lab:
         if self.standalone:
             params.update(failMode="standalone", rstp=self.rstp)
         else:
-            params.update(failMode="secure")
+            params.update(failMode="secure", bfd=self._bfd_options())
 
         def make_switch(name: str, **kw: Any) -> Any:
             return switch_cls(name, **{**params, **kw})
@@ -357,8 +366,6 @@ class Lab:
             self._t_started = time.monotonic()
             self.timings["start_s"] = self._t_started - t1
             self._offloads_off()
-            if self.bfd_ms:
-                self._bfd_on()
         except BaseException:
             self.stop()
             raise
@@ -410,25 +417,14 @@ class Lab:
             for i in (l.intf1, l.intf2)
         ]
 
-    def _bfd_on(self) -> None:
-        # One transaction: each separate write costs ovs-vswitchd a whole bridge_reconfigure.
-        # forwarding_if_rx, decay_min_rx and cpath_down stay unset (docs/research/bfd-liveness.md).
-        cmd = ["ovs-vsctl"]
-        for name in self.switch_interfaces():
-            cmd += [
-                "--",
-                "set",
-                "interface",
-                name,
-                "bfd:enable=true",
-                f"bfd:min_tx={self.bfd_ms}",
-                f"bfd:min_rx={self.bfd_ms}",
-                f"bfd:mult={self.bfd_mult}",
-            ]
-        if len(cmd) > 1:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-            if r.returncode:
-                raise LabError(f"cannot turn BFD on: {r.stderr.strip()}", "lab")
+    def _bfd_options(self) -> str:
+        """The interface settings for BFD, set in each bridge's creating ovs-vsctl transaction
+        (Mininet starts every switch in one), so no port is ever up without it.
+        forwarding_if_rx, decay_min_rx and cpath_down stay unset (docs/research/bfd-liveness.md)."""
+        if not self.bfd_ms:
+            return ""
+        ms, mult = self.bfd_ms, self.bfd_mult
+        return f"bfd:enable=true bfd:min_tx={ms} bfd:min_rx={ms} bfd:mult={mult}"
 
     def bfd_status(self) -> dict[str, dict[str, str]]:
         """Interface -> its BFD status (state, forwarding, remote_state, flap_count, ...) for
