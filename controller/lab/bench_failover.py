@@ -46,7 +46,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # Mininet hosts run the probe with the syste
 PROBE_INTERVAL = 0.0005
 RUNS = 5
 RSTP_SILENT_RUNS = 3  # each takes ~10 s: RSTP only notices after three missed hellos
-# The lab as shipped: BFD (50 ms x 3) on every inter-switch interface, the controller told that
+# The lab as shipped: BFD (mininet_lab.BFD_MS x BFD_MULT) on every inter-switch interface, the controller told that
 # the switches judge liveness (LLDP on links every 2 s). NO_BFD_ARGS: the controller judges
 # alone, LLDP on each link every 0.1 s, 0.5 s of silence kills (`kendali bench failover --no-bfd`).
 CONTROLLER_ARGS: list[str] = ["--switch-liveness"]
@@ -452,6 +452,7 @@ def failover_log_lines(log_text: str) -> list[str]:
 
 def run(args: Any) -> int:
     from controller.lab.bench import table, write_json
+    from controller.lab.mininet_lab import BFD_MS, BFD_MULT
 
     runs = int(os.environ.get("KENDALI_BENCH_RUNS", RUNS))
     bfd = not getattr(args, "no_bfd", False)
@@ -460,7 +461,7 @@ def run(args: Any) -> int:
         f"Failover on ring4: UDP probes every {PROBE_INTERVAL * 1000:g} ms between the hosts at both ends of\n"
         f"a ring link; event 1.0 s into a 3 s stream (silent: 3.5 s Kendali, 10 s RSTP); {runs} runs each.\n"
         f"Kendali: controller {' '.join(ctl_args) or 'with default settings'}, fast-failover groups on, "
-        f"{'BFD 50 ms x 3 on ring links' if bfd else 'no BFD'}; "
+        f"{f'BFD {BFD_MS} ms x {BFD_MULT} on ring links' if bfd else 'no BFD'}; "
         f"links rotate\n"
         f"around the ring. RSTP: OVS standalone bridges, rstp_enable, host ports admin-edge,\n"
         f"cut a link RSTP is forwarding on. Silent failure = tc egress drop on both veth ends,\n"
@@ -471,7 +472,9 @@ def run(args: Any) -> int:
     r_rows, r_raw = bench_rstp(runs, min(runs, RSTP_SILENT_RUNS), lambda s: print(s, flush=True))
     for r in k_rows:
         if r["event"] == "silent":
-            r["note"] = "switches' BFD 50 ms x 3" if bfd else "LLDP every 0.1 s, dead after 0.5 s silence"
+            r["note"] = (
+                f"switches' BFD {BFD_MS} ms x {BFD_MULT}" if bfd else "LLDP every 0.1 s, dead after 0.5 s silence"
+            )
     for r in r_rows:
         if r["event"] == "silent":
             r["note"] = "RSTP: 3 missed BPDUs (hello 2 s)"
@@ -498,7 +501,8 @@ def run(args: Any) -> int:
             "topology": "ring4",
             "probe_interval_s": PROBE_INTERVAL,
             "controller_args": ctl_args,
-            "bfd_ms": 50 if bfd else 0,
+            "bfd_ms": BFD_MS if bfd else 0,
+            "bfd_mult": BFD_MULT,
             "bfd_flaps": k_raw.get("bfd_flaps"),
             "rows": rows,
             "ovs_alone": floor,

@@ -4,7 +4,7 @@ For ring4 (4 links) and PPU (27 switches, 29 links), each twice in the same run:
 
 * ``lldp``: no BFD, the controller alone judges liveness: LLDP on every link end every
   0.1 s (the controller as it was before BFD: issue 11 measured 13 % of a core in PPU);
-* ``bfd``: BFD 50 ms x 3 on every inter-switch interface, the controller started with
+* ``bfd``: BFD (100 ms x 2, the lab's) on every inter-switch interface, the controller started with
   ``--switch-liveness`` (LLDP on links every 2 s, for the cabling only).
 
 Each run brings the lab up, waits for BFD to forward everywhere and for full reachability,
@@ -120,7 +120,7 @@ def run(args: Any) -> int:
     print(
         f"Idle CPU: the lab up and reachable, {SETTLE_S:g} s to settle, then the CPU ticks of the controller\n"
         f"process and of ovs-vswitchd over {seconds:g} s, as % of one core. lldp: no BFD, LLDP on every link\n"
-        f"end every 0.1 s (the controller alone judges; as before BFD). bfd: BFD 50 ms x 3 on every\n"
+        f"end every 0.1 s (the controller alone judges; as before BFD). bfd: the lab's BFD on every\n"
         f"inter-switch interface and the controller with --switch-liveness (LLDP on links every 2 s).\n",
         flush=True,
     )

@@ -49,12 +49,14 @@ SETUP_HINT = "run `bash scripts/setup.sh` (then use .venv/bin/python or /usr/bin
 
 LAB_LOCK = "/run/kendali-lab.lock"
 # BFD on every inter-switch interface (controller mode): Open vSwitch's fast-failover groups
-# then bypass a silent failure themselves in (mult-1..mult) x 50 ms plus ~10 ms (measured
-# 124-151 ms; docs/liveness.md). Not below 50 ms on a shared 2-core machine: every BFD packet
-# is handled by ovs-vswitchd's main thread, and a stall longer than the detection time takes
-# every session down at once.
-BFD_MS = 50
-BFD_MULT = 3
+# then bypass a silent failure themselves in (mult-1..mult) x interval plus ~10 ms
+# (docs/liveness.md). Every BFD packet is handled by ovs-vswitchd's main thread, which here
+# runs every lab bridge and also installs our flows: a stall longer than the detection time
+# takes sessions down. 50 ms x 3 (150 ms) did that in the PPU lab at start (58 sessions on
+# two cores; links flapped into minutes of flap damping in 3 of 4 runs); 100 ms x 2 detects
+# in 150-200 ms (measured 115-193 ms), tolerates a 200 ms stall and sends half the packets.
+BFD_MS = 100
+BFD_MULT = 2
 
 
 def _inherited_lock() -> int | None:
