@@ -76,3 +76,24 @@ def test_with_the_switches_judging_a_link_whose_lldp_stops_is_still_dropped_in_t
     assert len(c.net.links) == 4  # not judged on LLDP's 0.5 s any more
     sim.run(c, 2 * c.config.lldp_interval + 1.5, step=c.liveness.tick)
     assert len(c.net.links) == 3 and cut[:2] not in {k[:2] for k in c.net.links}
+
+
+def _link_of(c, dpid: int, port: int) -> bool:
+    return any((k[0], k[1]) == (dpid, port) or (k[2], k[3]) == (dpid, port) for k in c.net.links)
+
+
+def test_a_link_held_by_flap_damping_comes_back_with_slow_lldp_too():
+    # A held link must be heard with no gap of returning_gap (2 s) for its hold; LLDP every
+    # 2 s would keep restarting the hold, so the ends of held links are probed every round.
+    sim, c = _ring(switch_liveness=True)
+    d1, p1, _d2, _p2 = sim.cables[0]
+    for _ in range(4):  # the fourth loss within the minute earns a 4 s hold
+        assert _link_of(c, d1, p1)
+        sim.do(c, c.port_status(d1, p1, False, "02:00:00:00:00:01", sim.now, "lost carrier"))
+        sim.do(c, c.port_status(d1, p1, True, "02:00:00:00:00:01", sim.now))
+        up_at = sim.now
+        late = c.liveness.tick * 1.04  # a real loop's rounds come a little late, never early
+        while not _link_of(c, d1, p1) and sim.now < up_at + 10:
+            sim.run(c, late, step=late)
+    assert sim.now - up_at >= 4.0  # it was held
+    assert sim.now - up_at <= 4.0 + 3 * c.liveness.tick, sim.now - up_at  # and only for the hold

@@ -386,8 +386,16 @@ class Controller:
                     text = f"failover: link {self.fmt_link(k)} silent for {silent[k] * 1000:.0f} ms; routed around it"
                     self.events.add(now, "link_silent", text, link=self.fmt_link(k))
         self.signer.expire(now)
-        for dpid in sorted(self.net.ports) if r.full or r.links else ():
-            out += self._lldp(dpid, None if r.full else sorted(self.net.link_ports(dpid)), now)
+        # A link held back by flap damping must be heard without a gap of returning_gap (2 s)
+        # for its hold: its ends are probed every round, whatever the LLDP interval on links.
+        held: dict[int, set[int]] = {}
+        for d1, p1, d2, p2 in self.net.damped():
+            held.setdefault(d1, set()).add(p1)
+            held.setdefault(d2, set()).add(p2)
+        for dpid in sorted(self.net.ports):
+            ports = (self.net.link_ports(dpid) if r.links else set()) | held.get(dpid, set())
+            if r.full or ports:
+                out += self._lldp(dpid, None if r.full else sorted(ports), now)
         out += self._sends(self.arp.probe_declared(now), b"")
         if r.full:
             self._check_declared(now)
