@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument(
         "--no-bfd",
         action="store_true",
-        help="no BFD on the inter-switch links (default: on, 100 ms x 2, and the lab's controller runs "
+        help="no BFD on the inter-switch links (default: on, 100 ms x 3, and the lab's controller runs "
         "--switch-liveness); silent failures are then found by the controller's LLDP",
     )
     lab.add_argument("--script", type=_existing_file, help="run this Mininet CLI script instead of the CLI")

@@ -39,6 +39,7 @@ import networkx as nx
 
 from controller.errors import KendaliError
 from controller.lab import ovs_floor
+from controller.lab.mininet_lab import controller_args
 
 REPO = Path(__file__).resolve().parents[2]
 RING4 = REPO / "topologies" / "ring4.yaml"
@@ -49,7 +50,7 @@ RSTP_SILENT_RUNS = 3  # each takes ~10 s: RSTP only notices after three missed h
 # The lab as shipped: BFD (mininet_lab.BFD_MS x BFD_MULT) on every inter-switch interface, the controller told that
 # the switches judge liveness (LLDP on links every 2 s). NO_BFD_ARGS: the controller judges
 # alone, LLDP on each link every 0.1 s, 0.5 s of silence kills (`kendali bench failover --no-bfd`).
-CONTROLLER_ARGS: list[str] = ["--switch-liveness"]
+CONTROLLER_ARGS: list[str] = controller_args(bfd=True)  # [] with KENDALI_LAB_BFD=0
 NO_BFD_ARGS: list[str] = []
 
 # Classic BPF, one instruction: "ret #2" = TC_ACT_SHOT in direct-action mode: drop all.

@@ -4,7 +4,7 @@ For ring4 (4 links) and PPU (27 switches, 29 links), each twice in the same run:
 
 * ``lldp``: no BFD, the controller alone judges liveness: LLDP on every link end every
   0.1 s (the controller as it was before BFD: issue 11 measured 13 % of a core in PPU);
-* ``bfd``: BFD (100 ms x 2, the lab's) on every inter-switch interface, the controller started with
+* ``bfd``: BFD (the lab's, 100 ms x 3) on every inter-switch interface, the controller started with
   ``--switch-liveness`` (LLDP on links every 2 s, for the cabling only).
 
 Each run brings the lab up, waits for BFD to forward everywhere and for full reachability,

@@ -51,12 +51,28 @@ LAB_LOCK = "/run/kendali-lab.lock"
 # BFD on every inter-switch interface (controller mode): Open vSwitch's fast-failover groups
 # then bypass a silent failure themselves in (mult-1..mult) x interval plus ~10 ms
 # (docs/liveness.md). Every BFD packet is handled by ovs-vswitchd's main thread, which here
-# runs every lab bridge and also installs our flows: a stall longer than the detection time
-# takes sessions down. 50 ms x 3 (150 ms) did that in the PPU lab at start (58 sessions on
-# two cores; links flapped into minutes of flap damping in 3 of 4 runs); 100 ms x 2 detects
-# in 150-200 ms (measured 115-193 ms), tolerates a 200 ms stall and sends half the packets.
-BFD_MS = 100
-BFD_MULT = 2
+# runs every lab bridge, sets up every new datapath flow and installs our flows: a stall
+# longer than the detection time takes sessions down. In the PPU lab (58 sessions on two
+# cores) 50 ms x 3 (150 ms) did that at start (3 of 4 labs never reachable) and 100 ms x 2
+# (200 ms) under the 870 pings of a reachability round after a cut; 100 ms x 3 tolerates a
+# 300 ms stall and detects in 200-300 ms.
+# KENDALI_LAB_BFD overrides it for every lab of a process ("100x3", or "0": no BFD), e.g. to run
+# the lab tests with and without BFD.
+BFD_ENV = "KENDALI_LAB_BFD"
+
+
+def _bfd_setting(text: str) -> tuple[int, int]:
+    ms, _, mult = text.strip().lower().partition("x")
+    try:
+        out = (int(ms), int(mult or 3))
+    except ValueError:
+        raise KendaliError(f"{text!r}: use MSxMULT (e.g. 100x2) or 0 for no BFD", BFD_ENV) from None
+    if out[0] and not (10 <= out[0] <= 10000 and 1 <= out[1] <= 255):
+        raise KendaliError(f"{text!r}: 10-10000 ms and a multiplier of 1-255", BFD_ENV)
+    return out
+
+
+BFD_MS, BFD_MULT = _bfd_setting(os.environ.get(BFD_ENV) or "100x3")
 
 
 def _inherited_lock() -> int | None:
@@ -733,8 +749,9 @@ class Lab:
 
 
 def controller_args(bfd: bool) -> list[str]:
-    """The lab controller's flags for a lab with BFD on its links (or without)."""
-    return ["--switch-liveness"] if bfd else []
+    """The lab controller's flags for a lab with BFD on its links (or without, also when
+    KENDALI_LAB_BFD=0)."""
+    return ["--switch-liveness"] if bfd and BFD_MS else []
 
 
 def lab_main(args: Any) -> int:
