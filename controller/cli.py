@@ -155,14 +155,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--lldp-interval",
         type=_seconds,
-        default=0.1,
-        help="seconds between LLDP probes on each link (default 0.1; other ports about 1 s)",
+        default=None,
+        help="seconds between LLDP probes on each link (default 0.1, or 2 with --switch-liveness; "
+        "other ports about 1 s)",
     )
     c.add_argument(
         "--link-timeout",
         type=_seconds,
         default=None,
         help="a link silent this long is routed around (default 5 x interval)",
+    )
+    c.add_argument(
+        "--switch-liveness",
+        action="store_true",
+        help="the switches judge their links' liveness (BFD on inter-switch interfaces, reported as "
+        "OFPPS_LIVE; docs/liveness.md): silent failures are theirs to bypass and LLDP on links only "
+        "checks the cabling, every 2 s by default (default: the controller's LLDP judges, every 0.1 s)",
     )
     c.add_argument("--no-protect", action="store_true", help="no fast-failover groups (for comparison)")
     c.add_argument(
@@ -252,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a local etcd and two controllers (--etcd), every switch connected to both (docs/ha.md)",
     )
+    lab.add_argument(
+        "--no-bfd",
+        action="store_true",
+        help="no BFD on the inter-switch links (default: on, 100 ms x 3, and the lab's controller runs "
+        "--switch-liveness); silent failures are then found by the controller's LLDP",
+    )
     lab.add_argument("--script", type=_existing_file, help="run this Mininet CLI script instead of the CLI")
     lab.add_argument("--no-cli", dest="cli", action="store_false", help="bring up, check reachability, tear down")
 
@@ -259,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--topology", type=_existing_file, default=DEFAULT_TOPOLOGY)
     d.add_argument("--policies", type=_existing_file, default=None)
     d.add_argument("--quick", action="store_true", help="reachability only")
+    d.add_argument("--no-bfd", action="store_true", help="no BFD on the inter-switch links (as kendali lab)")
 
     r = sub.add_parser("report", help="the usage report of a state dir: needs, cost per OPD (html, json or csv)")
     r.add_argument("--state-dir", type=Path, default=Path("state"), help="the controller's (default ./state)")
@@ -303,7 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
         "which",
         nargs="?",
         default="compile",
-        choices=["compile", "reach", "meters", "failover", "load", "stats", "report", "sharing", "takeover"],
+        choices=["compile", "reach", "meters", "failover", "load", "stats", "report", "sharing", "takeover", "idle"],
+    )
+    b.add_argument(
+        "--no-bfd",
+        action="store_true",
+        help="failover: the lab without BFD and the controller's fast LLDP (the figures before BFD)",
     )
     b.add_argument("--json", type=_writable_file, help="also write the figures as JSON here")
     b.add_argument(
@@ -341,9 +361,11 @@ def _check_free(host: str, port: int, what: str) -> None:
 
 
 def run_controller(args: argparse.Namespace) -> int:
-    link_timeout = args.link_timeout or 5 * args.lldp_interval
-    if link_timeout < 2 * args.lldp_interval:
-        raise KendaliError(f"must be at least twice --lldp-interval ({args.lldp_interval:g} s)", "--link-timeout")
+    from controller.core.liveness import timers
+
+    lldp_interval, link_timeout = timers(args.lldp_interval, args.link_timeout, args.switch_liveness)
+    if link_timeout < 2 * lldp_interval:
+        raise KendaliError(f"must be at least twice --lldp-interval ({lldp_interval:g} s)", "--link-timeout")
     from controller.api import server
 
     tls = server.check_tls(args.tls_cert, args.tls_key)  # a bad certificate is found before anything starts
@@ -404,8 +426,9 @@ def run_controller(args: argparse.Namespace) -> int:
     app.SETTINGS.rest_host = args.rest_bind
     app.SETTINGS.rest_tls = (args.tls_cert, args.tls_key) if tls is not None else None
     app.SETTINGS.open_metrics = args.open_metrics
-    app.SETTINGS.lldp_interval = args.lldp_interval
+    app.SETTINGS.lldp_interval = lldp_interval
     app.SETTINGS.link_timeout = link_timeout
+    app.SETTINGS.switch_liveness = args.switch_liveness
     app.SETTINGS.protect = not args.no_protect
     app.SETTINGS.stats_interval = args.stats_interval
     app.SETTINGS.sharing = sharing

@@ -80,9 +80,19 @@ def test_defaults_and_good_values():
         None,
         6653,
         8080,
-        0.1,
+        None,
         None,
     )
+    # Not given: LLDP on links every 0.1 s, 0.5 s of silence kills; with --switch-liveness
+    # (the switches' BFD judges) every 2 s, 10 s. Given, they mean what they say either way.
+    from controller.core.liveness import timers
+
+    assert timers(a.lldp_interval, a.link_timeout, a.switch_liveness) == (0.1, 0.5)
+    b = build_parser().parse_args(["controller", "--switch-liveness"])
+    assert timers(b.lldp_interval, b.link_timeout, b.switch_liveness) == (2.0, 10.0)
+    b = build_parser().parse_args(["controller", "--switch-liveness", "--lldp-interval", "1", "--link-timeout", "4"])
+    assert timers(b.lldp_interval, b.link_timeout, b.switch_liveness) == (1.0, 4.0)
+    assert not build_parser().parse_args(["lab"]).no_bfd and build_parser().parse_args(["demo", "--no-bfd"]).no_bfd
     assert a.state_dir == Path("state") and not a.no_protect and a.stats_interval == 10.0
     assert build_parser().parse_args(["controller", "--stats-interval", "2.5"]).stats_interval == 2.5
     assert build_parser().parse_args(["bench", "stats"]).which == "stats"

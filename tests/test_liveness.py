@@ -1,9 +1,18 @@
-"""controller.core.liveness: rounds decide, and a switch busy with our changes is not judged."""
+"""controller.core.liveness: rounds decide, a switch busy with our changes is not judged, a port
+is up as the switch's fast-failover groups see it (OFPPS_LIVE), and LLDP slows down when the
+switches judge liveness."""
 
 from __future__ import annotations
 
 from controller.core.graph import Network
-from controller.core.liveness import BUSY_MAX_S, Liveness
+from controller.core.liveness import (
+    BUSY_MAX_S,
+    SWITCH_LIVENESS_LLDP_INTERVAL,
+    TICK_MAX,
+    Liveness,
+    PortState,
+    timers,
+)
 
 
 def _one_link() -> Network:
@@ -58,3 +67,95 @@ def test_a_switch_that_never_answers_is_judged_anyway():
     live = Liveness(0.1, 0.5)
     live.barrier_sent(1, 7, 10.0 - BUSY_MAX_S - 0.1)
     assert 1 not in live.busy(9.5, 10.0)
+
+
+# ---- the LIVE rule: a port is up as the switch's fast-failover groups see it ----------------
+UP = PortState(link_down=False, admin_down=False, live=True)
+NOT_LIVE = PortState(link_down=False, admin_down=False, live=False)  # carrier up, BFD down
+NO_CARRIER = PortState(link_down=True, admin_down=False, live=False)
+SWITCHED_OFF = PortState(link_down=False, admin_down=True, live=False)
+
+
+def test_on_a_switch_that_reports_liveness_a_port_without_live_is_down():
+    live = Liveness()
+    assert live.ports_up(1, {1: UP, 2: NOT_LIVE, 3: NO_CARRIER, 4: SWITCHED_OFF}) == {
+        1: True,
+        2: False,
+        3: False,
+        4: False,
+    }
+    assert live.port_up(1, NOT_LIVE) is False  # BFD timed out: PortStatus clears LIVE only
+    assert live.port_up(1, UP) is True  # BFD back: LIVE again
+
+
+def test_the_whole_port_list_decides_whether_a_switch_reports_liveness():
+    # Port 1 comes first and is not live; port 2 shows the switch does set LIVE at all.
+    assert Liveness().ports_up(1, {1: NOT_LIVE, 2: UP}) == {1: False, 2: True}
+
+
+def test_a_switch_that_never_sets_live_is_judged_on_carrier_alone():
+    live = Liveness()
+    assert live.ports_up(7, {1: NOT_LIVE, 2: NOT_LIVE, 3: NO_CARRIER}) == {1: True, 2: True, 3: False}
+    assert live.port_up(7, NOT_LIVE) is True
+    assert live.port_up(7, SWITCHED_OFF) is False
+    # The first LIVE it shows makes it a switch that reports liveness, until it disconnects.
+    assert live.port_up(7, UP) is True and live.port_up(7, NOT_LIVE) is False
+    assert live.port_up(8, NOT_LIVE) is True  # another switch is not affected
+    live.forget(7)
+    assert live.port_up(7, NOT_LIVE) is True
+
+
+def test_why_a_port_is_down_reads_as_the_failover_log_says():
+    assert Liveness.why_down(NO_CARRIER) == "lost carrier"
+    assert "not live" in Liveness.why_down(NOT_LIVE) and "BFD" in Liveness.why_down(NOT_LIVE)
+    assert "switched off" in Liveness.why_down(SWITCHED_OFF)
+
+
+# ---- the LLDP rate: fast when the controller judges, slow when the switches' BFD does ---------
+def test_timers_from_the_flags():
+    assert timers(None, None, False) == (0.1, 0.5)
+    assert timers(None, None, True) == (SWITCH_LIVENESS_LLDP_INTERVAL, 5 * SWITCH_LIVENESS_LLDP_INTERVAL)
+    assert timers(0.2, None, True) == (0.2, 1.0)  # given flags mean what they say
+    assert timers(None, 3.0, False) == (0.1, 3.0)
+
+
+def test_fast_lldp_probes_and_judges_links_every_round():
+    live = Liveness(0.1, 0.5)
+    assert live.tick == 0.1
+    rounds = [live.round(1.0 + i * 0.1) for i in range(20)]
+    assert all(r.links for r in rounds)
+    assert sum(r.full for r in rounds) == 2  # other ports about once a second
+    assert all(r.cutoff is not None for r in rounds[5:])
+
+
+def test_slow_lldp_probes_links_every_interval_and_rounds_still_tick():
+    live = Liveness(2.0, 10.0)
+    assert live.tick == TICK_MAX  # compile wakes and the audit do not wait 2 s
+    t, rounds = 0.0, []
+    for _ in range(int(20 / live.tick)):
+        t += live.tick
+        rounds.append((t, live.round(t)))
+    probed = [t for t, r in rounds if r.links]
+    assert len(probed) == 10  # 20 s: links probed every 2 s, not 200 times
+    assert all(r.full for _t, r in rounds if r.links)  # other ports with them, every 2 s
+    assert all(r.cutoff is None for _t, r in rounds if not r.links)  # judged only after a probe
+    judged = [(t, r.cutoff) for t, r in rounds if r.cutoff is not None]
+    assert judged and all(cutoff <= t - 10.0 for t, cutoff in judged)
+
+
+def test_slow_lldp_still_drops_a_link_silent_for_the_timeout_and_not_before():
+    live, net = Liveness(2.0, 10.0), _one_link()
+    t, dead = 1.0, []
+    while not dead and t < 30:
+        t = round(t + live.tick, 6)
+        dead = _judge(live, net, t)
+        if t <= 11.0:
+            assert dead == [], t  # heard at 1.0: 10 s of silence have not passed
+    assert dead == [(1, 1, 2, 1)] and t <= 1.0 + 10.0 + 2 * 2.0 + 0.01
+
+
+def test_a_discovery_burst_probes_every_port_every_round_even_when_slow():
+    live = Liveness(2.0, 10.0)
+    live.discover(5.0, 1.0)
+    rounds = [live.round(5.0 + i * live.tick) for i in range(4)]
+    assert all(r.full and r.links for r in rounds)

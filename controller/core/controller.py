@@ -213,7 +213,10 @@ class Controller:
         self.dirty = True
         return []
 
-    def port_status(self, dpid: int, port: int, up: bool, hw_addr: str, now: float) -> list[Action]:
+    def port_status(
+        self, dpid: int, port: int, up: bool, hw_addr: str, now: float, why: str = "lost carrier"
+    ) -> list[Action]:
+        """A port went up or down (``why``: the reason in the failover log, see Liveness.why_down)."""
         self.hw_addr[(dpid, port)] = hw_addr
         t0 = time.perf_counter()
         lost = self.net.port_status(dpid, port, up, now)
@@ -223,13 +226,14 @@ class Controller:
             out += self.compile(now, {d for k in lost for d in (k[0], k[2])}, lost=True)
             self.counters.failovers += len(lost)
             LOG.warning(
-                "failover: link %s lost carrier; switches bypassed it by fast failover, controller "
+                "failover: link %s %s; switches bypassed it by fast failover, controller "
                 "restored shortest paths in %.1f ms",
                 ", ".join(self.fmt_link(k) for k in lost),
+                why,
                 (time.perf_counter() - t0) * 1000,
             )
             for k in lost:
-                text = f"failover: link {self.fmt_link(k)} lost carrier; traffic bypassed it"
+                text = f"failover: link {self.fmt_link(k)} {why}; traffic bypassed it"
                 self.events.add(now, "failover", text, link=self.fmt_link(k))
         else:
             self.dirty = True
@@ -365,7 +369,8 @@ class Controller:
 
     # ---- time ------------------------------------------------------------------------------
     def tick(self, now: float) -> list[Action]:
-        """One LLDP round (every ``lldp_interval``), and whatever else is due."""
+        """One round (every ``liveness.tick``): LLDP where due (controller.core.liveness), and
+        whatever else is due."""
         out: list[Action] = []
         r = self.liveness.round(now)
         if r.cutoff is not None:
@@ -385,8 +390,16 @@ class Controller:
                     text = f"failover: link {self.fmt_link(k)} silent for {silent[k] * 1000:.0f} ms; routed around it"
                     self.events.add(now, "link_silent", text, link=self.fmt_link(k))
         self.signer.expire(now)
+        # A link held back by flap damping must be heard without a gap of returning_gap (2 s)
+        # for its hold: its ends are probed every round, whatever the LLDP interval on links.
+        held: dict[int, set[int]] = {}
+        for d1, p1, d2, p2 in self.net.damped():
+            held.setdefault(d1, set()).add(p1)
+            held.setdefault(d2, set()).add(p2)
         for dpid in sorted(self.net.ports):
-            out += self._lldp(dpid, None if r.full else sorted(self.net.link_ports(dpid)), now)
+            ports = (self.net.link_ports(dpid) if r.links else set()) | held.get(dpid, set())
+            if r.full or ports:
+                out += self._lldp(dpid, None if r.full else sorted(ports), now)
         out += self._sends(self.arp.probe_declared(now), b"")
         if r.full:
             self._check_declared(now)

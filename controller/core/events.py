@@ -3,7 +3,8 @@ GET /v1/events. Pure: the caller passes the time; nothing here reads a clock or 
 
 The controller (controller.core.controller) appends an event wherever it logs one:
 
-    failover         a link lost carrier; fast failover bypassed it, shortest paths restored
+    failover         a link lost carrier or liveness (BFD: its port is no longer OFPPS_LIVE);
+                     fast failover bypassed it, shortest paths restored
     link_silent      a link's LLDP went silent (carrier up); routed around it
     link_up          a link was discovered (again)
     switch_up        a switch connected and reported its ports

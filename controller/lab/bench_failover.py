@@ -39,6 +39,7 @@ import networkx as nx
 
 from controller.errors import KendaliError
 from controller.lab import ovs_floor
+from controller.lab.mininet_lab import controller_args
 
 REPO = Path(__file__).resolve().parents[2]
 RING4 = REPO / "topologies" / "ring4.yaml"
@@ -46,8 +47,11 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # Mininet hosts run the probe with the syste
 PROBE_INTERVAL = 0.0005
 RUNS = 5
 RSTP_SILENT_RUNS = 3  # each takes ~10 s: RSTP only notices after three missed hellos
-# The controller as shipped: LLDP on each link every 0.1 s, 0.5 s of silence kills.
-CONTROLLER_ARGS: list[str] = []
+# The lab as shipped: BFD (mininet_lab.BFD_MS x BFD_MULT) on every inter-switch interface, the controller told that
+# the switches judge liveness (LLDP on links every 2 s). NO_BFD_ARGS: the controller judges
+# alone, LLDP on each link every 0.1 s, 0.5 s of silence kills (`kendali bench failover --no-bfd`).
+CONTROLLER_ARGS: list[str] = controller_args(bfd=True)  # [] with KENDALI_LAB_BFD=0
+NO_BFD_ARGS: list[str] = []
 
 # Classic BPF, one instruction: "ret #2" = TC_ACT_SHOT in direct-action mode: drop all.
 _DROP_ALL_BPF = "1,6 0 0 2"
@@ -343,17 +347,19 @@ FLOOR_COLUMNS = [
 ]
 
 
-def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
+def bench_kendali(runs: int, log: Any, bfd: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
     from controller.core.topology import load
     from controller.lab.labctl import ControllerProcess
-    from controller.lab.mininet_lab import Lab
+    from controller.lab.mininet_lab import BFD_MS, Lab
 
     topology = load(RING4)
     ring = [(l.a, l.b) for l in topology.links]
     raw: dict[str, list[dict[str, Any]]] = {"baseline": [], "carrier": [], "silent": [], "recovery": []}
-    ctl = ControllerProcess(RING4, extra=CONTROLLER_ARGS)
+    ctl = ControllerProcess(RING4, extra=CONTROLLER_ARGS if bfd else NO_BFD_ARGS)
     with ctl:
-        with Lab(RING4, controller_port=ctl.ofp_port, prefix="kbf") as lab:
+        with Lab(RING4, controller_port=ctl.ofp_port, prefix="kbf", bfd_ms=BFD_MS if bfd else 0) as lab:
+            lab.wait_bfd()
+            flaps0 = lab.bfd_flaps()
             _, m = lab.wait_reachable(60, wait_s=0.25)
             if not m.complete:
                 raise KendaliError("ring4 not fully reachable: " + lab.report(m), "bench failover")
@@ -394,8 +400,11 @@ def bench_kendali(runs: int, log: Any) -> tuple[list[dict[str, Any]], dict[str, 
             for a, b in ring:  # leave everything healthy
                 if wait_link_in_use(ctl, a, b) is None:
                     raise KendaliError(f"link {a}-{b} not back in use after 40 s", "bench failover")
+            # Each failure and restore counts a down and an up on both ends of its link (carrier
+            # and silent: 2 x 2 a run, recovery 2 x 2): more is a spurious flap.
+            raw["bfd_flaps"] = [{"expected": 12 * runs, "counted": lab.bfd_flaps() - flaps0}] if bfd else []
         log_text = ctl.log_tail(400)
-    rows = [_row("kendali", k, v) for k, v in raw.items()]
+    rows = [_row("kendali" if bfd else "kendali, no BFD", k, v) for k, v in raw.items() if k != "bfd_flaps"]
     back = [r["back_in_use_s"] for r in raw["recovery"] if r.get("back_in_use_s") is not None]
     missed = len(raw["recovery"]) - len(back)
     if back:
@@ -444,23 +453,29 @@ def failover_log_lines(log_text: str) -> list[str]:
 
 def run(args: Any) -> int:
     from controller.lab.bench import table, write_json
+    from controller.lab.mininet_lab import BFD_MS, BFD_MULT
 
     runs = int(os.environ.get("KENDALI_BENCH_RUNS", RUNS))
+    bfd = not getattr(args, "no_bfd", False)
+    ctl_args = CONTROLLER_ARGS if bfd else NO_BFD_ARGS
     print(
         f"Failover on ring4: UDP probes every {PROBE_INTERVAL * 1000:g} ms between the hosts at both ends of\n"
         f"a ring link; event 1.0 s into a 3 s stream (silent: 3.5 s Kendali, 10 s RSTP); {runs} runs each.\n"
-        f"Kendali: controller {' '.join(CONTROLLER_ARGS) or 'with default settings'}, fast-failover groups on; "
+        f"Kendali: controller {' '.join(ctl_args) or 'with default settings'}, fast-failover groups on, "
+        f"{f'BFD {BFD_MS} ms x {BFD_MULT} on ring links' if bfd else 'no BFD'}; "
         f"links rotate\n"
         f"around the ring. RSTP: OVS standalone bridges, rstp_enable, host ports admin-edge,\n"
         f"cut a link RSTP is forwarding on. Silent failure = tc egress drop on both veth ends,\n"
         f"carrier up. gap = longest time between two arriving probes; baseline = no event.\n",
         flush=True,
     )
-    k_rows, k_raw, log_text = bench_kendali(runs, lambda s: print(s, flush=True))
+    k_rows, k_raw, log_text = bench_kendali(runs, lambda s: print(s, flush=True), bfd)
     r_rows, r_raw = bench_rstp(runs, min(runs, RSTP_SILENT_RUNS), lambda s: print(s, flush=True))
     for r in k_rows:
         if r["event"] == "silent":
-            r["note"] = "LLDP every 0.1 s, dead after 0.5 s silence"
+            r["note"] = (
+                f"switches' BFD {BFD_MS} ms x {BFD_MULT}" if bfd else "LLDP every 0.1 s, dead after 0.5 s silence"
+            )
     for r in r_rows:
         if r["event"] == "silent":
             r["note"] = "RSTP: 3 missed BPDUs (hello 2 s)"
@@ -486,7 +501,10 @@ def run(args: Any) -> int:
             "benchmark": "failover",
             "topology": "ring4",
             "probe_interval_s": PROBE_INTERVAL,
-            "controller_args": CONTROLLER_ARGS,
+            "controller_args": ctl_args,
+            "bfd_ms": BFD_MS if bfd else 0,
+            "bfd_mult": BFD_MULT,
+            "bfd_flaps": k_raw.get("bfd_flaps"),
             "rows": rows,
             "ovs_alone": floor,
             "raw": {"kendali": k_raw, "ovs-rstp": r_raw},

@@ -123,7 +123,7 @@ def usage_table(
 
 def demo_main(args: Any) -> int:
     from controller.lab import traffic
-    from controller.lab.mininet_lab import Lab
+    from controller.lab.mininet_lab import BFD_MS, Lab, controller_args
 
     topo_path = args.topology or DEFAULT_TOPOLOGY
     pol_path = args.policies or DEFAULT_POLICIES
@@ -136,8 +136,10 @@ def demo_main(args: Any) -> int:
     )
     # Polled every 2 s (default 10 s) so the usage table is fresh right after the traffic.
     started = time.time()
-    with ControllerProcess(topo_path, pol_path, keep_log=True, extra=["--stats-interval", "2"]) as ctl:
-        with Lab(topo, controller_port=ctl.ofp_port, prefix="kd") as lab:
+    bfd = not getattr(args, "no_bfd", False)
+    extra = ["--stats-interval", "2", *controller_args(bfd)]
+    with ControllerProcess(topo_path, pol_path, keep_log=True, extra=extra) as ctl:
+        with Lab(topo, controller_port=ctl.ofp_port, prefix="kd", bfd_ms=BFD_MS if bfd else 0) as lab:
             took, matrix = lab.wait_reachable(timeout=90, wait_s=1.0)
             print("1. Reachability\n")
             print(lab.report(matrix))

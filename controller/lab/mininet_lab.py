@@ -28,6 +28,7 @@ import atexit
 import codecs
 import contextlib
 import fcntl
+import json
 import os
 import re
 import signal
@@ -47,11 +48,61 @@ SETUP_HINT = "run `bash scripts/setup.sh` (then use .venv/bin/python or /usr/bin
 
 
 LAB_LOCK = "/run/kendali-lab.lock"
+# BFD on every inter-switch interface (controller mode): Open vSwitch's fast-failover groups
+# then bypass a silent failure themselves in (mult-1..mult) x interval plus ~10 ms
+# (docs/liveness.md). Every BFD packet is handled by ovs-vswitchd's main thread, which here
+# runs every lab bridge, sets up every new datapath flow and installs our flows: a stall
+# longer than the detection time takes sessions down. In the PPU lab (58 sessions on two
+# cores) 50 ms x 3 (150 ms) did that at start (3 of 4 labs never reachable) and 100 ms x 2
+# (200 ms) under the 870 pings of a reachability round after a cut; 100 ms x 3 tolerates a
+# 300 ms stall and detects in 200-300 ms.
+# KENDALI_LAB_BFD overrides it for every lab of a process ("100x3", or "0": no BFD), e.g. to run
+# the lab tests with and without BFD.
+BFD_ENV = "KENDALI_LAB_BFD"
+
+
+def _bfd_setting(text: str) -> tuple[int, int]:
+    ms, _, mult = text.strip().lower().partition("x")
+    try:
+        out = (int(ms), int(mult or 3))
+    except ValueError:
+        raise KendaliError(f"{text!r}: use MSxMULT (e.g. 100x2) or 0 for no BFD", BFD_ENV) from None
+    if out[0] and not (10 <= out[0] <= 10000 and 1 <= out[1] <= 255):
+        raise KendaliError(f"{text!r}: 10-10000 ms and a multiplier of 1-255", BFD_ENV)
+    return out
+
+
+BFD_MS, BFD_MULT = _bfd_setting(os.environ.get(BFD_ENV) or "100x3")
+
+
+def _inherited_lock() -> int | None:
+    """A descriptor of the lab lock this process inherited (``flock /run/kendali-lab.lock CMD``)."""
+    target = os.path.realpath(LAB_LOCK)
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for name in names:
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == target:
+                return int(name)
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def take_lab_lock() -> int:
     """One lab at a time on a machine: a second one waits here (timings stay honest).
-    Returns the lock's file descriptor; closing it releases the lock."""
+    Returns the lock's file descriptor; closing it releases the lock.
+
+    Under ``flock /run/kendali-lab.lock CMD`` the lock is already ours, on a descriptor
+    inherited from flock: locking that same open file again succeeds at once, where a new
+    open() of the file would wait forever for our own parent (seen: a whole lab suite hung
+    in its first fixture). A duplicate is returned, so closing it leaves flock's hold alone."""
+    inherited = _inherited_lock()
+    if inherited is not None:
+        fcntl.flock(inherited, fcntl.LOCK_EX)  # ours already: no wait; merely open: a normal wait
+        return os.dup(inherited)
     fd = os.open(LAB_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -146,10 +197,13 @@ def _make_switch_class() -> type:
         bridge never exists without RSTP.
         """
 
-        def __init__(self, name: str, rstp: bool = False, admin_edge: bool = True, **params: Any) -> None:
+        def __init__(
+            self, name: str, rstp: bool = False, admin_edge: bool = True, bfd: str = "", **params: Any
+        ) -> None:
             super().__init__(name, **params)
             self.rstp = rstp
             self.admin_edge = admin_edge
+            self.bfd = bfd  # "bfd:enable=true bfd:min_tx=..." for inter-switch interfaces, or ""
 
         def bridgeOpts(self) -> str:
             opts = super().bridgeOpts()
@@ -159,10 +213,16 @@ def _make_switch_class() -> type:
 
         def intfOpts(self, intf: Any) -> str:
             opts = super().intfOpts(intf)
-            if self.rstp and self.admin_edge and intf.link is not None:
-                peer = intf.link.intf1 if intf.link.intf2 is intf else intf.link.intf2
-                if isinstance(peer.node, Host):
-                    opts += f" -- set Port {intf} other_config:rstp-port-admin-edge=true"
+            if intf.link is None:
+                return opts
+            peer = intf.link.intf1 if intf.link.intf2 is intf else intf.link.intf2
+            if self.rstp and self.admin_edge and isinstance(peer.node, Host):
+                opts += f" -- set Port {intf} other_config:rstp-port-admin-edge=true"
+            if self.bfd and isinstance(peer.node, OVSSwitch):
+                # Born with BFD: a port added first and given BFD later is live (no BFD yet) when
+                # the switch connects, then not live until BFD is up: every link would count one
+                # failure at lab start, and flap damping would hold any link failing within a minute.
+                opts += f" -- set Interface {intf} {self.bfd}"
             return opts
 
     return KendaliSwitch
@@ -214,6 +274,10 @@ class Lab:
     rstp: enable RSTP on standalone bridges (False -> plain learning bridges; only
         safe on loop-free topologies).
     flat: hosts on one on-link prefix; default: same as standalone.
+    bfd_ms: BFD on every inter-switch interface with min_tx = min_rx = bfd_ms and mult
+        bfd_mult, set through OVSDB right after the start (controller mode only; the RSTP
+        baseline stays plain). 0 or None: no BFD, silent failures are then the controller's
+        LLDP's to find.
     """
 
     def __init__(
@@ -229,6 +293,8 @@ class Lab:
         more_controller_ports: tuple[int, ...] = (),
         admin_edge: bool = True,
         log_level: str = "output",  # "output" lets CLI/script results through, hides info chatter
+        bfd_ms: int | None = BFD_MS,
+        bfd_mult: int = BFD_MULT,
     ) -> None:
         self.topology = topology if isinstance(topology, Topology) else load(topology)
         self.controller_port = controller_port
@@ -240,6 +306,8 @@ class Lab:
         self.flat = standalone if flat is None else flat
         self.admin_edge = admin_edge
         self.log_level = log_level
+        self.bfd_ms = 0 if standalone or not bfd_ms else int(bfd_ms)
+        self.bfd_mult = int(bfd_mult)
         self.net: Any = None
         self.topo: Any = None
         self.names: dict[str, str] = {}  # topology name -> Mininet name
@@ -282,7 +350,7 @@ class Lab:
         if self.standalone:
             params.update(failMode="standalone", rstp=self.rstp)
         else:
-            params.update(failMode="secure")
+            params.update(failMode="secure", bfd=self._bfd_options())
 
         def make_switch(name: str, **kw: Any) -> Any:
             return switch_cls(name, **{**params, **kw})
@@ -353,6 +421,64 @@ class Lab:
             for intf in h.intfList():
                 if intf.name != "lo":
                     h.cmd(f"ethtool -K {intf.name} tx off rx off >/dev/null 2>&1")
+
+    # -- BFD: switch configuration through OVSDB, never OpenFlow
+
+    def switch_interfaces(self) -> list[str]:
+        """The interfaces of inter-switch links (both ends), never host-facing ones."""
+        self._need_net()
+        switches = set(self.net.switches)
+        return [
+            i.name
+            for l in self.net.links
+            if l.intf1.node in switches and l.intf2.node in switches
+            for i in (l.intf1, l.intf2)
+        ]
+
+    def _bfd_options(self) -> str:
+        """The interface settings for BFD, set in each bridge's creating ovs-vsctl transaction
+        (Mininet starts every switch in one), so no port is ever up without it.
+        forwarding_if_rx, decay_min_rx and cpath_down stay unset (docs/research/bfd-liveness.md)."""
+        if not self.bfd_ms:
+            return ""
+        ms, mult = self.bfd_ms, self.bfd_mult
+        return f"bfd:enable=true bfd:min_tx={ms} bfd:min_rx={ms} bfd:mult={mult}"
+
+    def bfd_status(self) -> dict[str, dict[str, str]]:
+        """Interface -> its BFD status (state, forwarding, remote_state, flap_count, ...) for
+        every inter-switch interface; empty dicts without BFD. Never judge by ``diagnostic``:
+        Open vSwitch keeps the last failure's there after the session is back up."""
+        names = self.switch_interfaces()
+        if not names:
+            return {}
+        cmd = ["ovs-vsctl", "--format=json", "--columns=name,bfd_status", "find", "interface"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        out: dict[str, dict[str, str]] = {n: {} for n in names}
+        try:
+            for name, status in json.loads(r.stdout)["data"]:
+                if name in out and isinstance(status, list) and status[0] == "map":
+                    out[name] = {k: v for k, v in status[1]}
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise LabError(f"cannot read bfd_status: {r.stderr.strip() or r.stdout[:200]}", "lab") from None
+        return out
+
+    def wait_bfd(self, timeout: float = 20.0) -> float:
+        """Seconds until BFD forwards on every inter-switch interface (0 without BFD)."""
+        if not self.bfd_ms:
+            return 0.0
+        t0 = time.monotonic()
+        while True:
+            status = self.bfd_status()
+            down = sorted(n for n, st in status.items() if st.get("forwarding") != "true")
+            if not down:
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > timeout:
+                raise LabError(f"BFD not forwarding after {timeout:.0f} s on {', '.join(down[:6])}", "lab")
+            time.sleep(0.1)
+
+    def bfd_flaps(self) -> int:
+        """BFD state changes so far, over every inter-switch interface (a spurious flap shows here)."""
+        return sum(int(st.get("flap_count", 0) or 0) for st in self.bfd_status().values())
 
     def stop(self) -> None:
         """Stop the network and remove only this lab's bridges and interfaces. Idempotent."""
@@ -622,6 +748,12 @@ class Lab:
 # ---------------------------------------------------------------- `kendali lab`
 
 
+def controller_args(bfd: bool) -> list[str]:
+    """The lab controller's flags for a lab with BFD on its links (or without, also when
+    KENDALI_LAB_BFD=0)."""
+    return ["--switch-liveness"] if bfd and BFD_MS else []
+
+
 def lab_main(args: Any) -> int:
     """`kendali lab`: bring the topology up with a Kendali controller (its own, or one
     already listening on ``controller_port``), or standalone with RSTP.
@@ -638,13 +770,14 @@ def lab_main(args: Any) -> int:
     try:
         topology = load(path)
         standalone = bool(getattr(args, "standalone", False))
+        bfd = not getattr(args, "no_bfd", False)
         port = getattr(args, "controller_port", None)
         if getattr(args, "ha", False):
             if standalone or port is not None:
                 raise KendaliError("--ha starts its own etcd and two controllers", "--ha")
             from controller.lab.hapair import HaPair
 
-            pair = HaPair(path, getattr(args, "policies", None), keep_log=True).start()
+            pair = HaPair(path, getattr(args, "policies", None), keep_log=True, extra=controller_args(bfd)).start()
             port, more = pair.ctls[0].ofp_port, (pair.ctls[1].ofp_port,)
             print(f"kendali lab: etcd {pair.etcd.url} (data {pair.etcd.dir})")
             for c in pair.ctls:
@@ -653,7 +786,9 @@ def lab_main(args: Any) -> int:
             # No controller named: bring our own, so the lab works on its own.
             from controller.lab.labctl import ControllerProcess
 
-            ctl = ControllerProcess(path, getattr(args, "policies", None), keep_log=True).start()
+            ctl = ControllerProcess(
+                path, getattr(args, "policies", None), keep_log=True, extra=controller_args(bfd)
+            ).start()
             port = ctl.ofp_port
             print(f"kendali lab: controller started: REST {ctl.url}/v1/ (token {ctl.token}), log {ctl.log_path}")
         lab = Lab(
@@ -662,12 +797,14 @@ def lab_main(args: Any) -> int:
             prefix=getattr(args, "prefix", None),
             standalone=standalone,
             more_controller_ports=more,
+            bfd_ms=BFD_MS if bfd else 0,
         )
         print(
             f"kendali lab: bringing up {topology.name} ({len(topology.switches)} switches, "
             f"{len(topology.hosts)} hosts)"
             + ("" if lab.standalone else f", controller 127.0.0.1:{lab.controller_port}")
             + "".join(f" and 127.0.0.1:{p}" for p in more)
+            + (f"; BFD {lab.bfd_ms} ms x {BFD_MULT} on inter-switch links" if lab.bfd_ms else "")
         )
         with lab:
             print(

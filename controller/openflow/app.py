@@ -41,6 +41,7 @@ from controller.core.controller import (
     SendChanges,
     purchased_uplink_kbps,
 )
+from controller.core.liveness import PortState
 from controller.core.policy import Policy
 from controller.core.state import Flow
 from controller.core.topology import Topology
@@ -64,6 +65,7 @@ class Settings:
     open_metrics: bool = False
     lldp_interval: float = 0.1
     link_timeout: float = 0.5
+    switch_liveness: bool = False  # the switches judge link liveness (BFD): LLDP slow (for the log)
     protect: bool = True
     keep_foreign: bool = False
     audit_interval: float = 5.0
@@ -168,10 +170,12 @@ class KendaliApp(app_manager.OSKenApp):
             self._own.append(hub.spawn(self._serve_rest))
         s, t = self.settings, self.settings.topology
         LOG.info(
-            "Kendali controller up: topology %s, LLDP every %.2f s, link timeout %.2f s, protection %s, audit every %s",
+            "Kendali controller up: topology %s, LLDP every %.2f s on links, link timeout %.2f s%s, protection %s, "
+            "audit every %s",
             f"{t.name} ({len(t.switches)} switches declared)" if t else "discovered only",
             s.lldp_interval,
             s.link_timeout,
+            " (silent failures left to the switches' BFD: --switch-liveness)" if s.switch_liveness else "",
             "on" if s.protect else "off",
             f"{s.audit_interval:g} s" if s.audit_interval else "never",
         )
@@ -192,7 +196,7 @@ class KendaliApp(app_manager.OSKenApp):
     # ---- timers and REST: posted as events onto this app's own queue ----------------------
     def _ticker(self) -> None:
         while True:
-            hub.sleep(self.settings.lldp_interval)
+            hub.sleep(self.core.liveness.tick)  # LLDP on links every --lldp-interval, other timers
             if not self._tick_pending:  # never pile ticks up behind a busy loop
                 self._tick_pending = True
                 self.send_event(self.name, EventTick())
@@ -418,10 +422,9 @@ class KendaliApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
     def _port_desc(self, ev: Any) -> None:
         dp = ev.msg.datapath
-        ports = {
-            p.port_no: (self._port_is_up(dp, p), p.hw_addr) for p in ev.msg.body if p.port_no <= dp.ofproto.OFPP_MAX
-        }
-        self._do(self.core.ports(dp.id, ports, time.time()))
+        mine = [p for p in ev.msg.body if p.port_no <= dp.ofproto.OFPP_MAX]
+        up = self.core.liveness.ports_up(dp.id, {p.port_no: self._port_state(dp, p) for p in mine})
+        self._do(self.core.ports(dp.id, {p.port_no: (up[p.port_no], p.hw_addr) for p in mine}, time.time()))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev: Any) -> None:
@@ -514,8 +517,10 @@ class KendaliApp(app_manager.OSKenApp):
         dp, p = msg.datapath, msg.desc
         if p.port_no > dp.ofproto.OFPP_MAX:
             return
-        up = msg.reason != dp.ofproto.OFPPR_DELETE and self._port_is_up(dp, p)
-        self._do(self.core.port_status(dp.id, p.port_no, up, p.hw_addr, time.time()))
+        state = self._port_state(dp, p)
+        up = msg.reason != dp.ofproto.OFPPR_DELETE and self.core.liveness.port_up(dp.id, state)
+        why = "was removed" if msg.reason == dp.ofproto.OFPPR_DELETE else self.core.liveness.why_down(state)
+        self._do(self.core.port_status(dp.id, p.port_no, up, p.hw_addr, time.time(), why))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev: Any) -> None:
@@ -525,9 +530,12 @@ class KendaliApp(app_manager.OSKenApp):
             self._do(self.core.packet_in(msg.datapath.id, in_port, bytes(msg.data), time.time()))
 
     @staticmethod
-    def _port_is_up(dp: Any, p: Any) -> bool:
+    def _port_state(dp: Any, p: Any) -> PortState:
+        """The bits of an ofp_port that decide whether it is up (controller.core.liveness)."""
         ofp = dp.ofproto
-        return not (p.state & ofp.OFPPS_LINK_DOWN) and not (p.config & ofp.OFPPC_PORT_DOWN)
+        return PortState(
+            bool(p.state & ofp.OFPPS_LINK_DOWN), bool(p.config & ofp.OFPPC_PORT_DOWN), bool(p.state & ofp.OFPPS_LIVE)
+        )
 
     # ---- REST ------------------------------------------------------------------------------
     def topology(self) -> dict[str, Any]:
