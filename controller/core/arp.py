@@ -42,7 +42,7 @@ class ArpResponder:
             return False, []  # only hosts speak here, and none may pose as the gateway
         src_ip = arp.src_ip if arp.src_ip != "0.0.0.0" else None
         mac = arp.src_mac.lower()
-        before = net.locators.of(mac) if mac in net.hosts else None
+        before = net.locators.of(mac)  # sticky: also for a host forgotten with its port
         changed = net.learn_host(arp.src_mac, src_ip, dpid, in_port, now)
         moved = self._announce_move(mac, before, now)
         probes = self.verify_probes()
