@@ -236,7 +236,7 @@ def test_declared_hosts_are_asked_for_at_their_own_port_once_per_window():
 
 def test_a_host_that_moved_to_another_switch_is_announced_with_its_new_locator(env):
     t, net, arp, hs = env
-    (h1, d1), (h2, d2) = hs["h1"], hs["h2"]
+    (_h1, d1), (_h2, d2) = hs["h1"], hs["h2"]
     assert d1 != d2
     net.port_status(d2, SPARE, True, 0.0)
     arp.handle(d1, SPARE, Arp(REQUEST, MOVER, MOVER_IP, "00:00:00:00:00:00", "10.20.1.1"), NOW)
@@ -274,7 +274,7 @@ def test_a_host_that_moved_on_its_own_switch_keeps_its_locator(env):
 
 def test_a_locator_mac_is_never_learned_as_a_host(env):
     t, net, arp, hs = env
-    (h1, d1), (h2, d2) = hs["h1"], hs["h2"]
+    (_h1, d1), (h2, d2) = hs["h1"], hs["h2"]
     arp.handle(d2, h2.port, request(h2, "10.20.2.1"), NOW)
     forged = net.locator(h2.mac)  # someone on h1's port claiming h2's locator
     changed, out = arp.handle(d1, SPARE, Arp(REQUEST, forged, "10.20.1.66", "00:00:00:00:00:00", h2.ip), NOW + 1)
