@@ -13,7 +13,7 @@ compiled data itself. Plain functions, so a failing example can be rebuilt by ha
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +173,11 @@ BROADCAST = "ff:ff:ff:ff:ff:ff"
 def unicast(a: H, b: H) -> Packet:
     """What ``a`` sends ``b`` once ARP told it ``b``'s locator MAC."""
     return Packet(
-        eth_src=a.mac, eth_dst=b.loc or b.mac, eth_type=0x0800, ipv4_src=a.ip or "192.0.2.1", ipv4_dst=b.ip or "192.0.2.2"
+        eth_src=a.mac,
+        eth_dst=b.loc or b.mac,
+        eth_type=0x0800,
+        ipv4_src=a.ip or "192.0.2.1",
+        ipv4_dst=b.ip or "192.0.2.2",
     )
 
 
