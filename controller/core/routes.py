@@ -55,7 +55,14 @@ class NextHops:
         self.switches = sorted(switches)
         col = {d: i for i, d in enumerate(self.switches)}
         self.col = col
-        es = sorted((col[e.src], col[e.dst], e.cost, e.port) for e in edges if e.src in col and e.dst in col)
+        # One edge per (src, dst), the cheapest (lowest port among equals): scipy's sparse
+        # matrix would add up the costs of parallel links into one longer link.
+        best: dict[tuple[int, int], tuple[int, int]] = {}
+        for e in edges:
+            if e.src in col and e.dst in col and e.src != e.dst:
+                pair = (col[e.src], col[e.dst])
+                best[pair] = min(best.get(pair, (e.cost, e.port)), (e.cost, e.port))
+        es = sorted((s, t, c, p) for (s, t), (c, p) in best.items())
         self.dests = sorted(d for d in set(destinations) if d in col)
         n, k = len(self.switches), len(self.dests)
         self.ports = np.full((k, n), -1, dtype=np.int64)
