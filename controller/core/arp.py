@@ -90,6 +90,19 @@ class ArpResponder:
         real = self.net.locators.mac_of(mac)
         return self.net.hosts.get(real) if real else None
 
+    def announce_moves(self, before: dict[str, tuple[str | None, str | None]], now: float) -> list[Send]:
+        """Gratuitous ARP for each host whose (locator, address) is no longer what ``before``
+        held: a move or an address taken over that a verification (Network.verify_due)
+        applied, with nobody's ARP in hand to answer."""
+        out = []
+        for mac, was in sorted(before.items()):
+            h = self.net.hosts.get(mac)
+            if h is None or not h.ip or (self.net.locators.of(mac), h.ip) == was:
+                continue
+            news = Arp(REQUEST, self.net.locator(mac), h.ip, "00:00:00:00:00:00", h.ip)
+            out += [Send(f.dpid, f.port, news) for f in self._flood(now, exclude=(h.dpid, h.port))]
+        return out
+
     def _announce_move(self, mac: str, before: str | None, now: float) -> list[Send]:
         """A host that moved to another switch has a new locator; other hosts' ARP caches
         hold the old one. A gratuitous ARP from it, over edge ports, updates them at once
