@@ -171,8 +171,14 @@ def test_an_address_taken_by_another_mac_is_verified_first(env):
     changed, out = arp.handle(d1, SPARE, Arp(REPLY, thief, MOVER_IP, "ff:ff:ff:ff:ff:ff", MOVER_IP), NOW + 1)
     assert changed and net.hosts[thief].ip is None and net.host_by_ip(MOVER_IP).mac == MOVER  # learned, no address
     assert out and out[0].port == h1.port
+    was = {thief: (net.locator(thief), None)}  # what the controller holds before verifying
     assert net.verify_due(NOW + 3)  # the owner stayed silent: the address is the new MAC's (DHCP gave it away)
     assert net.host_by_ip(MOVER_IP).mac == thief and net.hosts[MOVER].ip is None
+    # Other hosts' ARP caches give the address the old owner's locator: told the new one.
+    news = Arp(REQUEST, net.locator(thief), MOVER_IP, "00:00:00:00:00:00", MOVER_IP)
+    told = arp.announce_moves(was, NOW + 3)
+    assert told and all(s.arp == news for s in told) and (d1, SPARE) not in {(s.dpid, s.port) for s in told}
+    assert arp.announce_moves({thief: (net.locator(thief), MOVER_IP)}, NOW + 3) == []  # nothing changed
 
 
 def test_probe_for_an_unknown_host_of_a_declared_subnet(env):
