@@ -1,9 +1,13 @@
-"""controller.core.arp.ArpResponder: answers, proxy answers, edge-only flooding, dedup, probes."""
+"""controller.core.arp.ArpResponder: answers, proxy answers, edge-only flooding, dedup, probes.
+
+Hosts are only ever told locator MACs (controller.core.address): answers carry the
+target's, requests and replies passed on carry their sender's."""
 
 from __future__ import annotations
 
 import pytest
 
+from controller.core import address
 from controller.core.arp import BROADCAST, REPLY, REQUEST, Arp, ArpResponder, Send
 from controller.core.compiler import GATEWAY_MAC
 from tests.builders import NOW, from_topology, load
@@ -40,7 +44,10 @@ def test_known_host_is_answered_by_proxy(env):
     (h1, d1), (h3, d3) = hs["h1"], hs["h3"]
     net.learn_host(h3.mac, h3.ip, d3, h3.port, NOW)
     changed, out = arp.handle(d1, h1.port, request(h1, h3.ip), NOW)
-    assert out == [Send(d1, h1.port, Arp(REPLY, h3.mac, h3.ip, h1.mac, h1.ip))]
+    loc = net.locator(h3.mac)
+    assert out == [Send(d1, h1.port, Arp(REPLY, loc, h3.ip, h1.mac, h1.ip))]
+    # The answer is h3's locator, not its MAC: the label of h3's switch and h3's number there.
+    assert loc != h3.mac and address.parse(loc) == (net.label(d3), net.locators.hosts[h3.mac][1])
 
 
 def test_unknown_target_is_flooded_to_edge_ports_only_except_the_in_port(env):
@@ -50,7 +57,10 @@ def test_unknown_target_is_flooded_to_edge_ports_only_except_the_in_port(env):
     expected = {(d1, SPARE)} | {(d, h.port) for n, (h, d) in hs.items() if n != "h1"}
     assert {(s.dpid, s.port) for s in out} == expected
     assert len(out) == len(expected)
-    assert all(s.arp is None for s in out)  # the request itself goes out
+    # The request goes out carrying the requester's locator, never its real MAC.
+    ask = Arp(REQUEST, net.locator(h1.mac), h1.ip, "00:00:00:00:00:00", "10.20.3.99")
+    assert all(s.arp == ask for s in out)
+    assert address.parse(ask.src_mac) == (net.label(d1), net.locators.hosts[h1.mac][1])
     for s in out:
         assert s.port not in net.link_ports(s.dpid)
 
@@ -81,12 +91,21 @@ def test_arp_from_a_non_edge_port_is_ignored(env):
 def test_reply_is_delivered_to_the_requester(env):
     t, net, arp, hs = env
     (h1, d1), (h2, d2) = hs["h1"], hs["h2"]
-    arp.handle(d1, h1.port, request(h1, h2.ip), NOW)
-    changed, out = arp.handle(d2, h2.port, Arp(REPLY, h2.mac, h2.ip, h1.mac, h1.ip), NOW + 0.01)
+    _, flooded = arp.handle(d1, h1.port, request(h1, h2.ip), NOW)
+    asked = next(s.arp for s in flooded if (s.dpid, s.port) == (d2, h2.port))
+    # h2 answers the locator it was asked by (what Linux does); the controller passes the
+    # reply on to h1's real MAC at h1's port, with h2's locator as the answer.
+    changed, out = arp.handle(d2, h2.port, Arp(REPLY, h2.mac, h2.ip, asked.src_mac, h1.ip), NOW + 0.01)
     assert changed and net.hosts[h2.mac].ip == h2.ip  # the replier is learned
-    assert out == [Send(d1, h1.port)]
-    # A reply to someone unknown goes nowhere.
+    loc2 = net.locator(h2.mac)
+    assert out == [Send(d1, h1.port, Arp(REPLY, loc2, h2.ip, h1.mac, h1.ip))]
+    assert address.parse(loc2) == (net.label(d2), net.locators.hosts[h2.mac][1])
+    # Addressed to h1's real MAC (a host that learned it some other way): the same.
+    assert arp.handle(d2, h2.port, Arp(REPLY, h2.mac, h2.ip, h1.mac, h1.ip), NOW + 0.02)[1] == out
+    # A reply to someone unknown goes nowhere, to a locator nobody has neither.
     assert arp.handle(d2, h2.port, Arp(REPLY, h2.mac, h2.ip, "02:99:99:99:99:99", "10.20.1.77"), NOW)[1] == []
+    nobody = address.locator(net.label(d1), 999)
+    assert arp.handle(d2, h2.port, Arp(REPLY, h2.mac, h2.ip, nobody, "10.20.1.77"), NOW)[1] == []
 
 
 def test_reply_to_a_probe_teaches_the_host_and_goes_nowhere(env):
@@ -152,8 +171,14 @@ def test_an_address_taken_by_another_mac_is_verified_first(env):
     changed, out = arp.handle(d1, SPARE, Arp(REPLY, thief, MOVER_IP, "ff:ff:ff:ff:ff:ff", MOVER_IP), NOW + 1)
     assert changed and net.hosts[thief].ip is None and net.host_by_ip(MOVER_IP).mac == MOVER  # learned, no address
     assert out and out[0].port == h1.port
+    was = {thief: (net.locator(thief), None)}  # what the controller holds before verifying
     assert net.verify_due(NOW + 3)  # the owner stayed silent: the address is the new MAC's (DHCP gave it away)
     assert net.host_by_ip(MOVER_IP).mac == thief and net.hosts[MOVER].ip is None
+    # Other hosts' ARP caches give the address the old owner's locator: told the new one.
+    news = Arp(REQUEST, net.locator(thief), MOVER_IP, "00:00:00:00:00:00", MOVER_IP)
+    told = arp.announce_moves(was, NOW + 3)
+    assert told and all(s.arp == news for s in told) and (d1, SPARE) not in {(s.dpid, s.port) for s in told}
+    assert arp.announce_moves({thief: (net.locator(thief), MOVER_IP)}, NOW + 3) == []  # nothing changed
 
 
 def test_probe_for_an_unknown_host_of_a_declared_subnet(env):
@@ -174,7 +199,9 @@ def test_without_a_declaration_nothing_is_a_gateway(env):
     net.switch_up(1, {1: True, 2: True}, 0.0)
     arp = ArpResponder(net)
     changed, out = arp.handle(1, 1, Arp(REQUEST, "02:00:00:00:00:01", "10.0.0.5", "00:00:00:00:00:00", "10.0.0.1"), NOW)
-    assert changed and out == [Send(1, 2)]
+    # Nobody answers for 10.0.0.1: the request is flooded (with the asker's locator).
+    loc = net.locator("02:00:00:00:00:01")
+    assert changed and out == [Send(1, 2, Arp(REQUEST, loc, "10.0.0.5", "00:00:00:00:00:00", "10.0.0.1"))]
     assert arp.probe("10.0.0.9", NOW) == []
 
 
@@ -211,3 +238,56 @@ def test_declared_hosts_are_asked_for_at_their_own_port_once_per_window():
     h1 = t.subnets["opd1"].hosts[0]
     net.learn_host(h1.mac, h1.ip, t.switches["r1"].dpid, h1.port, 2.0)
     assert h1.ip not in [s.arp.dst_ip for s in responder.probe_declared(2.0)]  # learned: not asked again
+
+
+def test_a_host_that_moved_to_another_switch_is_announced_with_its_new_locator(env):
+    t, net, arp, hs = env
+    (_h1, d1), (_h2, d2) = hs["h1"], hs["h2"]
+    assert d1 != d2
+    net.port_status(d2, SPARE, True, 0.0)
+    arp.handle(d1, SPARE, Arp(REQUEST, MOVER, MOVER_IP, "00:00:00:00:00:00", "10.20.1.1"), NOW)
+    old = net.locator(MOVER)
+    # Unplugged (forgotten with its port) and plugged in at another switch: a move all the same.
+    net.port_status(d1, SPARE, False, NOW + 1)
+    changed, out = arp.handle(d2, SPARE, Arp(REQUEST, MOVER, MOVER_IP, "00:00:00:00:00:00", "10.20.1.1"), NOW + 2)
+    new = net.locator(MOVER)
+    assert changed and (net.hosts[MOVER].dpid, net.hosts[MOVER].port) == (d2, SPARE)
+    assert address.parse(old)[0] == net.label(d1) and address.parse(new)[0] == net.label(d2)
+    # Everyone else's ARP cache holds the old locator: a gratuitous ARP with the new one goes
+    # out of every edge port but its own, and the gateway question is answered as usual.
+    news = Arp(REQUEST, new, MOVER_IP, "00:00:00:00:00:00", MOVER_IP)
+    flooded = [s for s in out if s.arp == news]
+    assert {(s.dpid, s.port) for s in flooded} == {(d, h.port) for h, d in hs.values()}
+    assert out[-1] == Send(d2, SPARE, Arp(REPLY, GATEWAY_MAC, "10.20.1.1", MOVER, MOVER_IP))
+    assert len(out) == len(flooded) + 1
+    # Speaking again from the new place announces nothing more.
+    assert arp.handle(d2, SPARE, Arp(REQUEST, MOVER, MOVER_IP, "00:00:00:00:00:00", "10.20.1.1"), NOW + 3)[1] == [
+        out[-1]
+    ]
+
+
+def test_a_host_that_moved_on_its_own_switch_keeps_its_locator(env):
+    t, net, arp, hs = env
+    h1, d1 = hs["h1"]
+    net.port_status(d1, 10, True, 0.0)
+    arp.handle(d1, SPARE, Arp(REQUEST, MOVER, MOVER_IP, "00:00:00:00:00:00", "10.20.1.1"), NOW)
+    old = net.locator(MOVER)
+    net.port_status(d1, SPARE, False, NOW + 1)
+    changed, out = arp.handle(d1, 10, Arp(REQUEST, MOVER, MOVER_IP, "00:00:00:00:00:00", "10.20.1.1"), NOW + 2)
+    assert changed and net.hosts[MOVER].port == 10 and net.locator(MOVER) == old
+    assert out == [Send(d1, 10, Arp(REPLY, GATEWAY_MAC, "10.20.1.1", MOVER, MOVER_IP))]  # nothing to announce
+
+
+def test_a_locator_mac_is_never_learned_as_a_host(env):
+    t, net, arp, hs = env
+    (_h1, d1), (h2, d2) = hs["h1"], hs["h2"]
+    arp.handle(d2, h2.port, request(h2, "10.20.2.1"), NOW)
+    forged = net.locator(h2.mac)  # someone on h1's port claiming h2's locator
+    changed, out = arp.handle(d1, SPARE, Arp(REQUEST, forged, "10.20.1.66", "00:00:00:00:00:00", h2.ip), NOW + 1)
+    assert not changed and forged not in net.hosts and net.host_by_ip("10.20.1.66") is None
+    # It may be answered where it asked, but nothing is passed on in its name.
+    assert out == [Send(d1, SPARE, Arp(REPLY, net.locator(h2.mac), h2.ip, forged, "10.20.1.66"))]
+    assert arp.handle(d1, SPARE, Arp(REQUEST, forged, "10.20.1.66", "00:00:00:00:00:00", "10.20.3.99"), NOW + 2) == (
+        False,
+        [],
+    )

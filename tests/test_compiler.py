@@ -4,11 +4,14 @@ through controller.lab.tablemodel (which is sent the compiled state as OpenFlow 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 
 import networkx as nx
 import pytest
 
+from controller.core import address
 from controller.core import topology as topo_mod
+from controller.core.address import LABEL_MASK, PREFIX_MAC, PREFIX_MASK, label_mac
 from controller.core.compiler import (
     CONTROL_METERS,
     ETH_ARP,
@@ -16,6 +19,7 @@ from controller.core.compiler import (
     ETH_LLDP,
     FLOOD_GROUP,
     GATEWAY_MAC,
+    HOST_TAG,
     METADATA_MASK,
     MULTICAST,
     OFPVID_PRESENT,
@@ -53,8 +57,26 @@ def hosts_of(t):
     return [(h, dp(t, h.switch)) for h in t.hosts]
 
 
-def unicast(src, dst):
-    return Packet(eth_src=src.mac, eth_dst=dst.mac, eth_type=ETH_IP, ipv4_src="192.0.2.1", ipv4_dst=dst.ip)
+def unicast(net, src, dst):
+    """What ``src`` sends ``dst`` once ARP told it ``dst``'s locator MAC."""
+    return Packet(eth_src=src.mac, eth_dst=net.locator(dst.mac), eth_type=ETH_IP, ipv4_src="192.0.2.1", ipv4_dst=dst.ip)
+
+
+def label_route(net, sw: SwitchState, dest: int) -> int | None:
+    """The out port ``sw`` sends frames for switch ``dest``'s label by: its exception for that
+    label, else its default route; None where it has neither."""
+    f = sw.flows.get((T_FWD, 100, match(eth_dst=(label_mac(net.label(dest)), LABEL_MASK))))
+    if f is None:
+        f = sw.flows.get((T_FWD, 10, match(eth_dst=(PREFIX_MAC, PREFIX_MASK))))
+    if f is None:
+        return None
+    assert f.metadata[1] == METADATA_MASK and f.goto == T_EGRESS and f.actions == (), f
+    return f.metadata[0]
+
+
+def mentions(f: Flow, mac: str) -> bool:
+    """The flow matches on ``mac`` (exactly) or writes it."""
+    return dict(f.match).get("eth_dst") == mac or any(a[2:] == (mac,) for a in f.actions if a[0] == "set_field")
 
 
 def routed(src, dst_ip):
@@ -100,18 +122,57 @@ def test_every_switch_sends_lldp_and_arp_to_the_controller_and_chains_tables(whi
 
 
 @pytest.mark.parametrize("which", ["ring", "ppu"])
-def test_per_host_forwarding_on_every_switch(which, request):
+def test_per_host_entries_only_at_the_hosts_own_switch(which, request):
+    """A host's entry (its locator -> its real MAC, its port) is at its own switch only;
+    every other switch reaches it by its switch's label, over an inter-switch port."""
     t, net, st = request.getfixturevalue(which)
+    router = t.subnets[t.uplink.subnet].hosts[0] if t.uplink else None
+    routed_at: dict[int, list] = {}
+    for sub in t.subnets.values():
+        routed_at.setdefault(dp(t, sub.switch), []).append(sub)
     for h, hd in hosts_of(t):
+        loc = net.locator(h.mac)
+        assert address.parse(loc)[0] == net.label(hd)
         for dpid, sw in st.items():
-            f = sw.flows[(T_FWD, 100, match(eth_dst=h.mac))]
-            port, mask = f.metadata
-            assert mask == METADATA_MASK and f.goto == T_EGRESS
             if dpid == hd:
-                assert port == h.port
+                f = sw.flows[(T_FWD, 150, match(eth_dst=loc))]
+                assert f.actions == (("set_field", "eth_dst", h.mac),)
+                assert f.metadata == (h.port, METADATA_MASK) and f.goto == T_EGRESS and f.tag == HOST_TAG
+                assert (T_EGRESS, 100, match(metadata=(h.port, METADATA_MASK))) in sw.flows
+                continue
+            # Nothing about h here: neither its locator nor its MAC, except where its
+            # subnet is routed (that switch holds its subnet's addresses).
+            about = [
+                f
+                for f in sw.flows.values()
+                if (mentions(f, loc) or mentions(f, h.mac.lower())) and not (h.mac == router.mac and f.priority == 50)
+            ]
+            if any(ipaddress.ip_address(h.ip) in sub.network for sub in routed_at.get(dpid, [])):
+                assert about and all(f.table == T_ROUTE for f in about), about
             else:
-                assert port in net.link_ports(dpid)
+                assert not about, about
+            port = label_route(net, sw, hd)
+            assert port in net.link_ports(dpid)
             assert (T_EGRESS, 100, match(metadata=(port, METADATA_MASK))) in sw.flows
+
+
+@pytest.mark.parametrize("which", ["ring", "ppu"])
+def test_forwarding_entries_grow_with_switches_not_hosts(which, request):
+    """T_FWD at a switch: its own hosts' entries, one drop for its own label, at most one
+    label route per other switch and a default; nothing per host elsewhere."""
+    t, net, st = request.getfixturevalue(which)
+    for dpid, sw in st.items():
+        mine = sum(1 for _h, hd in hosts_of(t) if hd == dpid)
+        fwd = [f for f in sw.flows.values() if f.table == T_FWD]
+        assert sum(1 for f in fwd if f.priority == 150) == mine
+        assert all(f.tag == HOST_TAG for f in fwd if f.priority == 150)
+        own = sw.flows[(T_FWD, 90, match(eth_dst=(label_mac(net.label(dpid)), LABEL_MASK)))]
+        assert own.actions == () and own.goto is None  # a number this switch does not know: dropped
+        labels = [f for f in fwd if f.priority == 100]
+        assert len(labels) <= len(st) - 1
+        assert all(dict(f.match)["eth_dst"][1] == LABEL_MASK for f in labels)
+        assert sum(1 for f in fwd if f.priority == 10) <= 1
+        assert not [f for f in fwd if f.priority not in (150, 100, 90, 50, 10, 0)], fwd
 
 
 @pytest.mark.parametrize("which", ["ring", "ppu"])
@@ -122,9 +183,11 @@ def test_every_host_reaches_every_host(which, request):
     for a, ad in hs:
         for b, bd in hs:
             if a is not b:
-                res = fab.inject(ad, a.port, unicast(a, b))
+                res = fab.inject(ad, a.port, unicast(net, a, b))
                 assert reached(res) == (bd, b.port), res.format_trace()
-                assert res.deliveries[0].packet.vlan_vid is None, res.format_trace()
+                out = res.deliveries[0].packet
+                # Delivered as sent, but to the host's own MAC (it only takes frames to it).
+                assert out.vlan_vid is None and out.eth_dst == b.mac.lower(), res.format_trace()
 
 
 def test_unknown_destination_misses_in_t_fwd(ring):
@@ -134,6 +197,29 @@ def test_unknown_destination_misses_in_t_fwd(ring):
     )
     assert not res.deliveries and not res.packet_ins, res.format_trace()
     assert res.drops == [(1, f"table {T_FWD} miss")], res.format_trace()
+
+
+@pytest.mark.parametrize("which", ["ring", "ppu"])
+def test_a_locator_nobody_has_is_dropped_and_never_loops(which, request):
+    """A stale or forged locator: an unknown number on a known switch, or a label nobody has."""
+    t, net, st = request.getfixturevalue(which)
+    fab = fabric(st, net)
+    free = max(net.locators.labels.values()) + 1
+    wanted = {hd for _h, hd in hosts_of(t)} | {dp(t, s.switch) for s in t.subnets.values()}  # with routes to them
+    for h, hd in hosts_of(t):
+        res = fab.inject(hd, h.port, Packet(eth_src=h.mac, eth_dst=address.locator(free, 1), eth_type=ETH_IP))
+        assert not res.looped and not res.deliveries and not res.packet_ins, res.format_trace()
+        assert len({x.dpid for x in res.trace}) == len(res.trace), res.format_trace()  # no switch twice
+        for dest in sorted(st):
+            loc = address.locator(net.label(dest), 4000)
+            res = fab.inject(hd, h.port, Packet(eth_src=h.mac, eth_dst=loc, eth_type=ETH_IP))
+            assert not res.looped and not res.deliveries and not res.packet_ins, res.format_trace()
+            assert len({x.dpid for x in res.trace}) == len(res.trace), res.format_trace()
+            if dest in wanted:  # it gets to its label's switch, which drops it (a number it lacks)
+                last = res.trace[-1]
+                assert last.dpid == dest and (last.flows[-1].table, last.flows[-1].priority) == (T_FWD, 90), (
+                    res.format_trace()
+                )
 
 
 # ---- flooding ----------------------------------------------------------------------------------
@@ -245,9 +331,9 @@ def test_shortest_path_follows_declared_capacity():
     port = {(l.a, l.b): (l.a_port, l.b_port) for l in t.links}
     ha, hb = t.subnets["sa"].hosts[0], t.subnets["sb"].hosts[0]
     # a -> b goes through c (2 x 10 Gbit/s), not over the direct 10 Mbit/s link; and back.
-    assert st[1].flows[(T_FWD, 100, match(eth_dst=hb.mac))].metadata[0] == port[("a", "c")][0]
-    assert st[2].flows[(T_FWD, 100, match(eth_dst=ha.mac))].metadata[0] == port[("c", "b")][1]
-    res = fabric(st, net).inject(1, ha.port, unicast(ha, hb))
+    assert label_route(net, st[1], 2) == port[("a", "c")][0]
+    assert label_route(net, st[2], 1) == port[("c", "b")][1]
+    res = fabric(st, net).inject(1, ha.port, unicast(net, ha, hb))
     assert reached(res) == (2, hb.port), res.format_trace()
     assert path(res) == [1, 3, 2], res.format_trace()
     # The spanning tree leaves out the slow link too.
@@ -257,7 +343,7 @@ def test_shortest_path_follows_declared_capacity():
     for info in bare.links.values():
         assert info.capacity_mbps is None
     st2 = compile_network(bare, {}, now=NOW)
-    assert st2[1].flows[(T_FWD, 100, match(eth_dst=hb.mac))].metadata[0] == port[("a", "b")][0]
+    assert label_route(bare, st2[1], 2) == port[("a", "b")][0]
 
 
 # ---- fast failover -----------------------------------------------------------------------------
@@ -318,7 +404,7 @@ def test_detour_to_the_neighbour_delivers_when_the_link_dies(ring):
     h = {x.name: x for x in t.hosts}
     dead = {(1, 1), (2, 1)}  # r1:1 - r2:1
     assert (1, 1, 2, 1) in net.links
-    res = fabric(st, net, dead).inject(1, h["h1"].port, unicast(h["h1"], h["h2"]))
+    res = fabric(st, net, dead).inject(1, h["h1"].port, unicast(net, h["h1"], h["h2"]))
     assert reached(res) == (2, h["h2"].port), res.format_trace()
     assert res.deliveries[0].packet.vlan_vid is None, res.format_trace()
     assert len(path(res)) == 4, res.format_trace()  # r1 r4 r3 r2
@@ -342,7 +428,7 @@ def test_any_single_link_failure_is_survived_before_recompiling(which, request):
         for a, ad in hs:
             for b, bd in hs:
                 if a is not b:
-                    res = cut.inject(ad, a.port, unicast(a, b))
+                    res = cut.inject(ad, a.port, unicast(net, a, b))
                     if reached(res) != (bd, b.port):
                         failures.append((d1, p1, d2, p2, a.name, b.name, res.format_trace()))
     assert not failures, failures[:3]
@@ -364,29 +450,47 @@ def test_detour_tags_are_followed_and_popped(ring):
 
 
 def test_routing_rewrites_to_gateway_and_host_mac(ppu):
+    """First hops send a subnet's traffic to its switch's label; only the subnet's switch
+    holds its hosts' addresses (-> their locators) and asks the controller for unknown ones."""
     t, net, st = ppu
     first_hops = {dp(t, h.switch) for h in t.hosts}
+    at = {s.id: dp(t, s.switch) for s in t.subnets.values()}
     router = t.subnets[t.uplink.subnet].hosts[0]
+    gw_src = ("set_field", "eth_src", GATEWAY_MAC)
+    unknown = (("output", "controller"),)
     for dpid, sw in st.items():
-        if dpid not in first_hops:
-            assert not any(f.table == T_ROUTE and f.priority > 0 for f in sw.flows.values())
+        route = [f for f in sw.flows.values() if f.table == T_ROUTE and f.priority > 0]
+        if dpid not in first_hops and dpid not in at.values():
+            assert not route, route
             continue
-        for h in t.hosts:
-            f = sw.flows[(T_ROUTE, 200, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=h.ip))]
-            assert f.actions == (
-                ("set_field", "eth_src", GATEWAY_MAC),
-                ("set_field", "eth_dst", h.mac),
-                ("dec_nw_ttl",),
-            )
-            assert f.goto == T_FWD
+        mine = [s for s in t.subnets.values() if at[s.id] == dpid]
+        label = label_mac(net.label(dpid))
+        for s in mine:
+            cidr = (str(s.network.network_address), str(s.network.netmask))
+            f = sw.flows[(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=label, ipv4_dst=cidr))]
+            assert f.actions == unknown and f.meter is not None
+            for h in s.hosts:
+                loc = ("set_field", "eth_dst", net.locator(h.mac))
+                f = sw.flows[(T_ROUTE, 200, match(eth_type=ETH_IP, eth_dst=label, ipv4_dst=h.ip))]
+                assert f.actions == (loc,) and f.goto == T_FWD
+                if dpid in first_hops:  # routed here from the first hop: both rewrites at once
+                    f = sw.flows[(T_ROUTE, 200, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=h.ip))]
+                    assert f.actions == (gw_src, loc, ("dec_nw_ttl",)) and f.goto == T_FWD
+        # Per-host routes only for the subnets routed here: they do not grow with other hosts.
+        per_host = [f for f in route if f.priority == 200]
+        assert len(per_host) == sum(len(s.hosts) for s in mine) * (2 if dpid in first_hops else 1)
+        if dpid not in first_hops:
+            continue
         for s in t.subnets.values():
-            net_addr, mask = s.network.network_address, s.network.netmask
-            f = sw.flows[
-                (T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=(str(net_addr), str(mask))))
-            ]
-            assert f.actions == (("output", "controller"),)
+            cidr = (str(s.network.network_address), str(s.network.netmask))
+            f = sw.flows[(T_ROUTE, 100, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=cidr))]
+            if at[s.id] == dpid:
+                assert f.actions == unknown and f.meter is not None
+            else:
+                to = ("set_field", "eth_dst", label_mac(net.label(at[s.id])))
+                assert f.actions == (gw_src, to, ("dec_nw_ttl",)) and f.goto == T_FWD
         f = sw.flows[(T_ROUTE, 50, match(eth_type=ETH_IP, eth_dst=GATEWAY_MAC))]
-        assert f.actions[1] == ("set_field", "eth_dst", router.mac) and f.goto == T_FWD
+        assert f.actions[1] == ("set_field", "eth_dst", net.locator(router.mac)) and f.goto == T_FWD
 
 
 def test_routed_frames_arrive_rewritten(ppu):
@@ -460,10 +564,12 @@ def test_policy_meters_and_flows(ppu):
         assert f.meter == up and f.goto == T_ROUTE and f.actions == ()
         ex = st[d].flows[(T_INGRESS, 310, match(in_port=h.port, eth_type=ETH_IP, ipv4_src=sub, ipv4_dst=sub))]
         assert ex.meter is None and ex.goto == T_ROUTE
-        f = st[d].flows[(T_FWD, 200, match(eth_dst=h.mac, eth_type=ETH_IP))]
+        loc, real = net.locator(h.mac), (("set_field", "eth_dst", h.mac),)
+        f = st[d].flows[(T_FWD, 200, match(eth_dst=loc, eth_type=ETH_IP))]
         assert f.meter == down and f.metadata == (h.port, METADATA_MASK) and f.goto == T_EGRESS
-        ex = st[d].flows[(T_FWD, 210, match(eth_dst=h.mac, eth_type=ETH_IP, ipv4_src=sub))]
-        assert ex.meter is None and ex.metadata == (h.port, METADATA_MASK)
+        assert f.actions == real
+        ex = st[d].flows[(T_FWD, 210, match(eth_dst=loc, eth_type=ETH_IP, ipv4_src=sub))]
+        assert ex.meter is None and ex.metadata == (h.port, METADATA_MASK) and ex.actions == real
         assert ex.priority > f.priority
 
 
@@ -481,7 +587,7 @@ def test_meters_apply_to_inter_opd_traffic_only(ppu):
     res = fab.inject(sd, s1.port, routed(s1, d1.ip))
     assert reached(res) == (dd, d1.port) and res.meters == [(dd, down)], res.format_trace()
     # dinkes1 -> dinkes2: none.
-    pkt = Packet(eth_src=d1.mac, eth_dst=d2.mac, eth_type=ETH_IP, ipv4_src=d1.ip, ipv4_dst=d2.ip)
+    pkt = Packet(eth_src=d1.mac, eth_dst=net.locator(d2.mac), eth_type=ETH_IP, ipv4_src=d1.ip, ipv4_dst=d2.ip)
     res = fab.inject(dd, d1.port, pkt)
     assert reached(res) == (dd, d2.port) and res.meters == [], res.format_trace()
 

@@ -154,9 +154,27 @@ def test_an_impostor_is_refused_and_a_host_that_really_moves_is_relearned():
     sim.run(c, 10.0)  # claims from that port were rate-limited meanwhile
     # Now it really moves (behind another port; its old port stays up): it is silent there.
     sim.hosts = [(m, ip, 2, 9) if m == h1.mac else (m, ip, d, p) for m, ip, d, p in sim.hosts]
+    old = c.net.locator(h1.mac)
+    outs: list[PacketOut] = []
+    deliver = sim.deliver
+    sim.deliver = lambda c, a: outs.append(a) or deliver(c, a)  # type: ignore[method-assign]
     sim.do(c, c.packet_in(2, 9, frames.arp_frame(frames.Arp(1, h1.mac, h1.ip, "00:00:00:00:00:00", h1.ip)), sim.now))
     sim.run(c, 1.5)
     assert (c.net.hosts[h1.mac].dpid, c.net.hosts[h1.mac].port) == (2, 9)
+    # Its locator changed with its switch; the other hosts' ARP caches hold the old one, so
+    # a gratuitous ARP with the new one goes out of every edge port but its own, once.
+    new = c.net.locator(h1.mac)
+    assert new != old
+    told = [
+        (a.dpid, a.port)
+        for a in outs
+        if isinstance(p := frames.parse(a.data).payload, frames.Arp)
+        and (p.op, p.src_mac, p.src_ip, p.dst_ip) == (1, new, h1.ip, h1.ip)
+        and frames.parse(a.data).eth_src == new
+    ]
+    edge = {(d, port) for d in c.net.ports for port in c.net.edge_ports(d, sim.now)}
+    assert {(d, port) for m, _ip, d, port in sim.hosts if m != h1.mac} <= edge
+    assert sorted(told) == sorted(edge - {(2, 9)})  # its old port too: it may be cabled anew
 
 
 def test_odd_frames_are_dropped_counted_and_never_raise():

@@ -51,9 +51,10 @@ def test_every_declared_subnet_without_policy_is_counted_except_the_uplink():
     down = [
         f
         for f in st[edge_b].flows.values()
-        if f.table == T_FWD and f.priority == 200 and dict(f.match)["eth_dst"] == f1.mac
+        if f.table == T_FWD and f.priority == 200 and dict(f.match)["eth_dst"] == built.net.locator(f1.mac)
     ]
     assert [f.meter for f in down] == [plans["free"].download_id]
+    assert down[0].actions == (("set_field", "eth_dst", f1.mac),)  # delivered to its real MAC
     # The capped OPD keeps exactly the meters it had without counting.
     plain = Compiler().compile(built.net, {"opd-a": A}, now=NOW)
     edge_a = LAB.switches["edge-a"].dpid

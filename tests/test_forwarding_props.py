@@ -9,12 +9,15 @@ applied to controller.lab.tablemodel switches, and frames are run through those.
 
 from __future__ import annotations
 
+import dataclasses
+
 import networkx as nx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.core import topology
+from controller.core.state import T_FWD, Flow
 from tests.builders import all_pairs, broadcast_ok, check_network, check_pair, from_graph, from_topology
 
 SETTINGS = settings(
@@ -56,6 +59,16 @@ def test_ppu_all_pairs_routed_and_broadcast():
     assert not bad, "\n".join(bad[:3])
 
 
+def mac_matches(f: Flow, mac: str) -> bool:
+    """``f`` matches frames to ``mac`` on eth_dst (exactly or masked)."""
+    want = dict(f.match).get("eth_dst")
+    if want is None:
+        return False
+    value, mask = want if isinstance(want, tuple) else (want, "ff:ff:ff:ff:ff:ff")
+    v, m, x = (int(a.replace(":", ""), 16) for a in (value, mask, mac))
+    return x & m == v & m
+
+
 def test_checks_can_fail():
     """A deliberately broken state must be caught (guards against vacuous properties)."""
     g = nx.MultiGraph()
@@ -64,14 +77,25 @@ def test_checks_can_fail():
     state = b.compile()
     fab = b.fabric(state)
     assert not all_pairs(fab, b.hosts) and not check_network(b)
-    # Send every frame for h1 back where it came from on s2: a loop (or a drop).
+    # Send every frame for h1 (on s3) back where it came from on s2, on the label route to
+    # s3 that the frames from s1 take: a loop (or a drop).
     h1 = b.hosts[1]
+    assert h1.loc is not None and h1.dpid == 3
     s2 = state[2]
-    for k, f in list(s2.flows.items()):
-        if dict(f.match).get("eth_dst") == h1.mac:
-            s2.flows[k] = f.__class__(f.table, f.priority, f.match, (("output", "in_port"),))
+    routes = [k for k, f in s2.flows.items() if f.table == T_FWD and f.priority in (100, 10) and mac_matches(f, h1.loc)]
+    assert routes
+    for k in routes:
+        f = s2.flows[k]
+        s2.flows[k] = f.__class__(f.table, f.priority, f.match, (("output", "in_port"),))
     broken = b.fabric(state)
     assert any(check_pair(broken, a, h1) for a in b.hosts if a is not h1)
+    # h1's own entry at s3 delivering without putting its real MAC back: caught as well.
+    state = b.compile()
+    (k,) = [k for k, f in state[3].flows.items() if f.table == T_FWD and dict(f.match).get("eth_dst") == h1.loc]
+    f = state[3].flows[k]
+    state[3].flows[k] = dataclasses.replace(f, actions=())
+    broken = b.fabric(state)
+    assert all(check_pair(broken, a, h1) for a in b.hosts if a is not h1)
     # Add the spanning-tree-breaking port back to a flood group: broadcast must loop or duplicate.
     from controller.core.compiler import FLOOD_GROUP
     from controller.core.state import Bucket, Group

@@ -11,6 +11,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from controller.core.compiler import Compiler
+from controller.core.graph import Network
 from controller.core.state import Changes, SwitchState, diff
 from controller.lab import wire
 from controller.openflow import ofmsg
@@ -88,8 +89,26 @@ def test_hosts_are_recovered_from_a_switch_flows_after_a_restart():
         d: SwitchState({f.key: f for f in (ofmsg.flow_from_stats(ofp, wire_flow(x)) for x in sw.flows.values())})
         for d, sw in state.items()
     }
-    found = sorted((mac, ip, d, port) for d, sw in read_back.items() for mac, ip, port in hosts_on_switch(sw))
-    assert found == sorted((h.mac, h.ip, h.dpid, h.port) for h in built.hosts)
+    found = sorted((mac, ip, d, port, loc) for d, sw in read_back.items() for mac, ip, port, loc in hosts_on_switch(sw))
+    # The address comes from the routes: only at the switch that routes for the host's subnet.
+    routed = {s.id: built.net.topology.switches[s.switch].dpid for s in built.net.topology.subnets.values()}
+    assert routed and built.hosts
+    want = []
+    for h in built.hosts:
+        at = routed.get(h.subnet) if h.subnet else None
+        want.append((h.mac, h.ip if at == h.dpid else None, h.dpid, h.port, h.loc))
+    assert found == sorted(want)
+    assert all(h.loc for h in built.hosts)
+    # A controller started afresh meets the switches in another order (so it would number
+    # them differently), and takes the locators the flows give: other hosts' ARP caches
+    # hold them.
+    fresh = Network(built.net.topology)
+    for d in sorted(read_back, reverse=True):
+        fresh.switch_up(d, {p: True for p in built.net.ports[d]}, 0.0)
+    for d, sw in read_back.items():
+        for mac, ip, port, loc in hosts_on_switch(sw):
+            assert fresh.recover_host(mac, ip, d, port, loc)
+    assert {h.mac: fresh.locator(h.mac) for h in built.hosts} == {h.mac: h.loc for h in built.hosts}
 
 
 def test_changes_are_the_messages_of_plan_in_its_order():

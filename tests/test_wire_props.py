@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from controller.core import address
 from controller.core.compiler import HOST_TAG, Compiler
 from controller.core.state import T_FWD, DesiredState, SwitchState, diff
 from controller.lab.tablemodel import ModelError, Switches, install, update, wire_op
@@ -203,11 +204,22 @@ def test_a_host_that_moved_is_tagged_at_its_new_switch_only():
     after_built, _ = apply_changes(built, {}, [("host_move", 0, 2)])
     a, b = compile_both(built, {}, after_built, {})
     updated = update(install(a), a, b)
-    mac = int(mover.mac.replace(":", ""), 16)
+    real = ("set_field", "eth_dst", mover.mac.lower())
     tags = {
         d: e.cookie & 0xFFFFFFFF
         for d, sw in updated.items()
         for e in sw.flows.values()
-        if e.table == T_FWD and e.priority == 100 and ("eth_dst", mac, (1 << 48) - 1) in e.match
+        if e.table == T_FWD and real in e.actions
     }
-    assert tags == {1: 0, 2: HOST_TAG}
+    # Delivered (its real MAC put back) at its new switch only, tagged as its place there.
+    assert tags == {2: HOST_TAG}
+    new = after_built.net.locator(mover.mac)
+    assert new != mover.loc and address.parse(new)[0] == after_built.net.label(2)
+    # A flow whose tag alone changes (same match, same actions) must change its cookie too.
+    (key,) = [k for k, f in b[2].flows.items() if k[:2] == (T_FWD, 150) and real in f.actions]
+    assert b[2].flows[key].tag == HOST_TAG
+    flipped = {d: SwitchState(dict(sw.flows), dict(sw.groups), dict(sw.meters)) for d, sw in b.items()}
+    flipped[2].flows[key] = replace(b[2].flows[key], tag=0)
+    again = update(updated, b, flipped)
+    held = [e.cookie & 0xFFFFFFFF for e in again[2].flows.values() if e.table == T_FWD and real in e.actions]
+    assert held == [0]

@@ -73,6 +73,10 @@ class Locators:
     _by_label: dict[int, int] = field(default_factory=dict)
     _used: dict[int, set[int]] = field(default_factory=dict)  # dpid -> indexes taken
     _at: dict[tuple[int, int], str] = field(default_factory=dict)  # (dpid, index) -> mac
+    # Labels handed out afresh (not remembered, not read back from a switch): after a restart
+    # without the state dir, switches connect in any order, and a fresh label may be the one
+    # another switch's flows still carry; that switch takes it back (see adopt).
+    _fresh: set[int] = field(default_factory=set)
 
     def label(self, dpid: int) -> int:
         got = self.labels.get(dpid)
@@ -82,6 +86,7 @@ class Locators:
         if n is None:
             raise ValueError(f"more than {MAX_LABEL} switches: no label left for {dpid:#x}")
         self._set_label(dpid, n)
+        self._fresh.add(dpid)
         return n
 
     def _set_label(self, dpid: int, label: int) -> None:
@@ -90,6 +95,7 @@ class Locators:
             self._by_label.pop(old, None)
         self.labels[dpid] = label
         self._by_label[label] = dpid
+        self._fresh.discard(dpid)
 
     def host(self, mac: str, dpid: int, present: Mapping[str, Any] | None = None) -> int:
         """The host's number on ``dpid``, given one if it has none there. ``present``: the
@@ -143,17 +149,27 @@ class Locators:
             return False
         label, index = got
         owner = self._by_label.get(label)
-        if owner is not None and owner != dpid:
+        taken = owner if owner is not None and owner != dpid else None
+        if taken is not None and (taken not in self._fresh or self._numbered(taken)):
             return False
         if self.labels.get(dpid) != label:
-            if any(d == dpid for d, _i in self.hosts.values()):
+            if self._numbered(dpid):
                 return False  # numbers were given out under the current label
+            if taken is not None:
+                # Its owner only had it afresh and no locator under it was given out: it
+                # takes another one (its flows are compiled anew with the next change).
+                del self.labels[taken]
             self._set_label(dpid, label)
+            if taken is not None:
+                self.label(taken)
         holder = self._at.get((dpid, index))
         if holder is not None and holder != mac:
             return False
         self._set_host(mac, dpid, index)
         return True
+
+    def _numbered(self, dpid: int) -> bool:
+        return any(d == dpid for d, _i in self.hosts.values())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -171,15 +187,17 @@ class Locators:
         for d, n in (labels if isinstance(labels, dict) else {}).items():
             try:
                 dpid, label = int(d), int(n)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 continue
             if 1 <= label <= MAX_LABEL and label not in out._by_label and dpid not in out.labels:
                 out._set_label(dpid, label)
         hosts = doc.get("hosts")
         for mac, v in (hosts if isinstance(hosts, dict) else {}).items():
+            if not isinstance(v, list) or len(v) != 2:
+                continue  # [dpid, index], as to_json writes it
             try:
                 dpid, index = int(v[0]), int(v[1])
-            except (TypeError, ValueError, IndexError, KeyError):
+            except (TypeError, ValueError, OverflowError):
                 continue
             if isinstance(mac, str) and 1 <= index <= MAX_INDEX and index not in out._used.get(dpid, set()):
                 out._set_host(mac.lower(), dpid, index)

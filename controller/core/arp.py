@@ -42,7 +42,7 @@ class ArpResponder:
             return False, []  # only hosts speak here, and none may pose as the gateway
         src_ip = arp.src_ip if arp.src_ip != "0.0.0.0" else None
         mac = arp.src_mac.lower()
-        before = net.locators.of(mac) if mac in net.hosts else None
+        before = net.locators.of(mac)  # sticky: also for a host forgotten with its port
         changed = net.learn_host(arp.src_mac, src_ip, dpid, in_port, now)
         moved = self._announce_move(mac, before, now)
         probes = self.verify_probes()
@@ -89,6 +89,19 @@ class ArpResponder:
             return h
         real = self.net.locators.mac_of(mac)
         return self.net.hosts.get(real) if real else None
+
+    def announce_moves(self, before: dict[str, tuple[str | None, str | None]], now: float) -> list[Send]:
+        """Gratuitous ARP for each host whose (locator, address) is no longer what ``before``
+        held: a move or an address taken over that a verification (Network.verify_due)
+        applied, with nobody's ARP in hand to answer."""
+        out = []
+        for mac, was in sorted(before.items()):
+            h = self.net.hosts.get(mac)
+            if h is None or not h.ip or (self.net.locators.of(mac), h.ip) == was:
+                continue
+            news = Arp(REQUEST, self.net.locator(mac), h.ip, "00:00:00:00:00:00", h.ip)
+            out += [Send(f.dpid, f.port, news) for f in self._flood(now, exclude=(h.dpid, h.port))]
+        return out
 
     def _announce_move(self, mac: str, before: str | None, now: float) -> list[Send]:
         """A host that moved to another switch has a new locator; other hosts' ARP caches

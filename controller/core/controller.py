@@ -405,8 +405,15 @@ class Controller:
             self._check_declared(now)
         for fin in self.recon.timeouts(now):
             out += self._finished(fin, now)
+        # Claims the verification applies change where hosts are (their locators): tell
+        # the other hosts, whose ARP caches hold the old ones.
+        was: dict[str, tuple[str | None, str | None]] = {}
+        for m in self.net.pending.values():
+            h = self.net.hosts.get(m.claim.mac)
+            was[m.claim.mac] = (self.net.locators.of(m.claim.mac), h.ip if h else None)
         if self.net.verify_due(now):
             self.dirty = True
+            out += self._sends(self.arp.announce_moves(was, now), b"")
         out += self._audit(now)
         if self._restoring and (not self._restore_wait or now - self.started >= RESTORE_MAX):
             self._restoring = False
