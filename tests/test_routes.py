@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.core import address
-from controller.core.routes import Edge, NextHops, SwitchRoutes
+from controller.core.routes import Pair, PairLink, RouteTable, SwitchRoutes, cycle_breakers
 from controller.lab.tablemodel import Packet
 from tests.builders import Built, from_graph
 
@@ -19,16 +19,37 @@ SETTINGS = settings(
 )
 
 
-def edges_of(g: nx.MultiGraph, cost: dict | None = None) -> list[Edge]:
-    """Both directions of every link, ports numbered per switch in edge order (as from_graph)."""
+Edge = tuple[int, int, int, int]  # (src, dst, cost, port at src)
+
+
+def pairs_of(g: nx.MultiGraph, cost: dict | None = None) -> dict[Pair, PairLink]:
+    """The link each switch pair uses (the cheapest, then the lowest key, as the compiler
+    picks), ports numbered per switch in edge order (as from_graph)."""
     used: dict[int, int] = {}
-    out = []
+    best: dict[Pair, PairLink] = {}
     for u, v, k in sorted(g.edges(keys=True)):
         pu = used[u] = used.get(u, 0) + 1
         pv = used[v] = used.get(v, 0) + 1
         c = (cost or {}).get((u, v, k), 1)
-        out += [Edge(u, v, c, pu), Edge(v, u, c, pv)]
-    return out
+        a, b, pa, pb = (u, v, pu, pv) if u < v else (v, u, pv, pu)
+        cand = PairLink(c, (a, pa, b, pb), (pa, pb))
+        cur = best.get((a, b))
+        if cur is None or (c, cand.key) < (cur.cost, cur.key):
+            best[(a, b)] = cand
+    return best
+
+
+def edges_of(pairs: dict[Pair, PairLink]) -> list[Edge]:
+    return [e for (u, v), pl in pairs.items() for e in ((u, v, pl.cost, pl.ports[0]), (v, u, pl.cost, pl.ports[1]))]
+
+
+def routes_of(switches: list[int], pairs: dict[Pair, PairLink]) -> tuple[RouteTable, dict[int, SwitchRoutes]]:
+    """What the compiler gives each switch: the port most routes use as its default (none
+    where defaults would cycle), and exceptions."""
+    t = RouteTable(switches, pairs)
+    modes = {s: t.mode(s) for s in t.switches}
+    breakers = cycle_breakers(modes, t.neighbour)
+    return t, {s: t.routes(s, None if s in breakers else modes[s]) for s in t.switches}
 
 
 @st.composite
@@ -48,32 +69,29 @@ def two_edge_connected(draw, max_switches: int = 12):
     return g, cost
 
 
-def check_table(switches: list[int], edges: list[Edge], dests: list[int]) -> dict[int, SwitchRoutes]:
+def check_table(switches: list[int], pairs: dict[Pair, PairLink]) -> dict[int, SwitchRoutes]:
     """The compressed table forwards as the full one, and every hop is on a shortest path."""
-    hops = NextHops(switches, edges, dests)
-    table = hops.table()
+    hops, table = routes_of(switches, pairs)
+    edges = edges_of(pairs)
     g = nx.DiGraph()
     g.add_nodes_from(switches)
-    for e in edges:
-        if not g.has_edge(e.src, e.dst) or g[e.src][e.dst]["cost"] > e.cost:
-            g.add_edge(e.src, e.dst, cost=e.cost)
-    dist = {d: nx.single_source_dijkstra_path_length(g.reverse(), d, weight="cost") for d in dests}
-    col = {s: j for j, s in enumerate(hops.switches)}
-    row = {d: i for i, d in enumerate(hops.dests)}
-    by_port = {(e.src, e.port): e for e in edges}
+    for src, dst, c, _p in edges:
+        g.add_edge(src, dst, cost=c)
+    dist = {d: nx.single_source_dijkstra_path_length(g.reverse(), d, weight="cost") for d in switches}
+    by_port = {(e[0], e[3]): e for e in edges}
     for s in switches:
-        for d in dests:
-            full = int(hops.ports[row[d], col[s]])
+        for d in switches:
+            full = int(hops.ports[hops.col[d], hops.col[s]])
             got = table[s].port_to(d)
             if s == d or s not in dist[d]:
                 assert full == -1, (s, d, full)  # no route to itself or to what it cannot reach
                 continue
             assert got == full, (s, d, got, full)
             e = by_port[(s, got)]
-            assert e.cost + dist[d][e.dst] == dist[d][s], (s, d, e)  # on a shortest path
+            assert e[2] + dist[d][e[1]] == dist[d][s], (s, d, e)  # on a shortest path
             # Ties go to the lowest dpid neighbour (the paths NetworkX-based code chose).
-            best = min(x.dst for x in edges if x.src == s and x.cost + dist[d].get(x.dst, 1e18) == dist[d][s])
-            assert e.dst == best, (s, d, e, best)
+            best = min(x[1] for x in edges if x[0] == s and x[2] + dist[d].get(x[1], 1e18) == dist[d][s])
+            assert e[1] == best, (s, d, e, best)
         # Exceptions only where they differ from the default.
         r = table[s]
         assert all(p != r.default for p in r.exceptions.values())
@@ -93,15 +111,15 @@ def default_walk_has_no_cycle(table: dict[int, SwitchRoutes], neighbour: dict[tu
 
 def test_a_line_gets_defaults_towards_the_middle_and_exceptions():
     g = nx.MultiGraph([(1, 2), (2, 3), (3, 4)])
-    edges = edges_of(g)
-    table = check_table([1, 2, 3, 4], edges, [1, 2, 3, 4])
+    pairs = pairs_of(g)
+    table = check_table([1, 2, 3, 4], pairs)
     assert table[1] == SwitchRoutes(1, {})  # one uplink: everything by default
     assert table[4] == SwitchRoutes(1, {})
     # 2 and 3 send two destinations each towards the other: their defaults would point at
     # each other (an unknown label would bounce between them), so the lower dpid has none.
     assert table[3] == SwitchRoutes(1, {4: 2})
     assert table[2] == SwitchRoutes(None, {1: 1, 3: 2, 4: 2})
-    assert default_walk_has_no_cycle(table, NextHops([1, 2, 3, 4], edges, [1]).neighbour)
+    assert default_walk_has_no_cycle(table, RouteTable([1, 2, 3, 4], pairs).neighbour)
 
 
 def test_a_ring_breaks_its_cycle_of_default_routes_at_the_lowest_dpid():
@@ -109,38 +127,38 @@ def test_a_ring_breaks_its_cycle_of_default_routes_at_the_lowest_dpid():
     # would go round for ever.
     g = nx.MultiGraph()
     nx.add_cycle(g, [1, 2, 3, 4, 5])
-    edges = edges_of(g)
-    hops = NextHops([1, 2, 3, 4, 5], edges, [1, 2, 3, 4, 5])
-    table = check_table([1, 2, 3, 4, 5], edges, [1, 2, 3, 4, 5])
+    pairs = pairs_of(g)
+    hops = RouteTable([1, 2, 3, 4, 5], pairs)
+    table = check_table([1, 2, 3, 4, 5], pairs)
     assert default_walk_has_no_cycle(table, hops.neighbour)
     none = [s for s, r in table.items() if r.default is None]
     for s in none:  # no default there: every destination is explicit
         assert set(table[s].exceptions) == {1, 2, 3, 4, 5} - {s}
 
 
-def test_no_destinations_or_no_links():
-    assert NextHops([1, 2], [], [1, 2]).table() == {1: SwitchRoutes(None, {}), 2: SwitchRoutes(None, {})}
+def test_no_links_or_a_link_to_a_stranger():
+    assert routes_of([1, 2], {})[1] == {1: SwitchRoutes(None, {}), 2: SwitchRoutes(None, {})}
     g = nx.MultiGraph([(1, 2)])
-    assert NextHops([1, 2], edges_of(g), []).table() == {1: SwitchRoutes(None, {}), 2: SwitchRoutes(None, {})}
-    # A destination that is not a switch is left out; an edge to a stranger too.
-    table = NextHops([1, 2], edges_of(g) + [Edge(2, 9, 1, 7)], [2, 9]).table()
-    assert table == {1: SwitchRoutes(1, {}), 2: SwitchRoutes(None, {})}
+    # A link to a switch that is not one of ours is left out.
+    pairs = pairs_of(g) | {(2, 9): PairLink(1, (2, 7, 9, 1), (7, 1))}
+    table = routes_of([1, 2], pairs)[1]
+    # Each one's default would lead to the other: the lower dpid has none.
+    assert table == {1: SwitchRoutes(None, {2: 1}), 2: SwitchRoutes(1, {})}
 
 
 def test_two_islands_route_only_within_themselves():
     g = nx.MultiGraph([(1, 2), (3, 4)])
-    check_table([1, 2, 3, 4], edges_of(g), [1, 2, 3, 4])
+    check_table([1, 2, 3, 4], pairs_of(g))
 
 
 @SETTINGS
-@given(two_edge_connected(), st.data())
-def test_default_and_exceptions_equal_the_full_table_and_defaults_never_cycle(net, data):
+@given(two_edge_connected())
+def test_default_and_exceptions_equal_the_full_table_and_defaults_never_cycle(net):
     g, cost = net
     switches = sorted(g.nodes)
-    dests = data.draw(st.lists(st.sampled_from(switches), min_size=1, unique=True))
-    edges = edges_of(g, cost)
-    table = check_table(switches, edges, dests)
-    assert default_walk_has_no_cycle(table, NextHops(switches, edges, dests).neighbour)
+    pairs = pairs_of(g, cost)
+    table = check_table(switches, pairs)
+    assert default_walk_has_no_cycle(table, RouteTable(switches, pairs).neighbour)
 
 
 # ---- on compiled tables: a label nobody has --------------------------------------------------
