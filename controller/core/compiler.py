@@ -992,11 +992,9 @@ class _Engine:
             return {}
         for f in self._default_route(r.default):
             st.add_flow(f)
-        flows = st.flows
         cache = self.route_cache
-        for dest_port in r.exceptions.items():
-            got = cache.get(dest_port) or self._route(*dest_port)
-            flows[got[0]] = got[1]  # one route per destination label: keys cannot clash
+        # one route per destination label: keys cannot clash
+        st.flows.update([cache.get(dp) or self._route(*dp) for dp in r.exceptions.items()])
         return {d: st}
 
     def _used_ports(self, d: int) -> set[int]:

@@ -27,6 +27,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 CHUNK = 256  # destinations per Dijkstra call: bounds the working memory at any size
+UNREACHABLE = 2**30  # a distance no path reaches (costs are at most 100,000 a link)
 
 Pair = tuple[int, int]  # two switches, lower dpid first
 
@@ -84,6 +85,7 @@ class RouteTable:
     def _derived(self) -> None:
         n = len(self.switches)
         self._dst_ext = np.r_[self._dst, -1]
+        self._icost = self._cost.astype(np.int32)
         self._graph = csr_matrix((self._cost, (self._src, self._dst)), shape=(n, n))
         has = len(self._src) > 0
         self._starts = np.flatnonzero(np.r_[True, self._src[1:] != self._src[:-1]]) if has else np.array([], dtype=int)
@@ -123,7 +125,12 @@ class RouteTable:
             # Links are symmetric: the distance from a destination is the distance to it.
             dist = dijkstra(self._graph, directed=True, indices=chunk)
             self.dist[chunk] = dist
-            tight = (dist[:, self._dst] + self._cost[None, :] == dist[:, self._src]) & np.isfinite(dist[:, self._src])
+            # Costs are whole numbers: compare distances as int32 (half the memory to go
+            # through as float64); unreachable is a number no path reaches.
+            whole = np.where(np.isfinite(dist), dist, UNREACHABLE).astype(np.int32)
+            via = whole[:, self._dst]
+            via += self._icost
+            tight = (via == whole[:, self._src]) & (whole[:, self._src] < UNREACHABLE)
             first = np.minimum.reduceat(np.where(tight, pos[None, :], none), self._starts, axis=1)
             out = np.full((len(chunk), len(self.switches)), -1, dtype=np.int32)
             out[:, owners] = self._port[first]
