@@ -92,7 +92,8 @@ def test_defaults_and_good_values():
     assert timers(b.lldp_interval, b.link_timeout, b.switch_liveness) == (2.0, 10.0)
     b = build_parser().parse_args(["controller", "--switch-liveness", "--lldp-interval", "1", "--link-timeout", "4"])
     assert timers(b.lldp_interval, b.link_timeout, b.switch_liveness) == (1.0, 4.0)
-    assert not build_parser().parse_args(["lab"]).no_bfd and build_parser().parse_args(["demo", "--no-bfd"]).no_bfd
+    assert not build_parser().parse_args(["lab"]).bfd and build_parser().parse_args(["demo", "--bfd"]).bfd
+    assert build_parser().parse_args(["bench", "failover", "--no-bfd"]).no_bfd
     assert a.state_dir == Path("state") and not a.no_protect and a.stats_interval == 10.0
     assert build_parser().parse_args(["controller", "--stats-interval", "2.5"]).stats_interval == 2.5
     assert build_parser().parse_args(["bench", "stats"]).which == "stats"

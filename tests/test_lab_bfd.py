@@ -26,11 +26,13 @@ pytestmark = pytest.mark.lab  # tests/conftest.py skips (or, under CI, refuses) 
 @pytest.fixture(scope="module")
 def ring():
     from controller.lab.labctl import ControllerProcess
-    from controller.lab.mininet_lab import Lab, controller_args
+    from controller.lab.mininet_lab import BFD_MS, Lab, controller_args
 
+    if not BFD_MS:
+        pytest.skip("KENDALI_LAB_BFD=0: no BFD in this run")
     with ControllerProcess(RING4, extra=controller_args(bfd=True)) as ctl:
-        with Lab(RING4, controller_port=ctl.ofp_port, prefix="kbd") as lab:
-            assert lab.bfd_ms, "the lab turns BFD on by default"
+        with Lab(RING4, controller_port=ctl.ofp_port, prefix="kbd", bfd_ms=BFD_MS) as lab:
+            assert lab.bfd_ms, "BFD asked for, BFD on"
             lab.wait_bfd(30)
             _, m = lab.wait_reachable(60, wait_s=0.5)
             assert m.complete, lab.report(m) + "\n" + ctl.log_tail(30)

@@ -1,9 +1,9 @@
 """Failover in a real lab: ring4 with a Kendali controller process, probe streams across cuts.
 
-One lab for the module, as bench_failover runs it: BFD 50 ms x 3 on the ring links and the
-controller with --switch-liveness, so the switches bypass a silent failure in about 0.15 s
-(with `kendali bench failover --no-bfd`'s settings the controller's LLDP finds it within
-about half a second). Each test uses a different ring
+One lab for the module, as the lab runs by default: the controller's LLDP every 0.1 s finds
+a silent failure within about half a second (with KENDALI_LAB_BFD=100x3, BFD on the ring
+links and the controller with --switch-liveness: the switches bypass it in about 0.3 s;
+tests/test_lab_bfd.py runs that case). Each test uses a different ring
 link, so flap damping (a link that failed repeatedly is held back) does not couple them:
 
     r1-r2  carrier loss          h1 -> h2
@@ -33,11 +33,10 @@ pytestmark = pytest.mark.lab  # tests/conftest.py skips (or, under CI, refuses) 
 
 @pytest.fixture(scope="module")
 def ring():
-    from controller.lab.bench_failover import CONTROLLER_ARGS
     from controller.lab.labctl import ControllerProcess
-    from controller.lab.mininet_lab import Lab
+    from controller.lab.mininet_lab import LAB_BFD_MS, Lab, controller_args
 
-    with ControllerProcess(RING4, extra=CONTROLLER_ARGS) as ctl:
+    with ControllerProcess(RING4, extra=controller_args(bool(LAB_BFD_MS))) as ctl:
         with Lab(RING4, controller_port=ctl.ofp_port, prefix="kfo") as lab:
             _, m = lab.wait_reachable(60, wait_s=0.5)
             assert m.complete, lab.report(m) + "\n" + ctl.log_tail(30)

@@ -27,11 +27,10 @@ pytestmark = pytest.mark.lab  # tests/conftest.py skips (or, under CI, refuses) 
 
 @pytest.fixture(scope="module")
 def ppu():
-    from controller.lab.bench_failover import CONTROLLER_ARGS
     from controller.lab.labctl import ControllerProcess
-    from controller.lab.mininet_lab import Lab
+    from controller.lab.mininet_lab import LAB_BFD_MS, Lab, controller_args
 
-    with ControllerProcess(PPU, POLICIES, extra=CONTROLLER_ARGS) as ctl:
+    with ControllerProcess(PPU, POLICIES, extra=controller_args(bool(LAB_BFD_MS))) as ctl:
         with Lab(PPU, controller_port=ctl.ofp_port, prefix="kfq") as lab:
             _, m = lab.wait_reachable(60, wait_s=1.0)
             assert m.complete, lab.report(m) + "\n" + ctl.log_tail(30)

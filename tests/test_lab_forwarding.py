@@ -36,7 +36,9 @@ def _full_mesh(topology: Path, prefix: str) -> None:
             # miss their 1 s among 1,740 sent at once are noise on a busy 2-core machine (6.8 %
             # in one CI run, most of them on the longest paths, every pair answering).
             again = lab.reachability(count=2, wait_s=1.0)
-            assert not [p for p, loss in again.loss.items() if loss >= 100.0], lab.report(again)
+            assert not [p for p, loss in again.loss.items() if loss >= 100.0], (
+                lab.report(again) + "\n--- controller log ---\n" + ctl.log_tail(60)
+            )
             assert again.loss_pct < 20.0, lab.report(again)
             health = ctl.get("/v1/health")
             assert health["switches_connected"] == len(lab.topology.switches), health

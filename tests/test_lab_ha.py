@@ -46,11 +46,10 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[Env]:
-    from controller.lab.bench_failover import CONTROLLER_ARGS
     from controller.lab.hapair import HaPair
-    from controller.lab.mininet_lab import Lab
+    from controller.lab.mininet_lab import LAB_BFD_MS, Lab, controller_args
 
-    with HaPair(RING4, ttl=TTL, extra=CONTROLLER_ARGS) as pair:
+    with HaPair(RING4, ttl=TTL, extra=controller_args(bool(LAB_BFD_MS))) as pair:
         a, b = pair.ctls
         with Lab(RING4, controller_port=a.ofp_port, more_controller_ports=(b.ofp_port,), prefix="kha") as lab:
             _, m = lab.wait_reachable(60, wait_s=0.5)

@@ -47,7 +47,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # Mininet hosts run the probe with the syste
 PROBE_INTERVAL = 0.0005
 RUNS = 5
 RSTP_SILENT_RUNS = 3  # each takes ~10 s: RSTP only notices after three missed hellos
-# The lab as shipped: BFD (mininet_lab.BFD_MS x BFD_MULT) on every inter-switch interface, the controller told that
+# With BFD (mininet_lab.BFD_MS x BFD_MULT) on every inter-switch interface, the controller told that
 # the switches judge liveness (LLDP on links every 2 s). NO_BFD_ARGS: the controller judges
 # alone, LLDP on each link every 0.1 s, 0.5 s of silence kills (`kendali bench failover --no-bfd`).
 CONTROLLER_ARGS: list[str] = controller_args(bfd=True)  # [] with KENDALI_LAB_BFD=0

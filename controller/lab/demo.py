@@ -123,7 +123,7 @@ def usage_table(
 
 def demo_main(args: Any) -> int:
     from controller.lab import traffic
-    from controller.lab.mininet_lab import BFD_MS, Lab, controller_args
+    from controller.lab.mininet_lab import BFD_MS, LAB_BFD_MS, Lab, controller_args
 
     topo_path = args.topology or DEFAULT_TOPOLOGY
     pol_path = args.policies or DEFAULT_POLICIES
@@ -136,7 +136,7 @@ def demo_main(args: Any) -> int:
     )
     # Polled every 2 s (default 10 s) so the usage table is fresh right after the traffic.
     started = time.time()
-    bfd = not getattr(args, "no_bfd", False)
+    bfd = bool(getattr(args, "bfd", False) or LAB_BFD_MS)
     extra = ["--stats-interval", "2", *controller_args(bfd)]
     with ControllerProcess(topo_path, pol_path, keep_log=True, extra=extra) as ctl:
         with Lab(topo, controller_port=ctl.ofp_port, prefix="kd", bfd_ms=BFD_MS if bfd else 0) as lab:
