@@ -174,3 +174,19 @@ def _differences(a: DesiredState, b: DesiredState) -> str:
             if extra or missing:
                 out.append(f"switch {d} {name}: incremental has {extra[:3]}, oracle has {missing[:3]}")
     return "\n".join(out)
+
+
+def test_a_switch_that_takes_another_label_is_compiled_anew():
+    """After a restart a switch may take back the label its flows carry (Locators.adopt):
+    every route to it changes, so the next update rebuilds."""
+    g = nx.MultiGraph()
+    nx.add_cycle(g, [1, 2, 3, 4])
+    b = from_graph(g, [1, 3], subnets=True)
+    c = Compiler(count=True)
+    state, _ = c.update(b.net, {}, NOW)
+    old = b.net.label(3)
+    b.net.locators._set_label(3, 999)  # what adopt does when it takes a label back
+    state, changed = c.update(b.net, {}, NOW)
+    assert state == _oracle(c, b, {}, NOW)
+    assert {1, 2, 3, 4} <= changed
+    assert old != b.net.label(3) == 999

@@ -73,6 +73,8 @@ class Locators:
     _by_label: dict[int, int] = field(default_factory=dict)
     _used: dict[int, set[int]] = field(default_factory=dict)  # dpid -> indexes taken
     _at: dict[tuple[int, int], str] = field(default_factory=dict)  # (dpid, index) -> mac
+    _text: dict[str, str] = field(default_factory=dict)  # mac -> its locator, as written
+    relabelled: int = 0  # times a switch's label changed (a compiled network must be rebuilt)
     # Labels handed out afresh (not remembered, not read back from a switch): after a restart
     # without the state dir, switches connect in any order, and a fresh label may be the one
     # another switch's flows still carry; that switch takes it back (see adopt).
@@ -93,8 +95,10 @@ class Locators:
         old = self.labels.get(dpid)
         if old is not None:
             self._by_label.pop(old, None)
+            self.relabelled += 1
         self.labels[dpid] = label
         self._by_label[label] = dpid
+        self._text.clear()
         self._fresh.discard(dpid)
 
     def host(self, mac: str, dpid: int, present: Mapping[str, Any] | None = None) -> int:
@@ -120,19 +124,25 @@ class Locators:
             self._at.pop(old, None)
         self.hosts[mac] = (dpid, index)
         self._used.setdefault(dpid, set()).add(index)
+        self._text.pop(mac, None)
         self._at[(dpid, index)] = mac
 
     def _reclaim(self, dpid: int, present: Mapping[str, Any]) -> None:
         for mac in [m for m, (d, _i) in self.hosts.items() if d == dpid and m not in present]:
             got = self.hosts.pop(mac)
+            self._text.pop(mac, None)
             self._used[dpid].discard(got[1])
             self._at.pop(got, None)
 
     def of(self, mac: str) -> str | None:
+        text = self._text.get(mac)
+        if text is not None:
+            return text
         got = self.hosts.get(mac)
         if got is None or got[0] not in self.labels:
             return None
-        return locator(self.labels[got[0]], got[1])
+        text = self._text[mac] = locator(self.labels[got[0]], got[1])
+        return text
 
     def mac_of(self, loc: str) -> str | None:
         """The host a locator was given out for."""
@@ -159,6 +169,7 @@ class Locators:
                 # Its owner only had it afresh and no locator under it was given out: it
                 # takes another one (its flows are compiled anew with the next change).
                 del self.labels[taken]
+                self.relabelled += 1
             self._set_label(dpid, label)
             if taken is not None:
                 self.label(taken)

@@ -23,10 +23,12 @@ T_EGRESS   out port -> a fast-failover group whose first bucket is the port itse
 
 from __future__ import annotations
 
+import gc
 import heapq
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Protocol
@@ -188,7 +190,8 @@ class Compiler:
         self.counted = counted_opds(net, dict(policies or {}), self.count)
         self.forget_meters(self.counted)
         eng = _Engine(net, self, protect)
-        eng.build(policies or {}, now, shares)
+        with _no_cycle_collection():
+            eng.build(policies or {}, now, shares)
         return eng.state
 
     def update(
@@ -204,8 +207,8 @@ class Compiler:
         and a switch joining or leaving build from scratch."""
         eng = self._engine
         if eng is not None and eng.net is net and eng.protect == protect:
-            before = None
-            changed = eng.update(policies or {}, now, shares)
+            with _no_cycle_collection():
+                changed = eng.update(policies or {}, now, shares)
             if changed is not None:
                 return eng.state, changed
             before = eng.state
@@ -218,7 +221,8 @@ class Compiler:
         net.touched.clear()
         net.hosts.changed.clear()
         net.links.changed.clear()
-        eng.build(policies or {}, now, shares)
+        with _no_cycle_collection():
+            eng.build(policies or {}, now, shares)
         changed = {d for d in set(before) | set(eng.state) if before.get(d) != eng.state.get(d)}
         return eng.state, changed
 
@@ -269,6 +273,20 @@ class Compiler:
     def meter_plans(self) -> dict[str, MeterPlan]:
         """The meter ids of every OPD the last compile counted (read-only: allocates nothing)."""
         return {o: MeterPlan(o, 2 * n + 1, 2 * n + 2) for o, n in self._meter_ids.items() if o in self.counted}
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector off while compiling: a build makes millions of objects (none
+    in a cycle: reference counting frees them) and the collector's passes over them took
+    half the time of a 2,000-switch compile (2.5 s against 1.3 s)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def compile_network(
@@ -417,6 +435,7 @@ class _Engine:
         self.router: HostEntry | None = None
         self.router_loc: str | None = None
         self.lmacs: dict[int, str] = {}
+        self.relabelled = 0
         self.route_cache: dict[tuple[int, int], tuple[tuple[int, int, Match], Flow]] = {}  # (dest, port)
         topo = net.topology
         self.subnet_switch: dict[str, int] = (
@@ -488,6 +507,19 @@ class _Engine:
             else:
                 self.frags.pop(key, None)
         return changed
+
+    def _compose(self, key: FragKey, out: dict[int, SwitchState]) -> None:
+        """A fragment into a state being built (nothing to take out first)."""
+        for d, part in out.items():
+            st = self.state[d]
+            n = len(st.flows)
+            st.flows.update(part.flows)
+            if len(st.flows) != n + len(part.flows):
+                self._check_conflicts(d, key, part)
+            st.groups.update(part.groups)
+            st.meters.update(part.meters)
+        if out:
+            self.frags[key] = out
 
     def _check_conflicts(self, d: int, key: FragKey, part: SwitchState) -> None:
         """Two fragments put the same flow entry on switch ``d``: the same entry is harmless
@@ -582,6 +614,7 @@ class _Engine:
         self, policies: Mapping[str, PolicyLike], now: float, shares: Mapping[str, tuple[int, int]] | None
     ) -> None:
         net = self.net
+        self.relabelled = net.locators.relabelled
         self.switches = self._present()
         self.state = {d: SwitchState() for d in self.switches}
         self.frags = {}
@@ -612,20 +645,20 @@ class _Engine:
             for o in self._opds_of(h):
                 self.members[o].add(m)
         for d in sorted(self.switches):
-            self.put(("base", d), self._f_base(d))
-            self.put(("flood", d), self._f_flood(d))
-            self.put(("routes", d), self._f_routes(d))
-            self.put(("edge_out", d), self._f_edge_out(d))
+            self._compose(("base", d), self._f_base(d))
+            self._compose(("flood", d), self._f_flood(d))
+            self._compose(("routes", d), self._f_routes(d))
+            self._compose(("edge_out", d), self._f_edge_out(d))
             self.used[d] = self._used_ports(d)
             for p in sorted(self.used[d]):
-                self.put(("port", d, p), self._f_port(d, p))
-            self.put(("routing", d), self._f_routing(d))
+                self._compose(("port", d, p), self._f_port(d, p))
+            self._compose(("routing", d), self._f_routing(d))
         for key in sorted(self.detours):
-            self.put(("detour", key), self._f_detour(key))
+            self._compose(("detour", key), self._f_detour(key))
         for m in sorted(self.hosts):
-            self.put(("host", m), self._f_host(m))
+            self._compose(("host", m), self._f_host(m))
         for o in sorted(self.comp.counted):
-            self.put(("opd", o), self._f_opd(o))
+            self._compose(("opd", o), self._f_opd(o))
 
     # ---- update ----------------------------------------------------------------------------
     def update(
@@ -634,8 +667,8 @@ class _Engine:
         """Recompute what changed since the last build or update. Returns the switches whose
         desired state changed, or None when the set of switches changed (build again)."""
         net = self.net
-        if self._present() != self.switches:
-            return None
+        if self._present() != self.switches or net.locators.relabelled != self.relabelled:
+            return None  # a switch came, went or took another label: every label route changes
         assert self.table is not None
         changed: set[int] = set()
         dirty: set[FragKey] = set()
