@@ -780,7 +780,6 @@ class _Engine:
                 used = self._used_ports(d)
                 dirty |= {("port", d, p) for p in used ^ self.used.get(d, set())}
                 self.used[d] = used
-        self.breakers = breakers
         tree = _kruskal_update(self.tree, self.switches, self.pairs, pairs_changed)
         for u, v in tree ^ self.tree:
             dirty |= {("flood", u), ("flood", v)}

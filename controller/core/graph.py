@@ -89,10 +89,8 @@ class HostTable(dict[str, "HostEntry"]):
 
 
 class LinkTable(dict[LinkKey, "LinkInfo"]):
-    """key -> LinkInfo that counts its changes (what link_ports' index depends on) and
-    notes the switches at both ends in ``touched``."""
-
-    changes = 0
+    """key -> LinkInfo that indexes links by their ends, and notes what changed for the
+    incremental compile (``changed`` keys, ``touched`` switches at both ends)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -102,7 +100,6 @@ class LinkTable(dict[LinkKey, "LinkInfo"]):
         self.ports_of: dict[int, set[int]] = {}  # dpid -> its ports that are link ends
 
     def __setitem__(self, key: LinkKey, info: LinkInfo) -> None:
-        self.changes += 1
         self.touched.update((key[0], key[2]))
         self.changed.add(key)
         for end in ((key[0], key[1]), (key[2], key[3])):
@@ -111,7 +108,6 @@ class LinkTable(dict[LinkKey, "LinkInfo"]):
         super().__setitem__(key, info)
 
     def __delitem__(self, key: LinkKey) -> None:
-        self.changes += 1
         self.touched.update((key[0], key[2]))
         self.changed.add(key)
         for end in ((key[0], key[1]), (key[2], key[3])):
@@ -126,7 +122,6 @@ class LinkTable(dict[LinkKey, "LinkInfo"]):
         memo[id(self.touched)] = out.touched  # Network.touched is this same set
         for k, v in self.items():
             out[k] = copy.deepcopy(v, memo)
-        out.changes = self.changes
         out.touched.clear()
         out.touched |= self.touched
         out.changed = set(self.changed)
