@@ -99,9 +99,14 @@ class ArpResponder:
             h = self.net.hosts.get(mac)
             if h is None or not h.ip or (self.net.locators.of(mac), h.ip) == was:
                 continue
-            news = Arp(REQUEST, self.net.locator(mac), h.ip, "00:00:00:00:00:00", h.ip)
-            out += [Send(f.dpid, f.port, news) for f in self._flood(now, exclude=(h.dpid, h.port))]
+            out += self._gratuitous(h, now)
         return out
+
+    def _gratuitous(self, h: HostEntry, now: float) -> list[Send]:
+        """A gratuitous ARP from ``h`` (its locator and address) out of every other edge port."""
+        assert h.ip is not None
+        news = Arp(REQUEST, self.net.locator(h.mac), h.ip, "00:00:00:00:00:00", h.ip)
+        return [Send(f.dpid, f.port, news) for f in self._flood(now, exclude=(h.dpid, h.port))]
 
     def _announce_move(self, mac: str, before: str | None, now: float) -> list[Send]:
         """A host that moved to another switch has a new locator; other hosts' ARP caches
@@ -110,8 +115,7 @@ class ArpResponder:
         h = self.net.hosts.get(mac)
         if before is None or h is None or not h.ip or self.net.locators.of(mac) == before:
             return []
-        news = Arp(REQUEST, self.net.locator(mac), h.ip, "00:00:00:00:00:00", h.ip)
-        return [Send(f.dpid, f.port, news) for f in self._flood(now, exclude=(h.dpid, h.port))]
+        return self._gratuitous(h, now)
 
     def verify_probes(self) -> list[Send]:
         """ARP probes out of the old place of each host whose place someone claims: a
