@@ -153,6 +153,8 @@ class Compiler:
         # that a change elsewhere does not renumber every detour.
         self.vids: dict[tuple[int, int], int] = dict(vids or {})
         self._free_vids: list[int] | None = None  # a heap, made when first needed
+        # Of the last update: the entries it changed per switch, or None after a build.
+        self.entries: dict[int, Entries] | None = None
         self.route_flows: dict[tuple[str, int], tuple[tuple[int, int, Match], Flow]] = {}
         self._engine: _Engine | None = None
 
@@ -210,6 +212,7 @@ class Compiler:
             with _no_cycle_collection():
                 changed = eng.update(policies or {}, now, shares)
             if changed is not None:
+                self.entries = eng.entries
                 return eng.state, changed
             before = eng.state
         else:
@@ -223,6 +226,7 @@ class Compiler:
         net.links.changed.clear()
         with _no_cycle_collection():
             eng.build(policies or {}, now, shares)
+        self.entries = None  # built anew: compare whole switches
         changed = {d for d in set(before) | set(eng.state) if before.get(d) != eng.state.get(d)}
         return eng.state, changed
 
@@ -375,6 +379,17 @@ def next_hops(g: nx.Graph, dst: int) -> dict[int, int]:
 # incremental path is tested against).
 
 FragKey = tuple[Any, ...]
+
+
+@dataclass
+class Entries:
+    """Which of a switch's entries an update changed (added, removed or replaced)."""
+
+    flows: set[tuple[int, int, Match]]
+    groups: set[int]
+    meters: set[int]
+
+
 Detour = tuple[int, tuple[tuple[int, int], ...], float]  # (vid, hops [(switch, out port)], cost)
 
 
@@ -422,6 +437,9 @@ class _Engine:
         self.breakers: set[int] = set()
         self.routes: dict[int, SwitchRoutes] = {}
         self.routes_changed: set[int] = set()  # switches whose routes _swap_routes changed
+        # Of the last update: per switch, the flow keys, group ids and meter ids it changed
+        # (so that a diff can look at those only).
+        self.entries: dict[int, Entries] = {}
         self.used: dict[int, set[int]] = {}  # switch -> link ports its routes use
         self.tree: set[Pair] = set()
         self.detours: dict[tuple[int, int], Detour] = {}
@@ -471,12 +489,16 @@ class _Engine:
                 st = self.state.get(d)
                 if st is None:
                     continue
+                e = self._touched(d)
                 for k in part.flows.keys() - new.flows.keys():
                     st.flows.pop(k, None)
+                    e.flows.add(k)
                 for g in part.groups.keys() - new.groups.keys():
                     st.groups.pop(g, None)
+                    e.groups.add(g)
                 for m in part.meters.keys() - new.meters.keys():
                     st.meters.pop(m, None)
+                    e.meters.add(m)
         for key, out in outs.items():
             old = self.frags.get(key, {})
             for d, part in out.items():
@@ -484,6 +506,10 @@ class _Engine:
                 if before is empty:  # a new part (all of them, in a build): no difference to take
                     changed.add(d)
                     st = self.state[d]
+                    e = self._touched(d)
+                    e.flows.update(part.flows)
+                    e.groups.update(part.groups)
+                    e.meters.update(part.meters)
                     n = len(st.flows)
                     st.flows.update(part.flows)
                     if len(st.flows) != n + len(part.flows):
@@ -495,18 +521,30 @@ class _Engine:
                     continue
                 changed.add(d)
                 st = self.state[d]
+                e = self._touched(d)
                 for k, f in part.flows.items() - before.flows.items():
                     have = st.flows.get(k)
                     if have is not None and have != f and before.flows.get(k) != have:
                         raise ValueError(f"conflicting flows for {k}: {have} vs {f}")
                     st.flows[k] = f
-                st.groups.update(part.groups.items() - before.groups.items())
-                st.meters.update(part.meters.items() - before.meters.items())
+                    e.flows.add(k)
+                groups = dict(part.groups.items() - before.groups.items())
+                st.groups.update(groups)
+                e.groups.update(groups)
+                meters = dict(part.meters.items() - before.meters.items())
+                st.meters.update(meters)
+                e.meters.update(meters)
             if out:
                 self.frags[key] = out
             else:
                 self.frags.pop(key, None)
         return changed
+
+    def _touched(self, d: int) -> Entries:
+        got = self.entries.get(d)
+        if got is None:
+            got = self.entries[d] = Entries(set(), set(), set())
+        return got
 
     def _compose(self, key: FragKey, out: dict[int, SwitchState]) -> None:
         """A fragment into a state being built (nothing to take out first)."""
@@ -670,6 +708,7 @@ class _Engine:
         if self._present() != self.switches or net.locators.relabelled != self.relabelled:
             return None  # a switch came, went or took another label: every label route changes
         assert self.table is not None
+        self.entries = {}
         changed: set[int] = set()
         dirty: set[FragKey] = set()
         touched = set(net.touched) | {d for d, t in self.probation_due.items() if t <= now}
@@ -977,24 +1016,28 @@ class _Engine:
         self.routes_changed.add(d)
         part = self.frags.get(("routes", d), {}).get(d)
         if old is None or part is None:
-            self.frags[("routes", d)] = self._f_routes(d)
-            self.state[d].flows.update(self.frags[("routes", d)][d].flows)
+            self.put(("routes", d), self._f_routes(d))
             return
         st = self.state[d]
+        e = self._touched(d)
         if old.default != new.default:
             for f in self._default_route(old.default):
                 part.flows.pop(f.key, None)
                 st.flows.pop(f.key, None)
+                e.flows.add(f.key)
             for f in self._default_route(new.default):
                 part.flows[f.key] = st.flows[f.key] = f
+                e.flows.add(f.key)
         for dest in old.exceptions.keys() - new.exceptions.keys():
             key = self._route(dest, old.exceptions[dest])[0]
             part.flows.pop(key, None)
             st.flows.pop(key, None)
+            e.flows.add(key)
         for dest, port in new.exceptions.items():
             if old.exceptions.get(dest) != port:
                 key, f = self._route(dest, port)
                 part.flows[key] = st.flows[key] = f
+                e.flows.add(key)
 
     def _default_route(self, port: int | None) -> list[Flow]:
         if port is None:

@@ -501,14 +501,18 @@ class Controller:
         self.last_compile_ms = (time.perf_counter() - t0) * 1000
         self.counters.compiles += 1
         check = (changed | self._recheck) & set(self.net.ports)
+        whole = self._recheck & check  # held back or read since: compare whole tables
         self._recheck -= check
+        entries = self.compiler.entries  # None after a build: compare whole tables
         out: list[Action] = []
         sent = 0
         for dpid in self._update_order(check, set(around), lost):
             additions = self.additions_only(dpid, now)
             if additions:
                 self._recheck.add(dpid)  # deletions wait until the switch has settled
-            ch = self.recon.changes(dpid, desired.get(dpid, SwitchState()), additions)
+            e = entries.get(dpid) if entries is not None and dpid not in whole else None
+            only = (e.flows, e.groups, e.meters) if e is not None else None
+            ch = self.recon.changes(dpid, desired.get(dpid, SwitchState()), additions, only)
             if ch:
                 out.append(SendChanges(dpid, ch))
                 sent += ch.count()

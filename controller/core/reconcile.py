@@ -18,10 +18,11 @@ should. Pure (time passed in).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from controller.core.state import Changes, Flow, Group, Meter, SwitchState, apply, diff
+from controller.core.state import Changes, Flow, Group, Meter, SwitchState, apply, apply_in_place, diff, diff_entries
 
 LOG = logging.getLogger("kendali.reconcile")
 READ_TIMEOUT = 3.0  # seconds a switch has to report what it holds
@@ -221,11 +222,27 @@ class Reconciler:
         return sorted(dpids)[self._audit_turn]
 
     # ---- sending ---------------------------------------------------------------------
-    def changes(self, dpid: int, desired: SwitchState, additions_only: bool = False) -> Changes:
-        """What to send ``dpid`` now; recorded as held once returned. Empty while reading."""
+    def changes(
+        self,
+        dpid: int,
+        desired: SwitchState,
+        additions_only: bool = False,
+        only: tuple[Iterable[Any], Iterable[int], Iterable[int]] | None = None,
+    ) -> Changes:
+        """What to send ``dpid`` now; recorded as held once returned. Empty while reading.
+
+        ``only``: (flow keys, group ids, meter ids) that can differ, when the caller knows
+        the switch held exactly the previous desired state and which entries changed since
+        (an incremental compile): the difference then costs those entries, not the table."""
         have = self.actual.get(dpid)
         if have is None or (dpid in self.reading and not self.reading[dpid].audit):
             return Changes()
+        if only is not None and not additions_only and not self.foreign.get(dpid):
+            ch = diff_entries(have, desired, *only)
+            if ch:
+                apply_in_place(have, ch)
+                self._generation[dpid] = self._generation.get(dpid, 0) + 1
+            return ch
         ch = diff(have, desired)
         if additions_only:
             # Restoring after a restart: the graph is still being rediscovered, so only

@@ -162,6 +162,54 @@ def diff(actual: SwitchState, desired: SwitchState) -> Changes:
     return ch
 
 
+def diff_entries(
+    actual: SwitchState,
+    desired: SwitchState,
+    flow_keys: Iterable[tuple[int, int, Match]],
+    group_ids: Iterable[int],
+    meter_ids: Iterable[int],
+) -> Changes:
+    """``diff`` restricted to these entries (all others known to be equal)."""
+    ch = Changes()
+    ch.meters_add, ch.meters_mod, ch.meters_del = _split_some(actual.meters, desired.meters, meter_ids)
+    ch.groups_add, ch.groups_mod, ch.groups_del = _split_some(actual.groups, desired.groups, group_ids)
+    ch.flows_add, ch.flows_mod, removed = _split_some(actual.flows, desired.flows, flow_keys)
+    ch.flows_del = [actual.flows[k] for k in removed]
+    return ch
+
+
+def _split_some(actual: dict[_K, _V], desired: dict[_K, _V], keys: Iterable[_K]) -> tuple[list[_V], list[_V], list[_K]]:
+    added: list[_V] = []
+    changed: list[_V] = []
+    removed: list[_K] = []
+    for k in keys:
+        a, d = actual.get(k), desired.get(k)
+        if d is None:
+            if a is not None:
+                removed.append(k)
+        elif a is None:
+            added.append(d)
+        elif a != d:
+            changed.append(d)
+    return added, changed, removed
+
+
+def apply_in_place(state: SwitchState, ch: Changes) -> None:
+    """``state`` made what it is after ``ch`` (no copy: a big table changed in a few entries)."""
+    for m in ch.meters_add + ch.meters_mod:
+        state.meters[m.meter_id] = m
+    for g in ch.groups_add + ch.groups_mod:
+        state.groups[g.group_id] = g
+    for f in ch.flows_add + ch.flows_mod:
+        state.flows[f.key] = f
+    for f in ch.flows_del:
+        state.flows.pop(f.key, None)
+    for gid in ch.groups_del:
+        state.groups.pop(gid, None)
+    for mid in ch.meters_del:
+        state.meters.pop(mid, None)
+
+
 def apply(state: SwitchState, ch: Changes) -> SwitchState:
     """``state`` after ``ch`` (what the switch holds once the changes are sent)."""
     out = state.copy()
