@@ -189,12 +189,22 @@ class Compiler:
         with sharing on, OPD -> (download, upload) allocations in kbit/s (a policy's unit) for
         the aggregate meters every policy's OPD then has at the uplink switch (an OPD not in
         it: its caps)."""
-        self.counted = counted_opds(net, dict(policies or {}), self.count)
+        return self._build(net, policies or {}, now, protect, shares).state
+
+    def _build(
+        self,
+        net: Network,
+        policies: Mapping[str, PolicyLike],
+        now: float,
+        protect: bool,
+        shares: Mapping[str, tuple[int, int]] | None,
+    ) -> _Engine:
+        self.counted = counted_opds(net, dict(policies), self.count)
         self.forget_meters(self.counted)
         eng = _Engine(net, self, protect)
         with _no_cycle_collection():
-            eng.build(policies or {}, now, shares)
-        return eng.state
+            eng.build(policies, now, shares)
+        return eng
 
     def update(
         self,
@@ -217,15 +227,11 @@ class Compiler:
             before = eng.state
         else:
             before = {}
-        self.counted = counted_opds(net, dict(policies or {}), self.count)
-        self.forget_meters(self.counted)
-        eng = self._engine = _Engine(net, self, protect)
-        # This engine follows the network from now on: what changed before is in the build.
+        # The new engine follows the network from now on: what changed before is in its build.
         net.touched.clear()
         net.hosts.changed.clear()
         net.links.changed.clear()
-        with _no_cycle_collection():
-            eng.build(policies or {}, now, shares)
+        eng = self._engine = self._build(net, policies or {}, now, protect, shares)
         self.entries = None  # built anew: compare whole switches
         changed = {d for d in set(before) | set(eng.state) if before.get(d) != eng.state.get(d)}
         return eng.state, changed
@@ -775,14 +781,18 @@ class _Engine:
     ) -> set[FragKey]:
         dirty: set[FragKey] = set()
         old_counted = dict(self.comp.counted)
-        counted = self.comp.counted = counted_opds(self.net, dict(policies), self.comp.count)
-        self.comp.forget_meters(counted)
-        for o in set(old_counted) | set(counted):
-            before, after = old_counted.get(o), counted.get(o)
-            if before != after or self.policies.get(o) != policies.get(o):
-                dirty.add(("opd", o))
-                if before is None or after is None or before.subnets != after.subnets:
-                    self._members_of(o, after)
+        counted = old_counted
+        # What is counted depends on the policies alone (the topology is fixed): most updates
+        # (hosts, links) leave them as they were, and a province declares thousands of subnets.
+        if dict(policies) != self.policies:
+            counted = self.comp.counted = counted_opds(self.net, dict(policies), self.comp.count)
+            self.comp.forget_meters(counted)
+            for o in set(old_counted) | set(counted):
+                before, after = old_counted.get(o), counted.get(o)
+                if before != after or self.policies.get(o) != policies.get(o):
+                    dirty.add(("opd", o))
+                    if before is None or after is None or before.subnets != after.subnets:
+                        self._members_of(o, after)
         old_shares = self.shares or {}
         new_shares = shares or {}
         if (self.shares is None) != (shares is None):

@@ -213,18 +213,7 @@ def apply_in_place(state: SwitchState, ch: Changes) -> None:
 def apply(state: SwitchState, ch: Changes) -> SwitchState:
     """``state`` after ``ch`` (what the switch holds once the changes are sent)."""
     out = state.copy()
-    for m in ch.meters_add + ch.meters_mod:
-        out.meters[m.meter_id] = m
-    for g in ch.groups_add + ch.groups_mod:
-        out.groups[g.group_id] = g
-    for f in ch.flows_add + ch.flows_mod:
-        out.flows[f.key] = f
-    for f in ch.flows_del:
-        out.flows.pop(f.key, None)
-    for gid in ch.groups_del:
-        out.groups.pop(gid, None)
-    for mid in ch.meters_del:
-        out.meters.pop(mid, None)
+    apply_in_place(out, ch)
     return out
 
 
